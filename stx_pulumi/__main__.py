@@ -1,0 +1,5 @@
+"""`python -m stx_pulumi` runs the CLI."""
+
+from stx_pulumi.cli import main
+
+main()

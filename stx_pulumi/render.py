@@ -1,0 +1,180 @@
+"""All printing: plans, results, warnings and errors, for people (rich) or for CI (--json).
+
+Output goes to stdout; errors and progress to stderr. Secrets print as "[secret]".
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.tree import Tree
+
+from stx_pulumi.errors import SpecError, StxError
+
+if TYPE_CHECKING:
+    from stx_pulumi.plan import Plan, PlannedResource
+
+TYPE_LABELS = {
+    "stx:index:StreamtexApp": "StreamTeX app",
+    "gcp:artifactregistry/repository:Repository": "Artifact Registry repository",
+    "docker:index/image:Image": "Image",
+    "gcp:serviceaccount/account:Account": "Service account",
+    "gcp:secretmanager/secretIamMember:SecretIamMember": "Secret access",
+    "gcp:cloudrunv2/service:Service": "Cloud Run service",
+    "gcp:cloudrunv2/serviceIamMember:ServiceIamMember": "Public access",
+    "gcp:cloudrun/domainMapping:DomainMapping": "Domain mapping",
+    "pulumi:providers:cloudflare": "Cloudflare provider",
+    "cloudflare:index/dnsRecord:DnsRecord": "Cloudflare DNS record",
+}
+UNKNOWN = "(known after deploy)"
+
+
+OUTPUT_ORDER = ("url", "custom_url", "service", "image", "image_tag", "region", "project",
+                "min_instances", "max_instances", "dns_records")
+
+
+def _console(**kwargs: Any) -> Console:
+    console = Console(highlight=False, **kwargs)
+    if not console.is_terminal:
+        console.width = 160  # logs and pipes: don't cut resource names at 80 columns
+    return console
+
+
+def stdout() -> Console:
+    return _console()
+
+
+def stderr() -> Console:
+    return _console(stderr=True)
+
+
+def ordered_outputs(outputs: dict[str, Any]) -> dict[str, Any]:
+    """Stack outputs in a fixed, readable order."""
+    known = {k: outputs[k] for k in OUTPUT_ORDER if k in outputs}
+    return {**known, **{k: v for k, v in outputs.items() if k not in known}}
+
+
+def print_json(data: Any) -> None:
+    """Exactly one JSON object on stdout."""
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    sys.stdout.flush()
+
+
+def error(err: StxError) -> None:
+    """A red one-liner per problem, then the hint."""
+    console = stderr()
+    problems = err.problems if isinstance(err, SpecError) else [err.message]
+    for problem in problems:
+        console.print(f"[bold red]error:[/] {escape(problem)}")
+    if err.hint:
+        console.print(f"[dim]hint:[/] {escape(err.hint)}")
+
+
+def plan_json(plan: Plan) -> dict[str, Any]:
+    """The plan as data: every resource below the stack, outputs, warnings."""
+    spec = plan.spec
+    return {
+        "stack": spec.stack,
+        "app": spec.app,
+        "env": spec.env,
+        "project": spec.project,
+        "region": spec.region,
+        "image_tag": spec.image_tag,
+        "resources": [
+            {"type": r.type, "name": r.name, "parent": r.parent, "inputs": r.inputs}
+            for r in plan.resources
+        ],
+        "outputs": ordered_outputs(plan.outputs),
+        "warnings": plan.warnings,
+    }
+
+
+def plan_tree(plan: Plan) -> None:
+    """The desired state as a tree, then the warnings, then what the plan did not touch."""
+    spec = plan.spec
+    console = stdout()
+    project = spec.project + (" (placeholder)" if spec.project_is_placeholder else "")
+    tree = Tree(f"[bold]{spec.stack}[/]  project {escape(project)}, region {spec.region}")
+    for resource in plan.resources:
+        if resource.custom:
+            _resource_node(tree, resource)
+    console.print(tree)
+    outputs = {k: v for k, v in ordered_outputs(plan.outputs).items() if k != "dns_records"}
+    console.print("[bold]Outputs[/]  " + ", ".join(
+        f"{k}={UNKNOWN if v is None else v}" for k, v in outputs.items()))
+    for warning in plan.warnings:
+        console.print(f"[yellow]warning:[/] {escape(warning)}")
+    console.print("[dim]Offline plan: nothing in the cloud was read or changed. "
+                  "`stx-pulumi up` deploys it.[/]")
+
+
+def _resource_node(tree: Tree, r: PlannedResource) -> None:
+    label = TYPE_LABELS.get(r.type, r.type)
+    node = tree.add(f"[cyan]{label}[/] {escape(r.name)}")
+    for line in _details(r):
+        node.add(escape(line))
+
+
+def _details(r: PlannedResource) -> list[str]:
+    i = r.inputs
+    if r.type == "gcp:artifactregistry/repository:Repository":
+        keep = [p for p in i.get("cleanupPolicies") or [] if p.get("action") == "KEEP"]
+        count = keep[0].get("mostRecentVersions", {}).get("keepCount") if keep else None
+        return [f"{i.get('repositoryId')} in {i.get('location')}, Docker format",
+                f"cleanup: keeps the {count} newest images, deletes older ones"]
+    if r.type == "docker:index/image:Image":
+        build = i.get("build") or {}
+        return [f"{i.get('imageName') or UNKNOWN}",
+                f"built for {build.get('platform')} from {build.get('context')}, pushed"]
+    if r.type == "gcp:serviceaccount/account:Account":
+        return [f"{i.get('accountId')}: runtime identity, no project-level roles"]
+    if r.type == "gcp:secretmanager/secretIamMember:SecretIamMember":
+        return [f"{i.get('role')} on secret {i.get('secretId')}"]
+    if r.type == "gcp:cloudrunv2/service:Service":
+        return _service_details(i)
+    if r.type == "gcp:cloudrunv2/serviceIamMember:ServiceIamMember":
+        return [f"{i.get('member')} → {i.get('role')}"]
+    if r.type == "gcp:cloudrun/domainMapping:DomainMapping":
+        cert = (i.get("spec") or {}).get("certificateMode")
+        return [f"{i.get('name')} → service {(i.get('spec') or {}).get('routeName')}, "
+                f"certificate {cert}"]
+    if r.type == "cloudflare:index/dnsRecord:DnsRecord":
+        proxied = "proxied" if i.get("proxied") else "DNS only"
+        return [f"{i.get('name')} {i.get('type')} {i.get('content')} ({proxied}, ttl "
+                f"{i.get('ttl')}), zone {i.get('zoneId')}"]
+    if r.type == "pulumi:providers:cloudflare":
+        return [f"API token {i.get('apiToken')}"]
+    return []
+
+
+def _service_details(i: dict[str, Any]) -> list[str]:
+    template = i.get("template") or {}
+    container = (template.get("containers") or [{}])[0]
+    scaling = i.get("scaling") or {}
+    limits = (container.get("resources") or {}).get("limits") or {}
+    port = ((container.get("ports") or {}).get("containerPort"))
+    envs = container.get("envs") or []
+    probe = container.get("startupProbe") or {}
+    window = (probe.get("periodSeconds") or 0) * (probe.get("failureThreshold") or 0)
+    affinity = "on" if template.get("sessionAffinity") else "off"
+    lines = [
+        f"region {i.get('location')}, image {container.get('image') or UNKNOWN}",
+        f"instances {scaling.get('minInstanceCount')}–{scaling.get('maxInstanceCount')} "
+        "(service-level scaling)",
+        f"{limits.get('cpu')} vCPU, {limits.get('memory')}, concurrency "
+        f"{template.get('maxInstanceRequestConcurrency')}, timeout {template.get('timeout')}, "
+        f"session affinity {affinity}, port {port}",
+        f"startup probe: TCP on {port}, up to {window}s",
+        f"deletion protection {'on' if i.get('deletionProtection') else 'off'}",
+    ]
+    for env in envs:
+        if env.get("valueSource"):
+            ref = (env["valueSource"].get("secretKeyRef") or {})
+            lines.append(f"env {env.get('name')} ← secret {ref.get('secret')}:{ref.get('version')}")
+        else:
+            lines.append(f"env {env.get('name')}={env.get('value')}")
+    return lines

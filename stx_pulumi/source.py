@@ -1,0 +1,143 @@
+"""What stx-pulumi reads from an app folder: Dockerfile facts, .dockerignore and the image tag.
+
+This is the only module that reads the app's files. `inspect_source` returns plain facts; the
+spec module decides what they mean.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pathspec
+
+# Files StreamTeX uses for deploy secrets and passwords: they must never ship in an image.
+SECRET_FILES = (".env", ".stx-deploy.env", ".stx-passwords.toml")
+
+_SERVE_MODE_RE = re.compile(
+    r"^\s*ENV\s+(?:.*\s)?STX_SERVE_MODE(?:=|\s+)[\"']?([A-Za-z0-9_-]+)", re.MULTILINE
+)
+_COPIES_UV_LOCK_RE = re.compile(r"^\s*(?:COPY|ADD)\b[^\n]*\buv\.lock\b", re.MULTILINE | re.I)
+
+
+@dataclass(frozen=True)
+class SourceFacts:
+    """Facts read from an app folder (the Docker build context)."""
+
+    path: Path
+    exists: bool
+    has_dockerfile: bool = False
+    dockerfile_serve_mode: str | None = None
+    is_streamtex: bool = False
+    copies_uv_lock: bool = False
+    has_uv_lock: bool = False
+    unignored_secret_files: tuple[str, ...] = ()
+    image_tag: str | None = None
+
+
+def inspect_source(path: Path) -> SourceFacts:
+    """Read everything the spec needs from the app folder at `path`."""
+    path = path.resolve()
+    if not path.is_dir():
+        return SourceFacts(path=path, exists=False)
+    dockerfile = path / "Dockerfile"
+    if not dockerfile.is_file():
+        return SourceFacts(path=path, exists=True)
+    text = dockerfile.read_text(encoding="utf-8", errors="replace")
+    modes = _SERVE_MODE_RE.findall(text)
+    ignore = dockerignore_spec(path)
+    return SourceFacts(
+        path=path,
+        exists=True,
+        has_dockerfile=True,
+        dockerfile_serve_mode=modes[-1] if modes else None,
+        is_streamtex=(path / "book.py").is_file(),
+        copies_uv_lock=bool(_COPIES_UV_LOCK_RE.search(text)),
+        has_uv_lock=(path / "uv.lock").is_file(),
+        unignored_secret_files=tuple(
+            name
+            for name in SECRET_FILES
+            if (path / name).exists() and not ignore.match_file(name)
+        ),
+        image_tag=image_tag(path, ignore),
+    )
+
+
+def dockerignore_spec(path: Path) -> pathspec.PathSpec:
+    """The app's `.dockerignore` as a matcher of paths relative to the build context.
+
+    Docker anchors every pattern at the context root, so each one is anchored before it is
+    handed to pathspec's gitignore matcher (which would otherwise match `foo` at any depth).
+    """
+    file = path / ".dockerignore"
+    lines = file.read_text(encoding="utf-8").splitlines() if file.is_file() else []
+    anchored = []
+    for raw in lines:
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        negate = line.startswith("!")
+        pattern = line[1:].strip() if negate else line
+        pattern = "/" + pattern.lstrip("/").removeprefix("./")
+        anchored.append(("!" if negate else "") + pattern)
+    return pathspec.GitIgnoreSpec.from_lines(anchored)
+
+
+def image_tag(path: Path, ignore: pathspec.PathSpec | None = None) -> str:
+    """`sha-<7 hex>` of the folder's last commit when it is clean in git, else `src-<12 hex>`."""
+    commit = _clean_git_commit(path)
+    if commit:
+        return f"sha-{commit[:7]}"
+    return f"src-{content_hash(path, ignore or dockerignore_spec(path))[:12]}"
+
+
+def content_hash(path: Path, ignore: pathspec.PathSpec) -> str:
+    """SHA-256 over the relative paths and bytes of every file Docker would send."""
+    digest = hashlib.sha256()
+    for rel in sorted(_context_files(path, ignore)):
+        digest.update(rel.encode() + b"\0")
+        digest.update(hashlib.sha256((path / rel).read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def _context_files(root: Path, ignore: pathspec.PathSpec) -> list[str]:
+    files = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = Path(dirpath).relative_to(root).as_posix()
+        prefix = "" if rel_dir == "." else rel_dir + "/"
+        # An excluded folder may still hold re-included files (`!`), so only prune folders
+        # when no pattern re-includes anything.
+        if not _has_negation(ignore):
+            dirnames[:] = [d for d in dirnames if not ignore.match_file(prefix + d + "/")]
+        files += [prefix + f for f in filenames if not ignore.match_file(prefix + f)]
+    return files
+
+
+def _has_negation(ignore: pathspec.PathSpec) -> bool:
+    return any(getattr(p, "include", None) is False for p in ignore.patterns)
+
+
+def _clean_git_commit(path: Path) -> str | None:
+    """The last commit touching `path`, or None when it is not in git or has local changes."""
+    try:
+        status = _git(path, "status", "--porcelain", "--", ".")
+        if status is None or status.strip():
+            return None
+        return _git(path, "log", "-1", "--format=%H", "--", ".") or None
+    except OSError:
+        return None
+
+
+def _git(path: Path, *args: str) -> str | None:
+    result = subprocess.run(
+        ["git", "-C", str(path), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},
+    )
+    return result.stdout.strip() if result.returncode == 0 else None

@@ -1,0 +1,469 @@
+"""The deployment spec: settings + defaults + app-folder facts → one validated, immutable AppSpec.
+
+`build_spec` is pure and is the only place settings are interpreted. The CLI calls it with the
+stack config file merged with its options; the Pulumi program (`pulumi_main`) calls it with
+`pulumi.Config` values. Both hand it the same kind of mapping, keyed by config key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from stx_pulumi.errors import SpecError
+from stx_pulumi.source import SourceFacts
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One stack config key, the CLI option that sets it, and its meaning."""
+
+    key: str
+    option: str | None
+    default: str
+    help: str
+    secret: bool = False
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("stx:path", "--path", "(APP when it is a folder)",
+            "App folder (the Docker build context), relative to the workspace."),
+    Setting("gcp:project", "--project", "GOOGLE_CLOUD_PROJECT, else gcloud's project",
+            "Google Cloud project id."),
+    Setting("gcp:region", "--region", "europe-west1", "Cloud Run region."),
+    Setting("stx:serveMode", "--serve-mode", "the Dockerfile's STX_SERVE_MODE, else dual",
+            "dual | static-only | streamlit-only."),
+    Setting("stx:minInstances", "--min", "0", "Minimum instances (0 = scale to zero)."),
+    Setting("stx:maxInstances", "--max", "10", "Maximum instances, 1-1000."),
+    Setting("stx:cpu", "--cpu", "1", "vCPU per instance: 1, 2, 4, 6 or 8."),
+    Setting("stx:memory", "--memory", "512Mi", "Memory per instance, e.g. 512Mi or 2Gi."),
+    Setting("stx:concurrency", "--concurrency", "80", "Requests per instance, 1-1000."),
+    Setting("stx:timeout", "--timeout", "3600", "Request timeout in seconds, 1-3600."),
+    Setting("stx:public", "--public/--private", "true",
+            "Public access (allUsers may invoke the service)."),
+    Setting("stx:domain", "--domain", "(none)", "Custom domain, e.g. course.example.org."),
+    Setting("stx:cloudflareZoneId", "--cloudflare-zone", "(none)",
+            "Cloudflare zone id: create the domain's DNS record there."),
+    Setting("cloudflare:apiToken", None, "CLOUDFLARE_API_TOKEN",
+            "Cloudflare API token (secret), needed with a Cloudflare zone.", secret=True),
+    Setting("stx:envVars", "--env-var", "{}", "Extra environment variables, K=V."),
+    Setting("stx:secretEnv", "--secret-env", "{}",
+            "Env vars read from Secret Manager, VAR=SECRET[:VERSION]."),
+    Setting("stx:folder", None, "(none)", "FOLDER: path of the app inside its repository."),
+    Setting("stx:protected", None, "true for env prod",
+            "Deletion protection; protected envs need explicit confirmation."),
+)
+SETTINGS_BY_KEY = {s.key: s for s in SETTINGS}
+
+SERVE_MODE_PORTS = {"dual": 80, "static-only": 80, "streamlit-only": 8501}
+CPU_MEMORY_MIB = {1: (512, 4096), 2: (512, 8192), 4: (2048, 16384), 6: (4096, 24576),
+                  8: (4096, 32768)}
+# Regions with Cloud Run domain mappings (docs, 2026-04).
+DOMAIN_MAPPING_REGIONS = frozenset({
+    "asia-east1", "asia-northeast1", "asia-southeast1", "europe-north1", "europe-west1",
+    "europe-west4", "us-central1", "us-east1", "us-east4", "us-west1",
+})
+PLACEHOLDER_PROJECT = "your-gcp-project"
+RESERVED_ENV_VARS = frozenset({"PORT", "K_SERVICE", "K_REVISION", "K_CONFIGURATION",
+                               "STX_SERVE_MODE", "FOLDER"})
+
+APP_RE = re.compile(r"^[a-z](?:[a-z0-9-]*[a-z0-9])?$")
+ENV_RE = re.compile(r"^[a-z][a-z0-9-]*$")
+PROJECT_RE = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+REGION_RE = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
+MEMORY_RE = re.compile(r"^([1-9][0-9]*)(Mi|Gi)$")
+LABEL_RE = re.compile(r"^[a-z0-9_-]{0,63}$")
+HOST_LABEL_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+SECRET_REF_RE = re.compile(r"^([A-Za-z0-9_-]{1,255})(?::([1-9][0-9]*|latest))?$")
+ZONE_RE = re.compile(r"^[0-9a-f]{32}$")
+SERVICE_NAME_MAX = 49
+SERVICE_ACCOUNT_ID_MAX = 30
+
+
+@dataclass(frozen=True)
+class SecretEnv:
+    """An env var whose value Cloud Run reads from Secret Manager."""
+
+    var: str
+    secret: str
+    version: str = "latest"
+
+
+@dataclass(frozen=True)
+class AppSpec:
+    """Everything needed to deploy one app to one environment, validated."""
+
+    app: str
+    env: str
+    source: Path
+    image_tag: str
+    serve_mode: str
+    project: str
+    region: str
+    min_instances: int
+    max_instances: int
+    cpu: int
+    memory: str
+    concurrency: int
+    timeout_s: int
+    public: bool
+    protected: bool
+    domain: str | None = None
+    cloudflare_zone_id: str | None = None
+    has_cloudflare_token: bool = False
+    folder: str | None = None
+    env_vars: tuple[tuple[str, str], ...] = ()
+    secret_env: tuple[SecretEnv, ...] = ()
+    project_is_placeholder: bool = False
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def stack(self) -> str:
+        return stack_name(self.app, self.env)
+
+    @property
+    def service_name(self) -> str:
+        return f"{self.app}-{self.env}"
+
+    @property
+    def repository_id(self) -> str:
+        return f"{self.app}-{self.env}"
+
+    @property
+    def service_account_id(self) -> str:
+        return service_account_id(self.app, self.env)
+
+    @property
+    def port(self) -> int:
+        return SERVE_MODE_PORTS[self.serve_mode]
+
+    @property
+    def registry(self) -> str:
+        return f"{self.region}-docker.pkg.dev"
+
+    @property
+    def image_name(self) -> str:
+        return f"{self.registry}/{self.project}/{self.repository_id}/{self.app}:{self.image_tag}"
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {"managed-by": "streamtex", "stx-app": self.app, "stx-env": self.env}
+
+    @property
+    def cloudflare_dns(self) -> bool:
+        """True when stx-pulumi creates the domain's DNS record in Cloudflare itself."""
+        return bool(self.domain and self.cloudflare_zone_id and not is_apex(self.domain))
+
+
+def stack_name(app: str, env: str) -> str:
+    """The Pulumi stack of an app in an environment."""
+    return f"{app}.{env}"
+
+
+def split_stack_name(stack: str) -> tuple[str, str]:
+    """`hello-course.dev` → (`hello-course`, `dev`)."""
+    app, _, env = stack.partition(".")
+    return app, env
+
+
+def service_account_id(app: str, env: str) -> str:
+    """`<app>-<env>-run`, shortened with a hash suffix to fit 6-30 characters."""
+    full = f"{app}-{env}-run"
+    if len(full) <= SERVICE_ACCOUNT_ID_MAX:
+        return full
+    suffix = hashlib.sha256(full.encode()).hexdigest()[:6]
+    head = full[: SERVICE_ACCOUNT_ID_MAX - len(suffix) - 1].rstrip("-")
+    return f"{head}-{suffix}"
+
+
+def is_apex(domain: str) -> bool:
+    """A bare registered domain (two labels) needs A/AAAA records, not a CNAME."""
+    return domain.count(".") == 1
+
+
+def option_label(key: str) -> str:
+    """How a key is named in messages: `stx:maxInstances (--max)`."""
+    setting = SETTINGS_BY_KEY.get(key)
+    if setting and setting.option:
+        return f"{key} ({setting.option})"
+    if key == "cloudflare:apiToken":
+        return "cloudflare:apiToken (CLOUDFLARE_API_TOKEN)"
+    return key
+
+
+def merge_settings(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Overrides win; the two map-valued keys (env vars, secret env) are merged entry by entry."""
+    merged = dict(base)
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if isinstance(value, Mapping) and key in ("stx:envVars", "stx:secretEnv"):
+            old = _as_mapping(merged.get(key))
+            merged[key] = {**(old if isinstance(old, dict) else {}), **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+def build_spec(
+    settings: Mapping[str, Any], *, app: str, env: str, source: SourceFacts
+) -> AppSpec:
+    """Validate `settings` (config key → value) with the app folder's facts into an AppSpec.
+
+    Raises SpecError listing every problem found, each naming its key or option.
+    """
+    problems: list[str] = []
+    warnings: list[str] = []
+    reader = _Reader(settings, problems)
+
+    _check_names(app, env, problems)
+    _check_source(source, problems)
+
+    project = reader.text("gcp:project") or PLACEHOLDER_PROJECT
+    placeholder = project == PLACEHOLDER_PROJECT
+    if not placeholder and not PROJECT_RE.match(project):
+        problems.append(f"{option_label('gcp:project')}: {project!r} is not a project id "
+                        "(6-30 lowercase letters, digits or '-', starting with a letter)")
+    region = reader.text("gcp:region") or "europe-west1"
+    if not REGION_RE.match(region):
+        problems.append(f"{option_label('gcp:region')}: {region!r} is not a region "
+                        "such as europe-west1")
+
+    serve_mode = reader.text("stx:serveMode") or source.dockerfile_serve_mode or "dual"
+    if serve_mode not in SERVE_MODE_PORTS:
+        where = option_label("stx:serveMode")
+        if not reader.text("stx:serveMode"):
+            where = f"the Dockerfile's STX_SERVE_MODE in {source.path}"
+        problems.append(f"{where}: {serve_mode!r} is not one of {', '.join(SERVE_MODE_PORTS)}")
+        serve_mode = "dual"
+
+    min_i = reader.integer("stx:minInstances", 0)
+    max_i = reader.integer("stx:maxInstances", 10)
+    if min_i is not None and min_i < 0:
+        problems.append(f"{option_label('stx:minInstances')}: must be 0 or more, got {min_i}")
+    if max_i is not None and not 1 <= max_i <= 1000:
+        problems.append(f"{option_label('stx:maxInstances')}: must be between 1 and 1000, "
+                        f"got {max_i}")
+    if min_i is not None and max_i is not None and 0 <= min_i and 1 <= max_i < min_i:
+        problems.append(f"{option_label('stx:minInstances')}: {min_i} is more than "
+                        f"{option_label('stx:maxInstances')} {max_i}")
+
+    cpu = reader.integer("stx:cpu", 1)
+    if cpu is not None and cpu not in CPU_MEMORY_MIB:
+        problems.append(f"{option_label('stx:cpu')}: must be one of 1, 2, 4, 6, 8, got {cpu}")
+    memory = reader.text("stx:memory") or "512Mi"
+    _check_memory(memory, cpu, problems)
+
+    concurrency = reader.integer("stx:concurrency", 80)
+    if concurrency is not None and not 1 <= concurrency <= 1000:
+        problems.append(f"{option_label('stx:concurrency')}: must be between 1 and 1000, "
+                        f"got {concurrency}")
+    timeout = reader.integer("stx:timeout", 3600)
+    if timeout is not None and not 1 <= timeout <= 3600:
+        problems.append(f"{option_label('stx:timeout')}: must be between 1 and 3600 seconds, "
+                        f"got {timeout}")
+
+    public = reader.boolean("stx:public", True)
+    protected = reader.boolean("stx:protected", env == "prod")
+    domain = (reader.text("stx:domain") or "").lower() or None
+    zone = reader.text("stx:cloudflareZoneId") or None
+    has_token = bool(settings.get("cloudflare:apiToken"))
+    _check_domain(domain, zone, has_token, region, problems, warnings)
+
+    folder = reader.text("stx:folder") or None
+    if folder and (folder.startswith("/") or ".." in Path(folder).parts):
+        problems.append(f"{option_label('stx:folder')}: {folder!r} must be a relative path "
+                        "inside the repository")
+    env_vars = _env_vars(reader.mapping("stx:envVars"), problems)
+    secret_env = _secret_env(reader.mapping("stx:secretEnv"), problems)
+    clash = {k for k, _ in env_vars} & {s.var for s in secret_env}
+    if clash:
+        problems.append(f"{option_label('stx:secretEnv')}: {', '.join(sorted(clash))} also "
+                        f"set by {option_label('stx:envVars')}")
+    if not public and domain:
+        warnings.append("the service is private: the custom domain will answer 403 to "
+                        "visitors without an identity token")
+
+    if problems:
+        raise SpecError(problems)
+    assert min_i is not None and max_i is not None and cpu is not None
+    assert concurrency is not None and timeout is not None
+    return AppSpec(
+        app=app, env=env, source=source.path, image_tag=source.image_tag or "",
+        serve_mode=serve_mode, project=project, region=region,
+        min_instances=min_i, max_instances=max_i, cpu=cpu, memory=memory,
+        concurrency=concurrency, timeout_s=timeout, public=public, protected=protected,
+        domain=domain, cloudflare_zone_id=zone, has_cloudflare_token=has_token,
+        folder=folder, env_vars=env_vars, secret_env=secret_env,
+        project_is_placeholder=placeholder, warnings=tuple(warnings),
+    )
+
+
+def _check_names(app: str, env: str, problems: list[str]) -> None:
+    if not (APP_RE.match(app) and len(app) <= 40):
+        problems.append(f"app name {app!r}: use 1-40 lowercase letters, digits or '-', starting "
+                        "with a letter and not ending with '-' (no dots)")
+    if not (ENV_RE.match(env) and len(env) <= 12 and not env.endswith("-")):
+        problems.append(f"env (--env) {env!r}: use 1-12 lowercase letters, digits or '-', "
+                        "starting with a letter")
+        return
+    service = f"{app}-{env}"
+    if len(service) > SERVICE_NAME_MAX:
+        problems.append(f"app name {app!r} with env {env!r}: the Cloud Run service name "
+                        f"{service!r} has {len(service)} characters, at most "
+                        f"{SERVICE_NAME_MAX} are allowed; use a shorter app name")
+    for value in (app, env):
+        if not LABEL_RE.match(value):
+            problems.append(f"{value!r} cannot be a label value (lowercase letters, digits, "
+                            "'_' or '-', at most 63)")
+
+
+def _check_source(source: SourceFacts, problems: list[str]) -> None:
+    where = option_label("stx:path")
+    if not source.exists:
+        problems.append(f"{where}: app folder {source.path} does not exist")
+        return
+    if not source.has_dockerfile:
+        problems.append(f"{where}: no Dockerfile in {source.path} (for a StreamTeX app, "
+                        "run `stx deploy docker` there)")
+        return
+    if source.is_streamtex and source.copies_uv_lock and not source.has_uv_lock:
+        problems.append(f"{where}: the Dockerfile copies uv.lock but {source.path} has none: "
+                        f"run `uv lock` in {source.path}")
+    for name in source.unignored_secret_files:
+        problems.append(f"{where}: {name} would ship in the image: add {name} to "
+                        f"{source.path / '.dockerignore'}")
+
+
+def _check_memory(memory: str, cpu: int | None, problems: list[str]) -> None:
+    match = MEMORY_RE.match(memory)
+    if not match:
+        problems.append(f"{option_label('stx:memory')}: {memory!r} is not a size such as "
+                        "512Mi or 2Gi")
+        return
+    mib = int(match.group(1)) * (1024 if match.group(2) == "Gi" else 1)
+    if cpu in CPU_MEMORY_MIB:
+        low, high = CPU_MEMORY_MIB[cpu]
+        if not low <= mib <= high:
+            problems.append(f"{option_label('stx:memory')}: {memory} is outside what {cpu} vCPU "
+                            f"allows ({_size(low)} to {_size(high)})")
+
+
+def _size(mib: int) -> str:
+    return f"{mib // 1024}Gi" if mib % 1024 == 0 else f"{mib}Mi"
+
+
+def _check_domain(domain: str | None, zone: str | None, has_token: bool, region: str,
+                  problems: list[str], warnings: list[str]) -> None:
+    where = option_label("stx:domain")
+    if domain is not None:
+        labels = domain.split(".")
+        if len(domain) > 64 or len(labels) < 2 or not all(HOST_LABEL_RE.match(x) for x in labels):
+            problems.append(f"{where}: {domain!r} is not a hostname of at most 64 characters "
+                            "such as course.example.org (no wildcards)")
+        elif region not in DOMAIN_MAPPING_REGIONS:
+            warnings.append(f"region {region} has no Cloud Run domain mappings: the mapping for "
+                            f"{domain} will fail; use one of "
+                            f"{', '.join(sorted(DOMAIN_MAPPING_REGIONS))}")
+    if zone is None:
+        if domain:
+            warnings.append(f"no Cloudflare zone: create the DNS records for {domain} by hand "
+                            "(see the dns_records output)")
+        return
+    if not ZONE_RE.match(zone):
+        problems.append(f"{option_label('stx:cloudflareZoneId')}: {zone!r} is not a Cloudflare "
+                        "zone id (32 hex characters)")
+    if domain is None:
+        problems.append(f"{option_label('stx:cloudflareZoneId')}: needs {where}")
+    if not has_token:
+        problems.append(f"{option_label('cloudflare:apiToken')}: a Cloudflare zone needs an API "
+                        "token: set CLOUDFLARE_API_TOKEN or the secret cloudflare:apiToken")
+    if domain and is_apex(domain):
+        warnings.append(f"{domain} is an apex domain: create its A/AAAA records in Cloudflare "
+                        "by hand from the dns_records output (DNS only, not proxied)")
+
+
+def _env_vars(values: Mapping[str, Any], problems: list[str]) -> tuple[tuple[str, str], ...]:
+    out = []
+    for name, value in sorted(values.items()):
+        if not ENV_NAME_RE.match(name) or name in RESERVED_ENV_VARS:
+            problems.append(f"{option_label('stx:envVars')}: {name!r} is not an allowed variable "
+                            f"name (letters, digits, '_'; not {', '.join(sorted(RESERVED_ENV_VARS))})")
+        else:
+            out.append((name, "" if value is None else str(value)))
+    return tuple(out)
+
+
+def _secret_env(values: Mapping[str, Any], problems: list[str]) -> tuple[SecretEnv, ...]:
+    out = []
+    for name, ref in sorted(values.items()):
+        match = SECRET_REF_RE.match(str(ref))
+        if not ENV_NAME_RE.match(name) or name in RESERVED_ENV_VARS or not match:
+            problems.append(f"{option_label('stx:secretEnv')}: {name}={ref} is not "
+                            "VAR=SECRET[:VERSION] (VERSION a number or latest)")
+        else:
+            out.append(SecretEnv(name, match.group(1), match.group(2) or "latest"))
+    return tuple(out)
+
+
+def _as_mapping(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value) if value.strip() else {}
+        except json.JSONDecodeError:
+            return value
+    return {} if value is None else value
+
+
+class _Reader:
+    """Reads typed values from settings whose values are native (YAML) or strings (pulumi)."""
+
+    def __init__(self, settings: Mapping[str, Any], problems: list[str]) -> None:
+        self.settings = settings
+        self.problems = problems
+
+    def text(self, key: str) -> str:
+        value = self.settings.get(key)
+        return "" if value is None else str(value).strip()
+
+    def integer(self, key: str, default: int) -> int | None:
+        value = self.settings.get(key)
+        if value is None or value == "":
+            return default
+        if isinstance(value, bool):
+            value = "not a number"
+        try:
+            number = float(value)
+            if number.is_integer():
+                return int(number)
+        except (TypeError, ValueError):
+            pass
+        self.problems.append(f"{option_label(key)}: {value!r} is not a whole number")
+        return None
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self.settings.get(key)
+        if value is None or value == "":
+            return default
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("true", "yes", "1"):
+            return True
+        if text in ("false", "no", "0"):
+            return False
+        self.problems.append(f"{option_label(key)}: {value!r} is not true or false")
+        return default
+
+    def mapping(self, key: str) -> Mapping[str, Any]:
+        value = _as_mapping(self.settings.get(key))
+        if isinstance(value, Mapping):
+            return value
+        self.problems.append(f"{option_label(key)}: expected a map of NAME: value, got {value!r}")
+        return {}
