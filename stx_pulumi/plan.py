@@ -7,7 +7,7 @@ in-process mock monitor, which records them. Values only the cloud could know st
 
 from __future__ import annotations
 
-import asyncio
+import logging
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,8 +88,11 @@ def run_plan(spec: AppSpec) -> Plan:
 
     mocks = _Mocks(spec.project)
     monitor = _RecordingMonitor(mocks)
+    quiet = logging.getLogger("stx_pulumi.plan.engine")  # the plan reports warnings itself
+    quiet.propagate = False
+    quiet.addHandler(logging.NullHandler())
     pulumi.runtime.set_mocks(mocks, project="stx-pulumi", stack=spec.stack, preview=True,
-                             monitor=monitor)
+                             monitor=monitor, logger=quiet)
     token = pulumi.Output.secret(SECRET_TEXT) if spec.cloudflare_dns else None
     holder: dict[str, Any] = {}
 
@@ -100,7 +103,6 @@ def run_plan(spec: AppSpec) -> Plan:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         pulumi.runtime.test(build)()
-        _close_event_loop()
 
     plan = Plan(spec=spec, warnings=list(spec.warnings))
     if spec.project_is_placeholder:
@@ -141,13 +143,3 @@ def wire_value(value: Any) -> Any:
 def _urn_type(urn: str) -> str:
     """The resource type in a URN: `urn:pulumi:s::p::a$b::name` → `b`."""
     return urn.split("::")[2].split("$")[-1]
-
-
-def _close_event_loop() -> None:
-    try:
-        loop = asyncio.get_event_loop()
-    except RuntimeError:
-        return
-    if not loop.is_running():
-        loop.close()
-    asyncio.set_event_loop(None)

@@ -13,8 +13,14 @@ from typing import Any
 
 import pulumi
 import pulumi_docker as docker
-from pulumi_gcp import artifactregistry, cloudrun, cloudrunv2, organizations, secretmanager
-from pulumi_gcp import serviceaccount
+from pulumi_gcp import (
+    artifactregistry,
+    cloudrun,
+    cloudrunv2,
+    organizations,
+    secretmanager,
+    serviceaccount,
+)
 
 from stx_pulumi.errors import InputError
 from stx_pulumi.source import inspect_source

@@ -38,7 +38,7 @@ OUTPUT_ORDER = ("url", "custom_url", "service", "image", "image_tag", "region", 
 
 
 def _console(**kwargs: Any) -> Console:
-    console = Console(highlight=False, **kwargs)
+    console = Console(highlight=False, soft_wrap=True, **kwargs)
     if not console.is_terminal:
         console.width = 160  # logs and pipes: don't cut resource names at 80 columns
     return console

@@ -250,7 +250,7 @@ def build_spec(
     if max_i is not None and not 1 <= max_i <= 1000:
         problems.append(f"{option_label('stx:maxInstances')}: must be between 1 and 1000, "
                         f"got {max_i}")
-    if min_i is not None and max_i is not None and 0 <= min_i and 1 <= max_i < min_i:
+    if min_i is not None and max_i is not None and min_i >= 0 and 1 <= max_i < min_i:
         problems.append(f"{option_label('stx:minInstances')}: {min_i} is more than "
                         f"{option_label('stx:maxInstances')} {max_i}")
 
@@ -309,9 +309,9 @@ def _check_names(app: str, env: str, problems: list[str]) -> None:
     if not (APP_RE.match(app) and len(app) <= 40):
         problems.append(f"app name {app!r}: use 1-40 lowercase letters, digits or '-', starting "
                         "with a letter and not ending with '-' (no dots)")
-    if not (ENV_RE.match(env) and len(env) <= 12 and not env.endswith("-")):
-        problems.append(f"env (--env) {env!r}: use 1-12 lowercase letters, digits or '-', "
-                        "starting with a letter")
+    problem = env_problem(env)
+    if problem:
+        problems.append(problem)
         return
     service = f"{app}-{env}"
     if len(service) > SERVICE_NAME_MAX:
@@ -322,6 +322,14 @@ def _check_names(app: str, env: str, problems: list[str]) -> None:
         if not LABEL_RE.match(value):
             problems.append(f"{value!r} cannot be a label value (lowercase letters, digits, "
                             "'_' or '-', at most 63)")
+
+
+def env_problem(env: str) -> str | None:
+    """Why `env` cannot name an environment, or None."""
+    if ENV_RE.match(env) and len(env) <= 12 and not env.endswith("-"):
+        return None
+    return (f"env (--env) {env!r}: use 1-12 lowercase letters, digits or '-', starting with a "
+            "letter")
 
 
 def _check_source(source: SourceFacts, problems: list[str]) -> None:
@@ -393,8 +401,9 @@ def _env_vars(values: Mapping[str, Any], problems: list[str]) -> tuple[tuple[str
     out = []
     for name, value in sorted(values.items()):
         if not ENV_NAME_RE.match(name) or name in RESERVED_ENV_VARS:
-            problems.append(f"{option_label('stx:envVars')}: {name!r} is not an allowed variable "
-                            f"name (letters, digits, '_'; not {', '.join(sorted(RESERVED_ENV_VARS))})")
+            reserved = ", ".join(sorted(RESERVED_ENV_VARS))
+            problems.append(f"{option_label('stx:envVars')}: {name!r} is not an allowed "
+                            f"variable name (letters, digits, '_'; not {reserved})")
         else:
             out.append((name, "" if value is None else str(value)))
     return tuple(out)

@@ -21,6 +21,7 @@ from stx_pulumi.spec import (
     APP_RE,
     AppSpec,
     build_spec,
+    env_problem,
     merge_settings,
     option_label,
     stack_name,
@@ -120,6 +121,7 @@ class Target:
 
     app: str
     path: Path | None
+    named_by_folder: bool = False
 
 
 def resolve_target(app_arg: str | None, cwd: Path, ws: Workspace | None,
@@ -127,7 +129,7 @@ def resolve_target(app_arg: str | None, cwd: Path, ws: Workspace | None,
     """APP is an app name or a path to the app folder; without it, the current folder."""
     if app_arg is None:
         if (cwd / "Dockerfile").is_file():
-            return Target(cwd.resolve().name, cwd.resolve())
+            return Target(cwd.resolve().name, cwd.resolve(), named_by_folder=True)
         raise InputError("APP: give an app name or an app folder (the current folder has no "
                          "Dockerfile)")
     looks_like_path = "/" in app_arg or os.sep in app_arg or app_arg in (".", "..")
@@ -136,7 +138,7 @@ def resolve_target(app_arg: str | None, cwd: Path, ws: Workspace | None,
         path = (cwd / app_arg).resolve()
         if not path.is_dir():
             raise InputError(f"APP: folder {app_arg} does not exist")
-        return Target(path.name, path)
+        return Target(path.name, path, named_by_folder=True)
     return Target(app_arg, None)
 
 
@@ -155,8 +157,10 @@ def load_spec(
     """
     ws = find_workspace(cwd)
     env = env or environ.get("STX_ENV") or (ws.current_env() if ws else DEFAULT_ENV)
+    if env_problem(env):
+        raise InputError(str(env_problem(env)))
     target = resolve_target(app_arg, cwd, ws, env)
-    if not APP_RE.match(target.app):
+    if target.named_by_folder and not APP_RE.match(target.app):
         raise InputError(f"APP: the folder name {target.app!r} is not a valid app name "
                          "(lowercase letters, digits, '-'): give the name as APP and the "
                          "folder as --path")
