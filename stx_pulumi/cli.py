@@ -6,6 +6,7 @@ Importing this module must stay cheap: Pulumi is imported inside the commands th
 import functools
 import inspect
 import os
+import sys
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ app = typer.Typer(
     help="Put StreamTeX apps on Google Cloud Run with Pulumi: one command up, one command down.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
+    add_completion=False,
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -132,8 +134,10 @@ _DEPLOY_PARAMS = [
 ]
 
 
-def command(*, deploy_options: bool = False, **kwargs: Any) -> Callable[[Callable], Callable]:
-    """Register a command; add the shared deployment options; turn StxError into an exit code."""
+def command(*names: str, deploy_options: bool = False, target: typer.Typer | None = None,
+            **kwargs: Any) -> Callable[[Callable], Callable]:
+    """Register a command; add the shared deployment options; turn StxError into an exit code
+    (and, with --json, into a JSON object on stdout too)."""
 
     def decorate(fn: Callable) -> Callable:
         sig = inspect.signature(fn)
@@ -152,11 +156,14 @@ def command(*, deploy_options: bool = False, **kwargs: Any) -> Callable[[Callabl
                 if _state["debug"]:
                     traceback.print_exc()
                 render.error(err)
+                if params.get("json_output"):
+                    render.print_json({"result": "failed", "error": err.message,
+                                       "exit_code": err.exit_code})
                 raise typer.Exit(err.exit_code) from None
 
         params = own + (_DEPLOY_PARAMS if deploy_options else [])
         wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
-        return app.command(**kwargs)(wrapper)
+        return (target or app).command(*names, **kwargs)(wrapper)
 
     return decorate
 
@@ -193,6 +200,273 @@ def plan(app_name: AppArg = None, json_output: JsonOpt = False, *,
         render.print_json(render.plan_json(result))
     else:
         render.plan_tree(result)
+
+
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Skip confirmation prompts.")]
+EnvOpt = Annotated[str | None, typer.Option(
+    "--env", "-e", help="Environment. Default: STX_ENV, else the workspace's current env.")]
+
+
+def _interactive() -> bool:
+    return sys.stdin.isatty()
+
+
+def _confirm_protected(stack: str, yes: bool, action: str) -> None:
+    """Protected stacks need --yes, or a yes at the prompt when interactive."""
+    if yes:
+        return
+    if not _interactive():
+        raise InputError(f"{stack} is a protected env: pass --yes to {action} it "
+                         "non-interactively")
+    if not typer.confirm(f"{stack} is a protected env. {action.capitalize()} it?"):
+        raise InputError(f"{action} of {stack} cancelled")
+
+
+def _stack_ref(app_name: str | None, env: str | None) -> tuple[Any, str]:
+    """(workspace, stack name) for commands that need only the stack, not the spec."""
+    from stx_pulumi.spec import env_problem, stack_name
+    from stx_pulumi.workspace import locate_workspace, resolve_target
+
+    cwd = Path.cwd()
+    ws = locate_workspace(cwd, os.environ, create=True)
+    env = env or os.environ.get("STX_ENV") or ws.current_env()
+    if env_problem(env):
+        raise InputError(str(env_problem(env)))
+    return ws, stack_name(resolve_target(app_name, cwd, ws, env).app, env)
+
+
+def _engine(ws: Any, operation: str | None = None, quiet: bool = False,
+            diff: bool = False) -> tuple[Any, Any]:
+    from stx_pulumi.engine import Engine
+
+    progress = render.Progress(operation or "", diff=diff)
+    engine = Engine(ws, os.environ, on_event=progress if operation else None)
+    if not quiet:
+        render.info(f"backend {engine.backend}")
+    return engine, progress
+
+
+def _passphrase_notice(engine: Any) -> None:
+    if engine.new_passphrase:
+        render.info(f"generated a secrets passphrase in {engine.passphrase_file()}: back it "
+                    "up; without it this workspace's secrets cannot be decrypted")
+
+
+def _show(result: Any, json_output: bool) -> None:
+    if json_output:
+        render.print_json(result.as_json())
+    else:
+        render.operation(result)
+
+
+@command(deploy_options=True)
+def up(
+    app_name: AppArg = None,
+    yes: YesOpt = False,
+    message: Annotated[str | None, typer.Option(
+        "--message", "-m", help="Reason recorded in the stack history.")] = None,
+    unset: Annotated[list[str] | None, typer.Option(
+        "--unset", help="Remove a setting from the stack config (e.g. domain); repeatable.")
+    ] = None,
+    json_output: JsonOpt = False,
+    *,
+    options: DeployOptions,
+) -> None:
+    """Deploy: write the given options into the stack config, then create or update the app."""
+    from stx_pulumi.workspace import config_updates, locate_workspace, unset_keys
+
+    cwd = Path.cwd()
+    overrides = options.overrides(cwd)
+    spec, _ = _load(app_name, options, overrides, unset or ())
+    if spec.protected:
+        _confirm_protected(spec.stack, yes, "update")
+    ws = locate_workspace(cwd, os.environ, create=True)
+    config = ws.stack_config(spec.stack)
+    engine, progress = _engine(ws, f"up {spec.stack}", quiet=json_output)
+    _passphrase_notice(engine)
+    with progress:
+        result = engine.up(spec, config_updates(spec, overrides, config, ws, os.environ),
+                           [k for k in unset_keys(unset or ()) if k in config], message)
+    _show(result, json_output)
+
+
+@command(deploy_options=True)
+def preview(
+    app_name: AppArg = None,
+    diff: Annotated[bool, typer.Option("--diff", help="Show property-level changes.")] = False,
+    json_output: JsonOpt = False,
+    *,
+    options: DeployOptions,
+) -> None:
+    """Show what `up` would change; options apply to this preview only, nothing is written."""
+    from stx_pulumi.workspace import locate_workspace
+
+    spec, _ = _load(app_name, options, options.overrides(Path.cwd()), ())
+    engine, progress = _engine(locate_workspace(Path.cwd(), os.environ, create=True),
+                               f"preview {spec.stack}", quiet=json_output, diff=diff)
+    with progress:
+        result = engine.preview(spec, diff=diff)
+    _show(result, json_output)
+
+
+@command()
+def refresh(app_name: AppArg = None, env: EnvOpt = None, json_output: JsonOpt = False) -> None:
+    """Read the real state of the stack's resources from the cloud into the stack state."""
+    ws, stack = _stack_ref(app_name, env)
+    engine, progress = _engine(ws, f"refresh {stack}", quiet=json_output)
+    with progress:
+        result = engine.refresh(stack)
+    _show(result, json_output)
+
+
+@command()
+def destroy(
+    app_name: AppArg = None,
+    env: EnvOpt = None,
+    yes: YesOpt = False,
+    unprotect: Annotated[bool, typer.Option(
+        "--unprotect", help="Lift deletion protection first (needed for a protected env).")
+    ] = False,
+    remove: Annotated[bool, typer.Option(
+        "--remove", help="Also delete the stack and its config file.")] = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Delete every cloud resource of the stack: nothing left running, nothing paid."""
+    from stx_pulumi.spec import is_protected, split_stack_name
+
+    ws, stack = _stack_ref(app_name, env)
+    app_, env_ = split_stack_name(stack)
+    protected = is_protected(ws.stack_config(stack), env_)
+    if protected and not unprotect:
+        raise InputError(f"{stack} is protected (deletion protection on): pass --unprotect to "
+                         "lift it and destroy")
+    if not yes:
+        if not _interactive():
+            raise InputError(f"destroy of {stack} needs confirmation: pass --yes")
+        if typer.prompt(f"Type the stack name ({stack}) to destroy it") != stack:
+            raise InputError(f"destroy of {stack} cancelled: the name did not match")
+    engine, progress = _engine(ws, f"destroy {stack}", quiet=json_output)
+    with progress:
+        if protected:
+            spec, _ = _load(app_, DeployOptions(env=env_), {"stx:protected": False}, ())
+            engine.unprotect(spec)
+        result = engine.destroy(stack, remove=remove)
+    _show(result, json_output)
+
+
+@command()
+def outputs(app_name: AppArg = None, env: EnvOpt = None, json_output: JsonOpt = False) -> None:
+    """Show the stack outputs of the last deployment (URL, image, scaling...)."""
+    ws, stack = _stack_ref(app_name, env)
+    engine, _ = _engine(ws, quiet=True)
+    values = engine.outputs(stack)
+    if json_output:
+        render.print_json(values)
+    else:
+        render.outputs_table(render.ordered_outputs(values))
+
+
+@command()
+def cancel(app_name: AppArg = None, env: EnvOpt = None) -> None:
+    """Remove a stale lock left by an interrupted update of the stack."""
+    ws, stack = _stack_ref(app_name, env)
+    engine, _ = _engine(ws, quiet=True)
+    engine.cancel(stack)
+    render.info(f"{stack}: lock removed; run `stx-pulumi refresh` to reconcile the state")
+
+
+@command()
+def stacks(json_output: JsonOpt = False) -> None:
+    """List every stack in the backend: app, env, last update, resources, URL."""
+    from dataclasses import asdict
+
+    from stx_pulumi.workspace import locate_workspace
+
+    engine, _ = _engine(locate_workspace(Path.cwd(), os.environ, create=True), quiet=True)
+    infos = engine.stacks()
+    if json_output:
+        render.print_json({"backend": engine.backend, "stacks": [asdict(i) for i in infos]})
+    else:
+        render.stacks_table(engine.backend, infos)
+
+
+@command()
+def init(
+    backend: Annotated[str | None, typer.Option(
+        "--backend", help="State backend URL, e.g. gs://bucket/prefix (default: a local file "
+        "backend in .pulumi-state/).")] = None,
+    secrets_provider: Annotated[str | None, typer.Option(
+        "--secrets-provider", help="Secrets provider for new stacks, e.g. gcpkms://... "
+        "(default: passphrase).")] = None,
+) -> None:
+    """Make the current folder a deploy workspace (Pulumi.yaml, stacks/)."""
+    from stx_pulumi.workspace import create_workspace
+
+    ws = create_workspace(Path.cwd(), backend)
+    if secrets_provider:
+        ws.save_settings(secretsProvider=secrets_provider)
+    render.info(f"workspace {ws.root}: backend {ws.backend_url(os.environ)}, secrets "
+                f"{secrets_provider or 'passphrase'}")
+
+
+@command("install-cli")
+def install_cli() -> None:
+    """Install the pinned Pulumi CLI into stx-pulumi's own folder (needs internet)."""
+    from stx_pulumi.engine import PINNED_CLI_VERSION
+    from stx_pulumi.engine import install_cli as install
+
+    render.info(f"installing the Pulumi CLI {PINNED_CLI_VERSION}...")
+    render.info(f"installed {install(os.environ)}")
+
+
+env_app = typer.Typer(help="Show or switch the current environment (dev, staging, prod...).",
+                      invoke_without_command=True, no_args_is_help=False)
+app.add_typer(env_app, name="env")
+
+
+@env_app.callback()
+def env_show(ctx: typer.Context) -> None:
+    """Show the current env (used when --env is not given)."""
+    if ctx.invoked_subcommand is None:
+        from stx_pulumi.workspace import locate_workspace
+
+        ws = locate_workspace(Path.cwd(), os.environ, create=True)
+        typer.echo(os.environ.get("STX_ENV") or ws.current_env())
+
+
+@command("use", target=env_app)
+def env_use(name: Annotated[str, typer.Argument(help="The env to switch to.")]) -> None:
+    """Switch the workspace's current env."""
+    from stx_pulumi.spec import env_problem
+    from stx_pulumi.workspace import locate_workspace
+
+    if env_problem(name):
+        raise InputError(str(env_problem(name)))
+    locate_workspace(Path.cwd(), os.environ, create=True).save_settings(env=name)
+    render.info(f"current env: {name}")
+
+
+@command("list", target=env_app)
+def env_list(json_output: JsonOpt = False) -> None:
+    """List the envs that have stacks."""
+    from stx_pulumi.workspace import locate_workspace
+
+    ws = locate_workspace(Path.cwd(), os.environ, create=True)
+    engine, _ = _engine(ws, quiet=True)
+    envs = sorted({s.env for s in engine.stacks()} | {ws.current_env()})
+    if json_output:
+        render.print_json({"current": ws.current_env(), "envs": envs})
+    else:
+        for name in envs:
+            typer.echo(("* " if name == ws.current_env() else "  ") + name)
+
+
+def _load(app_name: str | None, options: DeployOptions, overrides: dict[str, Any],
+          unset: Any) -> tuple[Any, Any]:
+    from stx_pulumi.workspace import load_spec
+
+    return load_spec(app_name, env=options.env, overrides=overrides, cwd=Path.cwd(),
+                     environ=os.environ, unset=tuple(unset))
 
 
 def main() -> None:

@@ -274,10 +274,15 @@ def deploy_from_config(environ: Mapping[str, str] = os.environ) -> StreamtexApp:
                       source=inspect_source(Path(str(settings["stx:path"]))))
     if spec.project_is_placeholder:
         raise InputError(f"{option_label('gcp:project')}: not set in stack {pulumi.get_stack()}")
+    return deploy(spec, cloudflare_token(environ))
+
+
+def cloudflare_token(environ: Mapping[str, str] = os.environ) -> pulumi.Output[str] | None:
+    """The stack's secret `cloudflare:apiToken`, else CLOUDFLARE_API_TOKEN, as a secret."""
     token = pulumi.Config("cloudflare").get_secret("apiToken")
     if token is None and environ.get("CLOUDFLARE_API_TOKEN"):
         token = pulumi.Output.secret(environ["CLOUDFLARE_API_TOKEN"])
-    return deploy(spec, token)
+    return token
 
 
 def _plain_env(spec: AppSpec) -> list[tuple[str, str]]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -129,7 +130,7 @@ def _details(r: PlannedResource) -> list[str]:
     if r.type == "docker:index/image:Image":
         build = i.get("build") or {}
         return [f"{i.get('imageName') or UNKNOWN}",
-                f"built for {build.get('platform')} from {build.get('context')}, pushed"]
+                f"built for {build.get('platform')} from {_near(build.get('context'))}, pushed"]
     if r.type == "gcp:serviceaccount/account:Account":
         return [f"{i.get('accountId')}: runtime identity, no project-level roles"]
     if r.type == "gcp:secretmanager/secretIamMember:SecretIamMember":
@@ -149,6 +150,14 @@ def _details(r: PlannedResource) -> list[str]:
     if r.type == "pulumi:providers:cloudflare":
         return [f"API token {i.get('apiToken')}"]
     return []
+
+
+def _near(path: str | None) -> str:
+    """A path relative to the current folder when it is below it."""
+    if not path:
+        return UNKNOWN
+    here = Path.cwd()
+    return str(Path(path).relative_to(here)) if Path(path).is_relative_to(here) else path
 
 
 def _service_details(i: dict[str, Any]) -> list[str]:
@@ -178,3 +187,145 @@ def _service_details(i: dict[str, Any]) -> list[str]:
         else:
             lines.append(f"env {env.get('name')}={env.get('value')}")
     return lines
+
+
+PAST = {"create": "created", "update": "updated", "replace": "replaced", "delete": "deleted",
+        "same": "unchanged", "refresh": "refreshed", "read": "read",
+        "create-replacement": "created (replacement)", "delete-replaced": "deleted (replaced)"}
+
+
+class Progress:
+    """Live view of resource operations, fed by engine events (called from a watcher thread).
+
+    On a terminal: a rich table redrawn in place. Elsewhere (CI, --json, pipes): one plain
+    line per finished operation, on stderr.
+    """
+
+    def __init__(self, operation: str, diff: bool = False) -> None:
+        self.operation = operation
+        self.diff = diff
+        self.preview = operation.startswith("preview")
+        self.console = stderr()
+        self.rows: dict[str, dict[str, Any]] = {}
+        self.live: Any = None
+
+    def __enter__(self) -> Progress:
+        if self.console.is_terminal and not self.console.is_dumb_terminal:
+            from rich.live import Live
+
+            self.live = Live(self._table(), console=self.console, refresh_per_second=4,
+                             transient=False)
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live is not None:
+            self.live.update(self._table())
+            self.live.__exit__(None, None, None)
+
+    def __call__(self, event: Any) -> None:
+        import time
+
+        pre = event.resource_pre_event
+        done = event.res_outputs_event
+        failed = event.res_op_failed_event
+        if pre and pre.metadata.type != STACK_TYPE and pre.metadata.op.value != "same":
+            meta = pre.metadata
+            self.rows[meta.urn] = {"op": meta.op.value, "type": meta.type,
+                                   "name": meta.urn.rsplit("::", 1)[-1], "status": "running",
+                                   "start": time.monotonic(), "end": None,
+                                   "diffs": list(meta.diffs or [])}
+        elif done or failed:
+            meta = (done or failed).metadata
+            row = self.rows.get(meta.urn)
+            if row is None:
+                return
+            row["status"] = "failed" if failed else "done"
+            row["end"] = time.monotonic()
+            if self.live is None:
+                self.console.print("  " + self._line(row, failed=bool(failed)))
+        if self.live is not None:
+            self.live.update(self._table())
+
+    def _line(self, row: dict[str, Any], failed: bool = False) -> str:
+        if failed:
+            verb = f"failed to {row['op']}"
+        elif self.preview:
+            verb = f"would {row['op']}"
+        else:
+            verb = PAST.get(row["op"], row["op"])
+        label = TYPE_LABELS.get(row["type"], row["type"])
+        line = f"{verb:<10} {label} {escape(row['name'])}"
+        if self.diff and row["diffs"]:
+            line += f": {', '.join(row['diffs'])} changed"
+        return line if self.preview else f"{line} ({row['end'] - row['start']:.1f}s)"
+
+    def _table(self) -> Any:
+        import time
+
+        from rich.table import Table
+
+        table = Table(title=f"{self.operation}", show_edge=False, box=None, padding=(0, 1))
+        for column in ("operation", "resource", "name", "status", "time", "changed"):
+            table.add_column(column)
+        for row in self.rows.values():
+            elapsed = (row["end"] or time.monotonic()) - row["start"]
+            style = {"done": "green", "failed": "red"}.get(row["status"], "yellow")
+            table.add_row(row["op"], TYPE_LABELS.get(row["type"], row["type"]), row["name"],
+                          f"[{style}]{row['status']}[/]", f"{elapsed:.0f}s",
+                          ", ".join(row["diffs"]) if self.diff else "")
+        return table
+
+
+STACK_TYPE = "pulumi:pulumi:Stack"
+
+
+def info(message: str) -> None:
+    """A progress or context line on stderr."""
+    stderr().print(f"[dim]{escape(message)}[/]")
+
+
+def operation(result: Any) -> None:
+    """The change summary and outputs of up, preview, refresh or destroy."""
+    console = stdout()
+    changes = ", ".join(f"{n} {PAST[k] if k != 'same' else 'unchanged'}"
+                        for k, n in result.changes.items() if n)
+    verb = "would change" if result.operation == "preview" else result.result
+    console.print(f"[bold]{result.operation}[/] {result.stack}: {verb} — "
+                  f"{changes or 'no changes'} ({result.duration_s:.1f}s)")
+    outputs_table(ordered_outputs(result.outputs))
+
+
+def outputs_table(outputs: dict[str, Any]) -> None:
+    console = stdout()
+    if outputs.get("url"):
+        console.print(f"[bold green]URL[/] {outputs['url']}")
+    if outputs.get("custom_url"):
+        console.print(f"[bold green]Custom domain[/] {outputs['custom_url']}")
+    for key, value in outputs.items():
+        if key in ("url", "custom_url"):
+            continue
+        if key == "dns_records" and value:
+            console.print("[bold]DNS records to create[/] (DNS only, not proxied):")
+            for record in value:
+                console.print(f"  {record.get('name')} {record.get('type')} "
+                              f"{record.get('rrdata')}")
+        else:
+            console.print(f"  {key}: {value}")
+
+
+def stacks_table(backend: str, infos: list[Any]) -> None:
+    from rich.table import Table
+
+    console = stdout()
+    console.print(f"[dim]backend {escape(backend)}[/]")
+    if not infos:
+        console.print("no stacks yet: `stx-pulumi up APP` creates one")
+        return
+    table = Table(box=None, padding=(0, 2))
+    for column in ("app", "env", "last update", "result", "message", "resources", "url"):
+        table.add_column(column)
+    for s in infos:
+        table.add_row(s.app, s.env, s.last_update or "-", s.result or "-",
+                      escape(s.message or "-"), str(s.resource_count or 0), s.url or "-")
+    console.print(table)

@@ -69,6 +69,7 @@ DOMAIN_MAPPING_REGIONS = frozenset({
     "europe-west4", "us-central1", "us-east1", "us-east4", "us-west1",
 })
 PLACEHOLDER_PROJECT = "your-gcp-project"
+PROTECTED_ENV = "prod"
 RESERVED_ENV_VARS = frozenset({"PORT", "K_SERVICE", "K_REVISION", "K_CONFIGURATION",
                                "STX_SERVE_MODE", "FOLDER"})
 
@@ -197,6 +198,16 @@ def option_label(key: str) -> str:
     return key
 
 
+def setting_key(name: str) -> str | None:
+    """The config key a user means by `name`: `stx:domain`, `domain`, `--domain` or `max`."""
+    bare = name.strip().lstrip("-")
+    for setting in SETTINGS:
+        options = (setting.option or "").replace("--", "").split("/")
+        if bare in (setting.key, setting.key.partition(":")[2], *options):
+            return setting.key
+    return None
+
+
 def merge_settings(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
     """Overrides win; the two map-valued keys (env vars, secret env) are merged entry by entry."""
     merged = dict(base)
@@ -270,7 +281,7 @@ def build_spec(
                         f"got {timeout}")
 
     public = reader.boolean("stx:public", True)
-    protected = reader.boolean("stx:protected", env == "prod")
+    protected = is_protected(settings, env, problems)
     domain = (reader.text("stx:domain") or "").lower() or None
     zone = reader.text("stx:cloudflareZoneId") or None
     has_token = bool(settings.get("cloudflare:apiToken"))
@@ -322,6 +333,13 @@ def _check_names(app: str, env: str, problems: list[str]) -> None:
         if not LABEL_RE.match(value):
             problems.append(f"{value!r} cannot be a label value (lowercase letters, digits, "
                             "'_' or '-', at most 63)")
+
+
+def is_protected(settings: Mapping[str, Any], env: str,
+                 problems: list[str] | None = None) -> bool:
+    """`stx:protected`, by default true for env prod only."""
+    return _Reader(settings, [] if problems is None else problems).boolean(
+        "stx:protected", env == PROTECTED_ENV)
 
 
 def env_problem(env: str) -> str | None:

@@ -8,7 +8,7 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,17 +19,20 @@ from stx_pulumi.errors import InputError
 from stx_pulumi.source import inspect_source
 from stx_pulumi.spec import (
     APP_RE,
+    SETTINGS,
     AppSpec,
     build_spec,
     env_problem,
     merge_settings,
     option_label,
+    setting_key,
     stack_name,
 )
 
 PROJECT_NAME = "stx-pulumi"
 SECRET = "[secret]"
 SETTINGS_FILE = ".stx-pulumi.json"
+STATE_DIR = ".pulumi-state"
 DEFAULT_ENV = "dev"
 
 
@@ -56,14 +59,38 @@ class Workspace:
         return {k: SECRET if isinstance(v, dict) and "secure" in v else v
                 for k, v in config.items()}
 
-    def current_env(self) -> str:
+    @property
+    def state_dir(self) -> Path:
+        """The default local file backend (and the generated passphrase)."""
+        return self.root / STATE_DIR
+
+    def settings(self) -> dict[str, Any]:
+        """The workspace's git-ignored settings: current env, secrets provider."""
         file = self.root / SETTINGS_FILE
-        if file.is_file():
-            try:
-                return str(json.loads(file.read_text(encoding="utf-8")).get("env") or DEFAULT_ENV)
-            except (json.JSONDecodeError, AttributeError):
-                pass
-        return DEFAULT_ENV
+        try:
+            data = json.loads(file.read_text(encoding="utf-8")) if file.is_file() else {}
+        except json.JSONDecodeError:
+            data = {}
+        return data if isinstance(data, dict) else {}
+
+    def save_settings(self, **values: Any) -> None:
+        data = {**self.settings(), **values}
+        (self.root / SETTINGS_FILE).write_text(json.dumps(data, indent=2) + "\n",
+                                               encoding="utf-8")
+
+    def current_env(self) -> str:
+        return str(self.settings().get("env") or DEFAULT_ENV)
+
+    def project_backend(self) -> str | None:
+        """`backend.url` of the workspace's Pulumi.yaml, if any."""
+        data = yaml.safe_load((self.root / "Pulumi.yaml").read_text(encoding="utf-8")) or {}
+        backend = data.get("backend") if isinstance(data, dict) else None
+        return backend.get("url") if isinstance(backend, dict) else None
+
+    def backend_url(self, environ: Mapping[str, str]) -> str:
+        """PULUMI_BACKEND_URL, else Pulumi.yaml's backend.url, else the local file backend."""
+        return (environ.get("PULUMI_BACKEND_URL") or self.project_backend()
+                or self.state_dir.as_uri())
 
     def relative(self, path: Path) -> str:
         """`path` relative to the workspace when inside it, else absolute."""
@@ -86,6 +113,51 @@ def find_workspace(start: Path) -> Workspace | None:
             if isinstance(data, dict) and data.get("name") == PROJECT_NAME:
                 return Workspace(folder)
     return None
+
+
+def home_dir(environ: Mapping[str, str]) -> Path:
+    """The fallback workspace: $STX_PULUMI_HOME, else ~/.stx-pulumi."""
+    return Path(environ.get("STX_PULUMI_HOME") or Path.home() / ".stx-pulumi")
+
+
+def locate_workspace(cwd: Path, environ: Mapping[str, str], *,
+                     create: bool = False) -> Workspace | None:
+    """The nearest workspace at or above `cwd`, else the home one (made when `create`)."""
+    found = find_workspace(cwd)
+    if found:
+        return found
+    home = home_dir(environ)
+    if (home / "Pulumi.yaml").is_file():
+        return Workspace(home.resolve())
+    return create_workspace(home) if create else None
+
+
+def create_workspace(root: Path, backend: str | None = None) -> Workspace:
+    """Make `root` a workspace: Pulumi.yaml (kept if present), stacks/, .gitignore entries."""
+    root.mkdir(parents=True, exist_ok=True)
+    project = root / "Pulumi.yaml"
+    if not project.is_file():
+        data: dict[str, Any] = {
+            "name": PROJECT_NAME,
+            "description": "StreamTeX apps on Google Cloud Run (stx-pulumi workspace)",
+            "runtime": "python",
+            "main": str(Path(__file__).with_name("pulumi_main.py")),
+            "stackConfigDir": "stacks",
+        }
+        if backend:
+            data["backend"] = {"url": backend}
+        project.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    elif backend:
+        data = yaml.safe_load(project.read_text(encoding="utf-8")) or {}
+        data["backend"] = {"url": backend}
+        project.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    (root / "stacks").mkdir(exist_ok=True)
+    ignore = root / ".gitignore"
+    lines = ignore.read_text(encoding="utf-8").splitlines() if ignore.is_file() else []
+    missing = [x for x in (f"{STATE_DIR}/", SETTINGS_FILE) if x not in lines]
+    if missing:
+        ignore.write_text("\n".join([*lines, *missing]) + "\n", encoding="utf-8")
+    return Workspace(root.resolve())
 
 
 def default_project(environ: Mapping[str, str]) -> str | None:
@@ -142,6 +214,19 @@ def resolve_target(app_arg: str | None, cwd: Path, ws: Workspace | None,
     return Target(app_arg, None)
 
 
+def unset_keys(names: Sequence[str]) -> list[str]:
+    """The config keys named by `--unset` values; exit 2 on an unknown one."""
+    keys = []
+    for name in names:
+        key = setting_key(name)
+        if key is None or key == "stx:path":
+            allowed = ", ".join(s.key.partition(":")[2] for s in SETTINGS if s.key != "stx:path")
+            raise InputError(f"--unset: {name!r} is not a setting that can be removed; one of: "
+                             f"{allowed}")
+        keys.append(key)
+    return keys
+
+
 def load_spec(
     app_arg: str | None,
     *,
@@ -149,13 +234,14 @@ def load_spec(
     overrides: Mapping[str, Any],
     cwd: Path,
     environ: Mapping[str, str],
+    unset: Sequence[str] = (),
     allow_placeholder_project: bool = False,
 ) -> tuple[AppSpec, Workspace | None]:
     """The spec of `<app>.<env>`: the stack config, then `overrides`, then defaults.
 
     Raises InputError/SpecError (exit 2) before anything else happens.
     """
-    ws = find_workspace(cwd)
+    ws = locate_workspace(cwd, environ)
     env = env or environ.get("STX_ENV") or (ws.current_env() if ws else DEFAULT_ENV)
     if env_problem(env):
         raise InputError(str(env_problem(env)))
@@ -165,6 +251,8 @@ def load_spec(
                          "(lowercase letters, digits, '-'): give the name as APP and the "
                          "folder as --path")
     config = ws.stack_config(stack_name(target.app, env)) if ws else {}
+    for key in unset_keys(unset):
+        config.pop(key, None)
     settings = merge_settings(config, overrides)
     if target.path is not None and "stx:path" not in overrides:
         settings["stx:path"] = str(target.path)
@@ -180,3 +268,34 @@ def load_spec(
                          "--project, set GOOGLE_CLOUD_PROJECT, or run `gcloud config set "
                          "project ID`")
     return spec, ws
+
+
+def config_updates(spec: AppSpec, overrides: Mapping[str, Any], config: Mapping[str, Any],
+                   ws: Workspace, environ: Mapping[str, str]) -> list[tuple[str, str, bool]]:
+    """What `up` writes into the stack config, as (key, value, secret): the options given,
+    the project, region and app folder when not yet pinned, and a Cloudflare token from the
+    environment, so that a later `up` without them changes nothing. Map entries use a
+    `key.entry` path."""
+    values: dict[str, Any] = dict(overrides)
+    values["stx:path"] = ws.relative(spec.source)
+    for key, pinned in (("gcp:project", spec.project), ("gcp:region", spec.region)):
+        if key in overrides or key not in config:
+            values[key] = pinned
+    if "stx:path" not in overrides and config.get("stx:path"):
+        values.pop("stx:path")
+    updates = []
+    for key, value in values.items():
+        if isinstance(value, Mapping):
+            updates += [(f"{key}.{k}", str(v), False) for k, v in value.items()]
+        else:
+            if _text(config.get(key)) != _text(value):
+                updates.append((key, _text(value), False))
+    token = environ.get("CLOUDFLARE_API_TOKEN")
+    if token and spec.cloudflare_dns and not config.get("cloudflare:apiToken"):
+        updates.append(("cloudflare:apiToken", token, True))
+    return updates
+
+
+def _text(value: Any) -> str:
+    """A config value as Pulumi stores it (a string; booleans lowercase)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,13 +16,14 @@ PROJECT = "course-project-1"
 
 
 @pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No user settings leak in: a fixed project, no token, no env choice."""
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No user settings leak in: a fixed project, no token, no env choice, a temp home."""
     for var in ("STX_ENV", "CLOUDFLARE_API_TOKEN", "PULUMI_BACKEND_URL",
-                "PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE", "STX_PULUMI_HOME"):
+                "PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", PROJECT)
     monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("STX_PULUMI_HOME", str(tmp_path_factory.mktemp("home") / ".stx-pulumi"))
 
 
 @pytest.fixture
@@ -42,3 +46,46 @@ def workspace(tmp_path: Path, app_dir: Path, monkeypatch: pytest.MonkeyPatch) ->
     shutil.copytree(app_dir, root / "examples" / "hello-course")
     monkeypatch.chdir(root)
     return root
+
+
+STANDIN = Path(__file__).resolve().parent / "standin" / "pulumi_standin.py"
+
+
+class PulumiStandIn:
+    """The stand-in `pulumi` on PATH, and the argv of every call it received."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.log = root / "calls.jsonl"
+
+    def calls(self) -> list[list[str]]:
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text().splitlines()]
+
+    def commands(self) -> list[str]:
+        """Each call's command words (`stack select`, `config set`, `up`...)."""
+        out = []
+        for argv in self.calls():
+            words = [a for a in argv if not a.startswith("-")][:2]
+            out.append(" ".join(w for w in words if w in COMMAND_WORDS))
+        return out
+
+
+COMMAND_WORDS = {"version", "stack", "select", "init", "ls", "rm", "output", "history", "config",
+                 "set", "get", "up", "preview", "refresh", "destroy", "cancel", "set-all"}
+
+
+@pytest.fixture
+def pulumi_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> PulumiStandIn:
+    """A stand-in Pulumi CLI first on PATH (see tests/standin/pulumi_standin.py)."""
+    root = tmp_path / "pulumi-cli"
+    (root / "bin").mkdir(parents=True)
+    script = root / "bin" / "pulumi"
+    script.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{STANDIN}" "$@"\n')
+    script.chmod(0o755)
+    standin = PulumiStandIn(root)
+    monkeypatch.setenv("STANDIN_LOG", str(standin.log))
+    monkeypatch.setenv("PATH", f"{root / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "test-passphrase")
+    return standin

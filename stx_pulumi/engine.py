@@ -1,0 +1,390 @@
+"""The engine: the only code that touches `pulumi.automation`.
+
+It finds the Pulumi CLI, sets up the workspace's backend and secrets, runs preview, up, refresh
+and destroy with the program as an inline closure, and turns automation's errors into StxErrors.
+Progress goes to an `on_event` callback; nothing here prints.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pulumi import automation as auto
+
+from stx_pulumi.errors import (
+    EngineError,
+    InputError,
+    PrerequisiteError,
+    StackLockedError,
+)
+from stx_pulumi.spec import AppSpec, split_stack_name
+from stx_pulumi.workspace import PROJECT_NAME, Workspace, home_dir
+
+MIN_CLI_VERSION = "3.181.0"  # inline refresh and destroy need it
+PINNED_CLI_VERSION = "3.205.0"  # what `stx-pulumi install-cli` installs
+PASSPHRASE_FILE = "passphrase"
+CHANGE_KINDS = ("create", "update", "replace", "delete", "same")
+INSTALL_HINT = ("install it from https://www.pulumi.com/docs/iac/download-install/ "
+                "or run `stx-pulumi install-cli` (needs internet)")
+
+OnEvent = Callable[[auto.EngineEvent], None]
+
+
+@dataclass
+class OperationResult:
+    """What one engine operation did, ready for rendering."""
+
+    stack: str
+    operation: str
+    result: str
+    changes: dict[str, int]
+    outputs: dict[str, Any] = field(default_factory=dict)
+    duration_s: float = 0.0
+    backend: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        return {"stack": self.stack, "operation": self.operation, "result": self.result,
+                "changes": self.changes, "outputs": self.outputs,
+                "duration_s": round(self.duration_s, 1)}
+
+
+@dataclass
+class StackInfo:
+    """One stack of the backend, for `stx-pulumi stacks`."""
+
+    stack: str
+    app: str
+    env: str
+    last_update: str | None
+    result: str | None
+    message: str | None
+    resource_count: int | None
+    url: str | None
+    update_in_progress: bool = False
+
+
+def find_cli(environ: Mapping[str, str]) -> auto.PulumiCommand:
+    """The Pulumi CLI from PATH, ~/.pulumi/bin or the tool's own folder; ≥ MIN_CLI_VERSION."""
+    roots = []
+    on_path = shutil.which("pulumi", path=environ.get("PATH"))
+    if on_path:
+        roots.append(Path(on_path).resolve().parent.parent)
+    roots += [Path.home() / ".pulumi", home_dir(environ) / "cli"]
+    for root in roots:
+        if (root / "bin" / "pulumi").is_file():
+            try:
+                command = auto.PulumiCommand(root=str(root), skip_version_check=True)
+            except (OSError, ValueError) as err:
+                raise PrerequisiteError(f"the Pulumi CLI at {root / 'bin' / 'pulumi'} does not "
+                                        f"run ({err})", hint=INSTALL_HINT) from None
+            if _version(command) < _parse(MIN_CLI_VERSION):
+                raise PrerequisiteError(
+                    f"the Pulumi CLI at {root / 'bin' / 'pulumi'} is version {command.version}; "
+                    f"stx-pulumi needs {MIN_CLI_VERSION} or newer", hint=INSTALL_HINT)
+            return command
+    raise PrerequisiteError("the Pulumi CLI (`pulumi`) was not found on PATH, in ~/.pulumi/bin "
+                            f"or in {home_dir(environ) / 'cli' / 'bin'}", hint=INSTALL_HINT)
+
+
+def install_cli(environ: Mapping[str, str]) -> Path:
+    """Install the pinned Pulumi CLI into the tool's own folder; needs internet."""
+    root = home_dir(environ) / "cli"
+    try:
+        auto.PulumiCommand.install(root=str(root), version=_parse(PINNED_CLI_VERSION))
+    except Exception as err:  # the installer raises many kinds; all mean the same to the user
+        raise PrerequisiteError(
+            f"could not install the Pulumi CLI {PINNED_CLI_VERSION} into {root}: {err}",
+            hint="the installer downloads from get.pulumi.com: it needs internet access") from None
+    return root / "bin" / "pulumi"
+
+
+def _parse(text: str) -> Any:
+    from semver import VersionInfo  # a dependency of pulumi
+
+    return VersionInfo.parse(text)
+
+
+def _version(command: auto.PulumiCommand) -> Any:
+    return command.version or _parse("0.0.0")
+
+
+class Engine:
+    """Pulumi operations on the stacks of one workspace."""
+
+    def __init__(self, ws: Workspace, environ: Mapping[str, str],
+                 on_event: OnEvent | None = None) -> None:
+        self.ws = ws
+        self.environ = environ
+        self.on_event = on_event
+        self.command = find_cli(environ)
+        self.backend = ws.backend_url(environ)
+        self.diagnostics: list[str] = []
+
+    # -- workspace ---------------------------------------------------------------------------
+
+    def _env_vars(self) -> dict[str, str]:
+        env = {"PULUMI_BACKEND_URL": self.backend, "PULUMI_SKIP_UPDATE_CHECK": "true"}
+        if self.backend.startswith("file://"):
+            Path(self.backend.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
+        provider = self.ws.settings().get("secretsProvider")
+        if provider and provider != "passphrase":
+            return env
+        if self.environ.get("PULUMI_CONFIG_PASSPHRASE") is not None:
+            env["PULUMI_CONFIG_PASSPHRASE"] = self.environ["PULUMI_CONFIG_PASSPHRASE"]
+        elif self.environ.get("PULUMI_CONFIG_PASSPHRASE_FILE"):
+            env["PULUMI_CONFIG_PASSPHRASE_FILE"] = self.environ["PULUMI_CONFIG_PASSPHRASE_FILE"]
+        else:
+            env["PULUMI_CONFIG_PASSPHRASE_FILE"] = str(self.passphrase_file())
+        return env
+
+    def passphrase_file(self) -> Path:
+        """The generated passphrase (0600), made once; back it up, never print it."""
+        file = self.ws.state_dir / PASSPHRASE_FILE
+        if not file.exists():
+            file.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(32) + "\n")
+            self.new_passphrase = True
+        return file
+
+    new_passphrase = False
+
+    def _options(self, program: Callable[[], None] | None = None) -> auto.LocalWorkspaceOptions:
+        # No project_settings: it would rewrite Pulumi.yaml and drop stackConfigDir.
+        return auto.LocalWorkspaceOptions(
+            work_dir=str(self.ws.root),
+            pulumi_command=self.command,
+            env_vars=self._env_vars(),
+            secrets_provider=self.ws.settings().get("secretsProvider"),
+            program=program,
+        )
+
+    def _stack(self, stack: str, program: Callable[[], None] | None = None, *,
+               create: bool = False) -> auto.Stack:
+        program = program or _no_program
+        with self._errors(stack):
+            if create:
+                return auto.create_or_select_stack(stack, PROJECT_NAME, program,
+                                                   opts=self._options(program))
+            try:
+                return auto.select_stack(stack, PROJECT_NAME, program,
+                                         opts=self._options(program))
+            except auto.StackNotFoundError:
+                raise InputError(f"stack {stack} does not exist in {self.backend}: "
+                                 "deploy it with `stx-pulumi up` first") from None
+
+    def _workspace(self) -> auto.LocalWorkspace:
+        with self._errors(None):
+            return auto.LocalWorkspace(**self._options().__dict__)
+
+    # -- operations --------------------------------------------------------------------------
+
+    def up(self, spec: AppSpec, updates: list[tuple[str, str, bool]], unset: list[str],
+           message: str | None = None) -> OperationResult:
+        """Write the config changes, then deploy the spec."""
+        stack = self._stack(spec.stack, _program(spec), create=True)
+        with self._errors(spec.stack):
+            for key in unset:
+                stack.remove_config(key)
+            for key, value, secret in updates:
+                stack.set_config(key, auto.ConfigValue(value, secret=secret),
+                                 path="." in key.partition(":")[2])
+        return self._run(spec.stack, "up", lambda: stack.up(
+            on_event=self._event, message=message, color="never"))
+
+    def preview(self, spec: AppSpec, diff: bool = False) -> OperationResult:
+        """What up would change, with the given spec; the stack config is left as it is."""
+        stack = self._stack(spec.stack, _program(spec), create=True)
+        return self._run(spec.stack, "preview", lambda: stack.preview(
+            on_event=self._event, diff=diff, color="never"))
+
+    def refresh(self, stack_name: str) -> OperationResult:
+        stack = self._stack(stack_name)
+        return self._run(stack_name, "refresh", lambda: stack.refresh(
+            on_event=self._event, color="never"))
+
+    def unprotect(self, spec: AppSpec) -> OperationResult:
+        """Lift deletion protection with an update of the service alone (no image build)."""
+        stack = self._stack(spec.stack, _program(spec))
+        service_urn = (f"urn:pulumi:{spec.stack}::{PROJECT_NAME}::stx:index:StreamtexApp$"
+                       f"gcp:cloudrunv2/service:Service::{spec.service_name}")
+        return self._run(spec.stack, "up", lambda: stack.up(
+            on_event=self._event, target=[service_urn], message="stx-pulumi: lift deletion "
+            "protection before destroy", color="never"))
+
+    def destroy(self, stack_name: str, remove: bool = False) -> OperationResult:
+        stack = self._stack(stack_name)
+        result = self._run(stack_name, "destroy", lambda: stack.destroy(
+            on_event=self._event, color="never"))
+        if remove:
+            with self._errors(stack_name):
+                stack.workspace.remove_stack(stack_name)
+            self.ws.stack_file(stack_name).unlink(missing_ok=True)
+        return result
+
+    def outputs(self, stack_name: str) -> dict[str, Any]:
+        stack = self._stack(stack_name)
+        with self._errors(stack_name):
+            return _plain_outputs(stack.outputs())
+
+    def cancel(self, stack_name: str) -> None:
+        stack = self._stack(stack_name)
+        with self._errors(stack_name):
+            stack.cancel()
+
+    def stacks(self) -> list[StackInfo]:
+        """Every stx-pulumi stack in the backend with its last update and URL."""
+        workspace = self._workspace()
+        with self._errors(None):
+            summaries = workspace.list_stacks()
+        infos = []
+        for summary in summaries:
+            name = summary.name.rsplit("/", 1)[-1]
+            app, env = split_stack_name(name)
+            stack = auto.Stack.select(summary.name, workspace)
+            with self._errors(name):
+                history = stack.history(page_size=1, show_secrets=False)
+                outputs = stack.outputs() if summary.resource_count else {}
+            last = history[0] if history else None
+            url = outputs.get("url")
+            infos.append(StackInfo(
+                stack=name, app=app, env=env,
+                last_update=_when(last.end_time or last.start_time) if last else None,
+                result=last.result if last else None,
+                message=last.message if last else None,
+                resource_count=summary.resource_count,
+                url=None if url is None or url.secret else url.value,
+                update_in_progress=bool(summary.update_in_progress),
+            ))
+        return infos
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _event(self, event: auto.EngineEvent) -> None:
+        diag = event.diagnostic_event
+        if diag and diag.severity == "error" and not diag.ephemeral:
+            where = f"{diag.urn.rsplit('::', 1)[-1]}: " if diag.urn else ""
+            text = " ".join(diag.message.split("Traceback")[0].split())[:400]
+            if text:
+                self.diagnostics.append(where + text)
+        if self.on_event:
+            self.on_event(event)
+
+    def _run(self, stack: str, operation: str, call: Callable[[], Any]) -> OperationResult:
+        start = time.monotonic()
+        self.diagnostics = []
+        with self._errors(stack):
+            result = call()
+        if operation == "preview":
+            changes = result.change_summary
+            outputs: dict[str, Any] = {}
+        else:
+            changes = result.summary.resource_changes if result.summary else {}
+            outputs = _plain_outputs(getattr(result, "outputs", None) or {})
+        return OperationResult(
+            stack=stack, operation=operation, result="succeeded",
+            changes=_changes(changes), outputs=outputs,
+            duration_s=time.monotonic() - start, backend=self.backend)
+
+    @contextmanager
+    def _errors(self, stack: str | None) -> Iterator[None]:
+        """Turn automation's errors into the StxError a user can act on."""
+        try:
+            yield
+        except auto.ConcurrentUpdateError as err:
+            holder = _lock_holder(str(err))
+            raise StackLockedError(
+                f"stack {stack} is locked by another update" + (f" ({holder})" if holder else ""),
+                hint=f"wait for it to finish; if it was interrupted, run `stx-pulumi cancel "
+                f"{_app_arg(stack)}` to remove the stale lock") from None
+        except auto.CommandError as err:
+            raise EngineError(self._failure(err, stack), hint=_hint(err)) from None
+        except KeyboardInterrupt:
+            raise EngineError(
+                f"interrupted: the operation on {stack} was stopped part-way",
+                hint=f"run `stx-pulumi refresh {_app_arg(stack)}` to reconcile the state with "
+                "the cloud (and `stx-pulumi cancel` if the stack stays locked)") from None
+        except FileNotFoundError as err:
+            raise PrerequisiteError(f"the Pulumi CLI could not be run: {err}",
+                                    hint=INSTALL_HINT) from None
+        except RuntimeError as err:  # automation's own, e.g. "summary event never found"
+            raise EngineError(f"the engine ended without a result for {stack}: {err}") from None
+
+    def _failure(self, err: auto.CommandError, stack: str | None) -> str:
+        if self.diagnostics:
+            return f"the engine failed on {stack}: " + "; ".join(dict.fromkeys(self.diagnostics))
+        stderr = str(err).partition("stderr:")[2]
+        lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+        errors = [ln for ln in lines if ln.lower().startswith("error")] or lines[-2:]
+        return f"the engine failed on {stack}: " + " ".join(errors)[:500]
+
+
+def _program(spec: AppSpec) -> Callable[[], None]:
+    def run() -> None:
+        from stx_pulumi import program
+
+        program.deploy(spec, program.cloudflare_token())
+
+    return run
+
+
+def _no_program() -> None:
+    """Refresh, destroy, outputs and cancel need no program."""
+
+
+def _plain_outputs(outputs: Mapping[str, auto.OutputValue]) -> dict[str, Any]:
+    """Output values as JSON data: secrets as "[secret]", whole numbers as ints."""
+    return {k: "[secret]" if v.secret else _whole(v.value) for k, v in outputs.items()}
+
+
+def _whole(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_whole(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _whole(v) for k, v in value.items()}
+    return value
+
+
+def _changes(summary: Mapping[str, int] | None) -> dict[str, int]:
+    summary = summary or {}
+    return {kind: int(summary.get(kind, 0)) for kind in CHANGE_KINDS}
+
+
+def _when(moment: Any) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _lock_holder(stderr: str) -> str | None:
+    match = re.search(r"created by ([^\n]+)", stderr or "")
+    return match.group(1).strip() if match else None
+
+
+def _hint(err: auto.CommandError) -> str | None:
+    text = str(err)
+    if "passphrase" in text.lower():
+        return ("set PULUMI_CONFIG_PASSPHRASE (or _FILE) to the passphrase this stack was "
+                "created with")
+    if "has not been used in project" in text or "SERVICE_DISABLED" in text:
+        return "enable the API named above: gcloud services enable <api> --project <project>"
+    if "PERMISSION_DENIED" in text or "403" in text:
+        return "check that your Google account has the roles needed in the project"
+    return None
+
+
+def _app_arg(stack: str | None) -> str:
+    if not stack:
+        return ""
+    app, env = split_stack_name(stack)
+    return f"{app} --env {env}"
