@@ -128,6 +128,7 @@ class Engine:
         self.command = find_cli(environ)
         self.backend = ws.backend_url(environ)
         self.diagnostics: list[str] = []
+        self.env_vars = self._env_vars()
 
     # -- workspace ---------------------------------------------------------------------------
 
@@ -164,7 +165,7 @@ class Engine:
         return auto.LocalWorkspaceOptions(
             work_dir=str(self.ws.root),
             pulumi_command=self.command,
-            env_vars=self._env_vars(),
+            env_vars=self.env_vars,
             secrets_provider=self.ws.settings().get("secretsProvider"),
             program=program,
         )

@@ -92,6 +92,13 @@ class Workspace:
         return (environ.get("PULUMI_BACKEND_URL") or self.project_backend()
                 or self.state_dir.as_uri())
 
+    def app_path(self, app: str) -> str | None:
+        """The app folder the app's other stacks agree on, for its first stack in a new env."""
+        paths = {str(self.stack_config(f.name[len("Pulumi."):-len(".yaml")]).get("stx:path"))
+                 for f in self.stacks_dir.glob(f"Pulumi.{app}.*.yaml")}
+        paths.discard("None")
+        return paths.pop() if len(paths) == 1 else None
+
     def relative(self, path: Path) -> str:
         """`path` relative to the workspace when inside it, else absolute."""
         path = path.resolve()
@@ -256,6 +263,8 @@ def load_spec(
     settings = merge_settings(config, overrides)
     if target.path is not None and "stx:path" not in overrides:
         settings["stx:path"] = str(target.path)
+    if not settings.get("stx:path") and ws:
+        settings["stx:path"] = ws.app_path(target.app)
     if not settings.get("stx:path"):
         raise InputError(f"{option_label('stx:path')}: no app folder known for "
                          f"{stack_name(target.app, env)}: give APP as a folder or --path")

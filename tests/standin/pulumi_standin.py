@@ -186,7 +186,9 @@ class Cli:
         if sub == "output":
             state = self.existing(store)
             show = "--show-secrets" in self.flags
-            out = {k: (v if show or k not in state["secret_outputs"] else "[secret]")
+            outputs = unseal(state["outputs"], self.cipher(self.stack())) if show else {}
+            out = {k: (unwrap(outputs[k]) if show else
+                       "[secret]" if k in state["secret_outputs"] else unwrap(v))
                    for k, v in state["outputs"].items()}
             print(json.dumps(out))
             return 0
@@ -408,7 +410,8 @@ class Update:
             hold = float(os.environ.get("STANDIN_HOLD_LOCK") or 0)
             if hold and lock:
                 time.sleep(hold)
-            self.state = self.cli.store().load(self.stack)
+            self.cipher = self.cli.cipher(self.stack)
+            self.state = unseal(self.store.load(self.stack), self.cipher)
             self.old = {r["urn"]: r for r in self.state["resources"]}
             self.new: dict[str, dict[str, Any]] = {}
             self.events.write(preludeEvent={"config": {k: "[secret]" if k in secret_keys
@@ -555,7 +558,7 @@ class Update:
             stack_res = [r for r in self.new.values() if r["type"] == "pulumi:pulumi:Stack"]
             outputs = stack_res[0].get("stack_outputs", {}) if stack_res else {}
             self.state["secret_outputs"] = [k for k, v in outputs.items() if is_secret(v)]
-            self.state["outputs"] = {k: unwrap(v) for k, v in outputs.items()}
+            self.state["outputs"] = outputs
         self.state["resources"] = resources
         kind = {"up": "update"}.get(self.kind, self.kind)
         self.state["history"].append({
@@ -564,7 +567,28 @@ class Update:
             "environment": {"exec.kind": "auto.inline"}, "config": {},
             "result": "failed" if self.failed else "succeeded",
             "resourceChanges": self.changes})
-        self.store.save(self.stack, self.state)
+        self.store.save(self.stack, seal(self.state, self.cipher))
+
+
+def seal(value: Any, cipher: Cipher) -> Any:
+    """Secret values encrypted, as a real backend stores them."""
+    if is_secret(value):
+        return {SIG_KEY: SECRET_SIG, "ciphertext": cipher.encrypt(json.dumps(value["value"]))}
+    if isinstance(value, dict):
+        return {k: seal(v, cipher) for k, v in value.items()}
+    if isinstance(value, list):
+        return [seal(v, cipher) for v in value]
+    return value
+
+
+def unseal(value: Any, cipher: Cipher) -> Any:
+    if isinstance(value, dict) and "ciphertext" in value and value.get(SIG_KEY) == SECRET_SIG:
+        return {SIG_KEY: SECRET_SIG, "value": json.loads(cipher.decrypt(value["ciphertext"]))}
+    if isinstance(value, dict):
+        return {k: unseal(v, cipher) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unseal(v, cipher) for v in value]
+    return value
 
 
 def is_secret(value: Any) -> bool:

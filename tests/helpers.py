@@ -1,0 +1,44 @@
+"""Running stx-pulumi as a user types it, in-process (CliRunner) or as a real process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from click.testing import Result
+from typer.testing import CliRunner
+
+from stx_pulumi.cli import app
+
+runner = CliRunner()
+
+
+def stx(*args: str, env: dict[str, str] | None = None, input: str | None = None) -> Result:
+    """`stx-pulumi ARGS` in-process; output holds stdout and stderr, stdout alone is apart."""
+    return runner.invoke(app, list(args), env=env, input=input)
+
+
+def stx_json(*args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    result = stx(*args, "--json", env=env)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def stx_process(*args: str, cwd: Path) -> subprocess.Popen[str]:
+    """`stx-pulumi ARGS` as its own process (for concurrency)."""
+    return subprocess.Popen([sys.executable, "-m", "stx_pulumi", *args], cwd=cwd, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def state(workspace: Path, stack: str) -> dict[str, Any]:
+    """The stand-in backend's state of a stack."""
+    file = workspace / ".pulumi-state" / ".pulumi" / "stacks" / "stx-pulumi" / f"{stack}.json"
+    return json.loads(file.read_text())
+
+
+def resources(workspace: Path, stack: str) -> dict[str, dict[str, Any]]:
+    """The stack's cloud resources (not the component) by logical name."""
+    return {r["name"]: r for r in state(workspace, stack)["resources"] if r["custom"]}
