@@ -196,10 +196,51 @@ def plan(app_name: AppArg = None, json_output: JsonOpt = False, *,
     spec, _ = load_spec(app_name, env=options.env, overrides=options.overrides(cwd), cwd=cwd,
                         environ=os.environ, allow_placeholder_project=True)
     result = run_plan(spec)
+    from stx_pulumi.cost import estimate
+    from stx_pulumi.prices import Prices
+
+    costs = estimate(spec, Prices())
     if json_output:
-        render.print_json(render.plan_json(result))
+        render.print_json({**render.plan_json(result), "cost": costs})
     else:
         render.plan_tree(result)
+        render.cost(spec, costs)
+
+
+@command(deploy_options=True)
+def cost(
+    app_name: AppArg = None,
+    users: Annotated[int | None, typer.Option(
+        "--users", help="Students at once (default for a single estimate: 1000).")] = None,
+    hours: Annotated[float | None, typer.Option(
+        "--hours", help="Length of the event in hours (default for a single estimate: 2).")
+    ] = None,
+    prices: Annotated[Path | None, typer.Option(
+        "--prices", help="JSON file overriding prices (keys as in `--json` price_sources).")
+    ] = None,
+    json_output: JsonOpt = False,
+    *,
+    options: DeployOptions,
+) -> None:
+    """Estimate what an event costs, and the idle cost; without --users/--hours, a table for
+    1,000 students."""
+    from stx_pulumi.cost import estimate
+    from stx_pulumi.prices import load_prices
+    from stx_pulumi.workspace import load_spec
+
+    if users is not None and users < 1:
+        raise InputError(f"--users: must be 1 or more, got {users}")
+    if hours is not None and not 0 < hours <= 24 * 31:
+        raise InputError(f"--hours: must be more than 0 and at most 744, got {hours}")
+    cwd = Path.cwd()
+    spec, _ = load_spec(app_name, env=options.env, overrides=options.overrides(cwd), cwd=cwd,
+                        environ=os.environ, allow_placeholder_project=True)
+    table, overridden = load_prices(prices)
+    data = estimate(spec, table, users, hours, overridden)
+    if json_output:
+        render.print_json(data)
+    else:
+        render.cost(spec, data)
 
 
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Skip confirmation prompts.")]

@@ -24,11 +24,17 @@ from pulumi_gcp import (
 
 from stx_pulumi.errors import InputError
 from stx_pulumi.source import inspect_source
-from stx_pulumi.spec import SETTINGS, AppSpec, build_spec, option_label, split_stack_name
+from stx_pulumi.spec import (
+    KEEP_IMAGES,
+    SETTINGS,
+    AppSpec,
+    build_spec,
+    option_label,
+    split_stack_name,
+)
 from stx_pulumi.workspace import SECRET, with_machine_defaults
 
 COMPONENT_TYPE = "stx:index:StreamtexApp"
-KEEP_IMAGES = 5
 CLOUDFLARE_CNAME_TARGET = "ghs.googlehosted.com"
 # TCP startup probe: the largest failure_threshold × period_seconds Cloud Run allows (240 s),
 # checked every 10 s so a fast app is ready at once; no initial delay, which would hold back
@@ -113,6 +119,11 @@ class StreamtexApp(pulumi.ComponentResource):
             "project": spec.project,
             "min_instances": spec.min_instances,
             "max_instances": spec.max_instances,
+            "revision": self.service.latest_created_revision,
+            "ready_revision": self.service.latest_ready_revision,
+            "traffic": self.service.traffic_statuses.apply(_traffic),
+            "serve_mode": spec.serve_mode,
+            "public": spec.public,
         }
         if self.dns_records is not None:
             self.outputs["dns_records"] = self.dns_records
@@ -312,6 +323,11 @@ def _cleanup_policies() -> list[artifactregistry.RepositoryCleanupPolicyArgs]:
             ),
         ),
     ]
+
+
+def _traffic(statuses: Any) -> list[dict[str, Any]]:
+    return [{key: _get(s, key) for key in ("type", "revision", "percent")}
+            for s in statuses or []]
 
 
 def _resource_records(statuses: Any) -> list[dict[str, str]]:

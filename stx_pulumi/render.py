@@ -35,7 +35,8 @@ UNKNOWN = "(known after deploy)"
 
 
 OUTPUT_ORDER = ("url", "custom_url", "service", "image", "image_tag", "region", "project",
-                "min_instances", "max_instances", "dns_records")
+                "min_instances", "max_instances", "serve_mode", "public", "revision",
+                "ready_revision", "traffic", "dns_records")
 
 
 def _console(**kwargs: Any) -> Console:
@@ -303,7 +304,7 @@ def outputs_table(outputs: dict[str, Any]) -> None:
     if outputs.get("custom_url"):
         console.print(f"[bold green]Custom domain[/] {outputs['custom_url']}")
     for key, value in outputs.items():
-        if key in ("url", "custom_url"):
+        if key in ("url", "custom_url", "traffic"):  # traffic: see `verify`
             continue
         if key == "dns_records" and value:
             console.print("[bold]DNS records to create[/] (DNS only, not proxied):")
@@ -329,3 +330,39 @@ def stacks_table(backend: str, infos: list[Any]) -> None:
         table.add_row(s.app, s.env, s.last_update or "-", s.result or "-",
                       escape(s.message or "-"), str(s.resource_count or 0), s.url or "-")
     console.print(table)
+
+
+def cost(spec: Any, data: dict[str, Any]) -> None:
+    """The event cost, or the scenario table, then idle cost, warnings and assumptions."""
+    from rich.table import Table
+
+    console = stdout()
+    a = data["assumptions"]
+    console.print(f"[bold]Cost of {spec.stack}[/] for {data['users']} students: {a['vcpu']} "
+                  f"vCPU, {spec.memory}, concurrency {a['concurrency']} → "
+                  f"{data['instances']} instances")
+    table = Table(box=None, padding=(0, 2))
+    for column, justify in (("scenario", "left"), ("hours", "right"), ("instances", "right"),
+                            ("USD", "right")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    rows = data.get("scenarios") or [{"name": f"{data['users']} students", **data}]
+    for row in rows:
+        table.add_row(row["name"], f"{row['hours']:g}", str(row["instances"]),
+                      f"{row['total_usd']:.2f}")
+    idle = data["idle_monthly"]
+    table.add_row("idle, per month", "-", str(spec.min_instances), f"{idle['total_usd']:.2f}")
+    console.print(table)
+    console.print(f"  idle: min instances ${idle['min_instances_usd']:.2f}, "
+                  f"{idle['stored_gb']:g} GB of images ${idle['storage_usd']:.2f}")
+    for warning in data["warnings"]:
+        console.print(f"[yellow]warning:[/] {escape(warning)}")
+    free = data["free_tier_monthly"]
+    console.print(f"[dim]Gross USD, {a['billing']}. Free each month per billing account: "
+                  f"{free['vcpu_seconds']:,.0f} vCPU-s, {free['gib_seconds']:,.0f} GiB-s, "
+                  f"{free['requests']:,.0f} requests. Assumes {a['requests_per_user_hour']} "
+                  f"requests per student-hour, {a['image_gb']} GB per image, "
+                  f"{a['kept_images']} images kept.[/]")
+    others = sorted(k for k, v in data["price_sources"].items() if "secondary" in v)
+    if others:
+        console.print(f"[dim]Not from Google's own page (secondary sources): "
+                      f"{', '.join(others)}.[/]")

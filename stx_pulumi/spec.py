@@ -70,6 +70,7 @@ DOMAIN_MAPPING_REGIONS = frozenset({
 })
 PLACEHOLDER_PROJECT = "your-gcp-project"
 PROTECTED_ENV = "prod"
+KEEP_IMAGES = 5  # images the registry's cleanup policy keeps
 RESERVED_ENV_VARS = frozenset({"PORT", "K_SERVICE", "K_REVISION", "K_CONFIGURATION",
                                "STX_SERVE_MODE", "FOLDER"})
 

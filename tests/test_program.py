@@ -30,6 +30,9 @@ class Recorder(pulumi.runtime.Mocks):
         state = dict(args.inputs)
         if args.typ == "gcp:cloudrunv2/service:Service":
             state["uri"] = f"https://{args.inputs['name']}-abc123-ew.a.run.app"
+            state["latestCreatedRevision"] = state["latestReadyRevision"] = "rev-00002"
+            state["trafficStatuses"] = [{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST",
+                                         "percent": 100, "revision": ""}]
         if args.typ == "docker:index/image:Image":
             state["repoDigest"] = args.inputs["imageName"].split(":")[0] + "@sha256:" + "ab" * 32
         if args.typ == "gcp:serviceaccount/account:Account":
@@ -336,6 +339,12 @@ def test_stack_outputs_are_exported(mocks: Recorder) -> Any:
             "project": PROJECT,
             "min_instances": 0,
             "max_instances": 13,
+            "revision": "rev-00002",
+            "ready_revision": "rev-00002",
+            "traffic": [{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "revision": "",
+                         "percent": 100}],
+            "serve_mode": "dual",
+            "public": True,
         }
 
     return pulumi.Output.all(**app.outputs).apply(check)

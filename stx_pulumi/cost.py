@@ -1,0 +1,103 @@
+"""What an event costs on Cloud Run, and what the app costs at idle, for one AppSpec.
+
+Gross figures (before the monthly free tier), request-based billing, USD.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from stx_pulumi.prices import SOURCES, Prices
+from stx_pulumi.spec import KEEP_IMAGES, MEMORY_RE, AppSpec
+
+REQUESTS_PER_USER_HOUR = 30  # page loads and assets; Streamlit then talks over one WebSocket
+IMAGE_GB = 0.5  # a StreamTeX image (Python, Streamlit, Nginx) as stored
+MONTH_S = 30 * 24 * 3600
+SCENARIOS = (("2-hour lab", 2.0), ("8-hour day", 8.0), ("month: 20 days x 4 h", 80.0))
+DEFAULT_USERS = 1000
+
+
+def memory_gib(spec: AppSpec) -> float:
+    match = MEMORY_RE.match(spec.memory)
+    assert match is not None  # the spec validated it
+    return int(match.group(1)) / (1 if match.group(2) == "Gi" else 1024)
+
+
+def instances_needed(spec: AppSpec, users: int) -> int:
+    """Instances that serve `users` concurrent sessions: max(min, ⌈users ÷ concurrency⌉)."""
+    return max(spec.min_instances, math.ceil(users / spec.concurrency))
+
+
+def warnings_for(spec: AppSpec, users: int) -> list[str]:
+    needed = instances_needed(spec, users)
+    if needed <= spec.max_instances:
+        return []
+    return [f"max {spec.max_instances} instances × concurrency {spec.concurrency} serve "
+            f"{spec.max_instances * spec.concurrency} sessions: the service would turn students "
+            f"away above that; use --max {needed} for {users} users (costs below assume it)"]
+
+
+def event_cost(spec: AppSpec, users: int, hours: float, prices: Prices) -> dict[str, Any]:
+    """The cost of `users` students for `hours` hours, once max allows enough instances."""
+    instances = instances_needed(spec, users)
+    seconds = instances * hours * 3600
+    vcpu = seconds * spec.cpu * prices.vcpu_second
+    memory = seconds * memory_gib(spec) * prices.gib_second
+    requests = users * hours * REQUESTS_PER_USER_HOUR
+    requests_usd = requests / 1e6 * prices.million_requests
+    return {
+        "users": users, "hours": _whole(hours), "instances": instances,
+        "total_usd": round(vcpu + memory + requests_usd, 2),
+        "breakdown": {"vcpu_usd": round(vcpu, 4), "memory_usd": round(memory, 4),
+                      "requests_usd": round(requests_usd, 4),
+                      "instance_seconds": _whole(seconds), "requests": _whole(requests)},
+        "warnings": warnings_for(spec, users),
+    }
+
+
+def idle_monthly(spec: AppSpec, prices: Prices) -> dict[str, Any]:
+    """A month with no students: min instances at the idle rate, plus the kept images."""
+    instances = spec.min_instances * MONTH_S * (
+        spec.cpu * prices.idle_vcpu_second + memory_gib(spec) * prices.idle_gib_second)
+    stored_gb = KEEP_IMAGES * IMAGE_GB
+    storage = max(0.0, stored_gb - prices.free_registry_gb) * prices.registry_gb_month
+    return {"total_usd": round(instances + storage, 2),
+            "min_instances_usd": round(instances, 2), "storage_usd": round(storage, 2),
+            "stored_gb": stored_gb}
+
+
+def estimate(spec: AppSpec, prices: Prices, users: int | None = None,
+             hours: float | None = None, overridden: list[str] | None = None) -> dict[str, Any]:
+    """One event when users or hours are given, else the scenario table for 1,000 students."""
+    if users is not None or hours is not None:
+        result = event_cost(spec, users or DEFAULT_USERS, hours or 2.0, prices)
+    else:
+        result = {
+            "users": DEFAULT_USERS,
+            "instances": instances_needed(spec, DEFAULT_USERS),
+            "scenarios": [{"name": name, **_brief(event_cost(spec, DEFAULT_USERS, h, prices))}
+                          for name, h in SCENARIOS],
+            "warnings": warnings_for(spec, DEFAULT_USERS),
+        }
+    result["idle_monthly"] = idle_monthly(spec, prices)
+    result["assumptions"] = {
+        "billing": "request-based (CPU only while serving), tier-1 region",
+        "requests_per_user_hour": REQUESTS_PER_USER_HOUR,
+        "image_gb": IMAGE_GB, "kept_images": KEEP_IMAGES,
+        "vcpu": spec.cpu, "memory_gib": memory_gib(spec), "concurrency": spec.concurrency,
+    }
+    result["free_tier_monthly"] = {"vcpu_seconds": prices.free_vcpu_seconds,
+                                   "gib_seconds": prices.free_gib_seconds,
+                                   "requests": prices.free_requests}
+    result["price_sources"] = {k: "--prices file" if k in (overridden or []) else v
+                               for k, v in SOURCES.items()}
+    return result
+
+
+def _brief(cost: dict[str, Any]) -> dict[str, Any]:
+    return {k: cost[k] for k in ("hours", "instances", "total_usd", "breakdown")}
+
+
+def _whole(number: float) -> float | int:
+    return int(number) if float(number).is_integer() else number

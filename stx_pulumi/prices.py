@@ -1,0 +1,67 @@
+"""Cloud Run and Artifact Registry prices, in USD, with where each comes from.
+
+Tier 1 regions, request-based billing (the program sets `cpu_idle`), checked 2026-11.
+`stx-pulumi cost --prices FILE` overrides any of them with a JSON object of the same keys.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+from stx_pulumi.errors import InputError
+
+GOOGLE = "cloud.google.com/run/pricing"
+SECONDARY = "secondary sources, not Google's page"
+CHECKED = "2026-11"
+
+
+@dataclass(frozen=True)
+class Prices:
+    """Unit prices (USD) and the free tier of one billing account per month."""
+
+    vcpu_second: float = 0.000024
+    gib_second: float = 0.0000025
+    million_requests: float = 0.40
+    idle_vcpu_second: float = 0.0000025
+    idle_gib_second: float = 0.0000025
+    registry_gb_month: float = 0.10
+    free_vcpu_seconds: float = 180_000
+    free_gib_seconds: float = 360_000
+    free_requests: float = 2_000_000
+    free_registry_gb: float = 0.5
+
+
+SOURCES = {
+    "vcpu_second": GOOGLE,
+    "gib_second": SECONDARY,
+    "million_requests": SECONDARY,
+    "idle_vcpu_second": SECONDARY,
+    "idle_gib_second": SECONDARY,
+    "registry_gb_month": "cloud.google.com/artifact-registry/pricing",
+    "free_vcpu_seconds": GOOGLE,
+    "free_gib_seconds": SECONDARY,
+    "free_requests": SECONDARY,
+    "free_registry_gb": "cloud.google.com/artifact-registry/pricing",
+}
+
+
+def load_prices(file: Path | None) -> tuple[Prices, list[str]]:
+    """The built-in prices, overridden by `file` (JSON); and which keys were overridden."""
+    if file is None:
+        return Prices(), []
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise InputError(f"--prices: cannot read {file}: {err}") from None
+    known = {f.name for f in fields(Prices)}
+    if not isinstance(data, dict) or set(data) - known:
+        unknown = sorted(set(data) - known) if isinstance(data, dict) else data
+        raise InputError(f"--prices: {file} must be a JSON object with keys among "
+                         f"{', '.join(sorted(known))}; unknown: {unknown}")
+    try:
+        values = {k: float(v) for k, v in data.items()}
+    except (TypeError, ValueError):
+        raise InputError(f"--prices: every price in {file} must be a number") from None
+    return replace(Prices(), **values), sorted(values)
