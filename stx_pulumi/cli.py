@@ -293,11 +293,47 @@ def _passphrase_notice(engine: Any) -> None:
                     "up; without it this workspace's secrets cannot be decrypted")
 
 
-def _show(result: Any, json_output: bool) -> None:
+def _show(result: Any, json_output: bool, report: Any = None) -> None:
     if json_output:
-        render.print_json(result.as_json())
+        data = result.as_json()
+        if report is not None:
+            data["verify"] = report.as_json()
+        render.print_json(data)
     else:
         render.operation(result)
+    if report is not None:
+        if not json_output:
+            render.verification(report)
+        _fail_verification(report, result.outputs)
+
+
+def _fail_verification(report: Any, outputs: dict[str, Any]) -> None:
+    """Exit 5 with what failed and where the logs are (the JSON, if any, is already out)."""
+    from stx_pulumi.errors import VerificationError
+    from stx_pulumi.verify import logs_command
+
+    if report.failed:
+        names = ", ".join(c.name for c in report.failed)
+        render.error(VerificationError(f"verification of {report.stack} failed: {names}",
+                                       hint=f"logs: {logs_command(outputs)}"))
+        raise typer.Exit(VerificationError.exit_code)
+
+
+def _verify(stack: str, outputs: dict[str, Any], wait_timeout: float,
+            poll_interval: float) -> Any:
+    from stx_pulumi.verify import verify
+
+    return verify(stack, outputs, serve_mode=str(outputs.get("serve_mode") or "dual"),
+                  public=outputs.get("public") is not False, timeout_s=wait_timeout,
+                  interval_s=poll_interval, environ=os.environ, on_progress=render.info)
+
+
+NoVerifyOpt = Annotated[bool, typer.Option(
+    "--no-verify", help="Skip the post-deploy checks (health, /, /html/, Streamlit, revision).")]
+WaitOpt = Annotated[float, typer.Option(
+    "--wait-timeout", help="Seconds to wait for the service to answer its health check.")]
+PollOpt = Annotated[float, typer.Option(
+    "--poll-interval", help="Seconds between health checks while waiting.")]
 
 
 @command(deploy_options=True)
@@ -309,6 +345,9 @@ def up(
     unset: Annotated[list[str] | None, typer.Option(
         "--unset", help="Remove a setting from the stack config (e.g. domain); repeatable.")
     ] = None,
+    no_verify: NoVerifyOpt = False,
+    wait_timeout: WaitOpt = 300,
+    poll_interval: PollOpt = 10,
     json_output: JsonOpt = False,
     *,
     options: DeployOptions,
@@ -328,7 +367,9 @@ def up(
     with progress:
         result = engine.up(spec, config_updates(spec, overrides, config, ws, os.environ),
                            [k for k in unset_keys(unset or ()) if k in config], message)
-    _show(result, json_output)
+    report = None if no_verify else _verify(spec.stack, result.outputs, wait_timeout,
+                                            poll_interval)
+    _show(result, json_output, report)
 
 
 @command(deploy_options=True)
@@ -405,6 +446,26 @@ def outputs(app_name: AppArg = None, env: EnvOpt = None, json_output: JsonOpt = 
         render.print_json(values)
     else:
         render.outputs_table(render.ordered_outputs(values))
+
+
+@command()
+def verify(
+    app_name: AppArg = None,
+    env: EnvOpt = None,
+    wait_timeout: WaitOpt = 300,
+    poll_interval: PollOpt = 10,
+    json_output: JsonOpt = False,
+) -> None:
+    """Check the deployed app: health, /, /html/, Streamlit, custom domain, revision."""
+    ws, stack = _stack_ref(app_name, env)
+    engine, _ = _engine(ws, quiet=True)
+    outputs = engine.outputs(stack)
+    report = _verify(stack, outputs, wait_timeout, poll_interval)
+    if json_output:
+        render.print_json(report.as_json())
+    else:
+        render.verification(report)
+    _fail_verification(report, outputs)
 
 
 @command()

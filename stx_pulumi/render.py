@@ -366,3 +366,16 @@ def cost(spec: Any, data: dict[str, Any]) -> None:
     if others:
         console.print(f"[dim]Not from Google's own page (secondary sources): "
                       f"{', '.join(others)}.[/]")
+
+
+def verification(report: Any) -> None:
+    """Each check with its status, and the fix for those that did not pass."""
+    console = stderr()
+    styles = {"pass": "green", "warn": "yellow", "fail": "red", "skip": "dim"}
+    console.print(f"[bold]verify[/] {report.stack}: "
+                  f"{'failed' if report.failed else 'passed'}")
+    for check in report.checks:
+        style = styles.get(check.status, "")
+        console.print(f"  [{style}]{check.status:<4}[/] {check.name:<14} {escape(check.detail)}")
+        if check.fix and check.status != "pass":
+            console.print(f"       [dim]fix: {escape(check.fix)}[/]")

@@ -6,9 +6,11 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fake_app import FakeApp
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "hello-course"
@@ -77,8 +79,17 @@ COMMAND_WORDS = {"version", "stack", "select", "init", "ls", "rm", "output", "hi
 
 
 @pytest.fixture
-def pulumi_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> PulumiStandIn:
-    """A stand-in Pulumi CLI first on PATH (see tests/standin/pulumi_standin.py)."""
+def deployed_app() -> Iterator[FakeApp]:
+    """A healthy local stand-in of the deployed app: the URL the stand-in engine reports."""
+    with FakeApp() as app:
+        yield app
+
+
+@pytest.fixture
+def pulumi_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+               deployed_app: FakeApp) -> PulumiStandIn:
+    """A stand-in Pulumi CLI first on PATH (see tests/standin/pulumi_standin.py); the services
+    it "deploys" answer at a local healthy app, so `up` verifies for real."""
     root = tmp_path / "pulumi-cli"
     (root / "bin").mkdir(parents=True)
     script = root / "bin" / "pulumi"
@@ -88,4 +99,5 @@ def pulumi_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> PulumiStandIn
     monkeypatch.setenv("STANDIN_LOG", str(standin.log))
     monkeypatch.setenv("PATH", f"{root / 'bin'}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "test-passphrase")
+    monkeypatch.setenv("STANDIN_SERVICE_URL", deployed_app.url)
     return standin

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import PulumiStandIn
+from fake_app import FakeApp
 from helpers import resources, state, stx, stx_json
 
 ZONE = "0123456789abcdef0123456789abcdef"
@@ -207,15 +208,15 @@ def test_destroy_remove_deletes_the_stack_and_its_file(workspace: Path,
     assert "hello-course.staging" not in [s["stack"] for s in stx_json("stacks")["stacks"]]
 
 
-def test_message_is_recorded_and_stacks_lists_it(workspace: Path,
-                                                 pulumi_cli: PulumiStandIn) -> None:
+def test_message_is_recorded_and_stacks_lists_it(workspace: Path, pulumi_cli: PulumiStandIn,
+                                                 deployed_app: FakeApp) -> None:
     assert stx("up", "hello-course", "--yes", "-m", "lab 3 for 1000 students").exit_code == 0
     assert state(workspace, "hello-course.dev")["history"][-1]["message"] == (
         "lab 3 for 1000 students")
     listing = stx("stacks")
     assert listing.exit_code == 0
     for text in ("hello-course", "dev", "succeeded", "lab 3 for 1000 students",
-                 "https://hello-course-dev-standin-ew.a.run.app", "backend file://"):
+                 deployed_app.url, "backend file://"):
         assert text in listing.output
 
 

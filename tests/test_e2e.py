@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from fake_app import FakeApp
 from helpers import resources, state, stx, stx_json, stx_process
 
 pytestmark = pytest.mark.e2e
@@ -28,12 +29,13 @@ def deployed(workspace: Path, pulumi_cli: object, app_dir: Path) -> Path:
     return workspace
 
 
-def test_1_up_creates_every_resource_and_outputs_match(deployed: Path) -> None:
+def test_1_up_creates_every_resource_and_outputs_match(deployed: Path,
+                                                       deployed_app: FakeApp) -> None:
     names = set(resources(deployed, "hello-course.dev"))
     assert names == {"hello-course-dev", "hello-course-dev-repo", "hello-course-dev-image",
                      "hello-course-dev-run-sa", "hello-course-dev-public"}
     outputs = stx_json("outputs", "hello-course")
-    assert outputs["url"] == "https://hello-course-dev-standin-ew.a.run.app"
+    assert outputs["url"] == deployed_app.url
     assert outputs["max_instances"] == 100 and outputs["service"] == SERVICE
     assert outputs["image"].endswith(outputs["image"].split("@")[1])
     service = resources(deployed, "hello-course.dev")[SERVICE]["inputs"]
@@ -41,11 +43,15 @@ def test_1_up_creates_every_resource_and_outputs_match(deployed: Path) -> None:
     assert service["template"]["containers"][0]["image"] == outputs["image"]
 
 
-def test_1_up_prints_the_url(workspace: Path, pulumi_cli: object) -> None:
+def test_1_up_prints_the_url_and_verifies_it(workspace: Path, pulumi_cli: object,
+                                             deployed_app: FakeApp) -> None:
     result = stx("up", "hello-course", "--max", "100", "--yes")
     assert result.exit_code == 0, result.output
-    assert "URL https://hello-course-dev-standin-ew.a.run.app" in result.stdout
+    assert f"URL {deployed_app.url}" in result.stdout
     assert "created" in result.output
+    assert "verify hello-course.dev: passed" in result.output
+    paths = [p for p, _ in deployed_app.requests]
+    assert {"/_stcore/health", "/", "/html/", "/_stcore/host-config"} <= set(paths)
 
 
 def test_2_second_up_changes_nothing(deployed: Path) -> None:
@@ -177,9 +183,11 @@ def test_9_cloudflare_record_unproxied_and_token_only_as_secure(
 
 def test_10_json_changes_match_the_state(workspace: Path, pulumi_cli: object) -> None:
     data = stx_json("up", "hello-course", "--yes")
-    assert set(data) == {"stack", "operation", "result", "changes", "outputs", "duration_s"}
+    assert set(data) == {"stack", "operation", "result", "changes", "outputs", "duration_s",
+                         "verify"}
+    assert data["verify"]["result"] == "passed"
     assert data["stack"] == "hello-course.dev" and data["operation"] == "up"
     assert data["result"] == "succeeded"
     assert data["changes"]["create"] == len(resources(workspace, "hello-course.dev")) + 1
-    assert data["outputs"]["url"].startswith("https://")
+    assert data["outputs"]["url"].startswith("http://127.0.0.1:")
     assert isinstance(data["duration_s"], float)

@@ -618,10 +618,17 @@ def computed(res: dict[str, Any], old: dict | None, unknown: bool) -> dict[str, 
         put("uri", os.environ.get("STANDIN_SERVICE_URL")
             or f"https://{inputs.get('name')}-standin-ew.a.run.app")
         revision = f"{inputs.get('name')}-{uuid.uuid4().hex[:5]}"
-        put("latestReadyRevision", revision)
         put("latestCreatedRevision", revision)
-        put("trafficStatuses", [{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST",
-                                 "percent": 100, "revision": ""}])
+        put("latestReadyRevision", revision)
+        traffic = [{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 100,
+                    "revision": ""}]
+        if os.environ.get("STANDIN_TRAFFIC_SPLIT"):  # half the traffic on an older revision
+            traffic = [{**traffic[0], "percent": 50},
+                       {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "percent": 50,
+                        "revision": f"{inputs.get('name')}-00001-old"}]
+        if os.environ.get("STANDIN_REVISION_NOT_READY"):
+            put("latestReadyRevision", f"{inputs.get('name')}-00001-old")
+        put("trafficStatuses", traffic)
     elif typ == "docker:index/image:Image":
         name = unwrap(inputs.get("imageName", ""))
         digest = hashlib.sha256(name.encode()).hexdigest()
