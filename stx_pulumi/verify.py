@@ -79,8 +79,9 @@ def verify(
                 "with --public"))
             return report
         headers["Authorization"] = f"Bearer {token}"
-    with httpx.Client(headers=headers, timeout=httpx.Timeout(10.0, connect=5.0),
-                      follow_redirects=False) as client:
+    per_request = min(10.0, timeout_s)
+    with httpx.Client(headers=headers, follow_redirects=False,
+                      timeout=httpx.Timeout(per_request, connect=min(5.0, per_request))) as client:
         health = wait_healthy(client, url, timeout_s, interval_s, on_progress)
         report.checks.append(health)
         if health.status == FAIL:
