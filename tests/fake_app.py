@@ -39,7 +39,7 @@ class FakeApp:
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 app.requests.append((self.path, dict(self.headers)))
                 status, headers, body = app.answer(self.path)
                 self.send_response(status)

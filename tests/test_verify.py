@@ -16,7 +16,7 @@ import pytest
 from fake_app import FakeApp
 from helpers import stx
 
-from stx_pulumi.verify import revision_check, verify
+from stx_pulumi.verify import Report, revision_check, verify
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "hello-course"
 READY = {"revision": "r2", "ready_revision": "r2",
@@ -30,13 +30,13 @@ def outputs(url: str, **extra: object) -> dict:
             **extra}
 
 
-def run(url: str, timeout: float = 5, **extra: object):  # noqa: ANN201
+def run(url: str, timeout: float = 5, **extra: object) -> Report:
     out = outputs(url, **extra)
     return verify("hello-course.dev", out, serve_mode=str(out["serve_mode"]),
                   public=bool(out["public"]), timeout_s=timeout, interval_s=0.2)
 
 
-def statuses(report) -> dict[str, str]:  # noqa: ANN001
+def statuses(report: Report) -> dict[str, str]:
     return {c.name: c.status for c in report.checks}
 
 
