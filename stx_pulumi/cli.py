@@ -361,6 +361,9 @@ def up(
     if spec.protected:
         _confirm_protected(spec.stack, yes, "update")
     ws = locate_workspace(cwd, os.environ, create=True)
+    from stx_pulumi.doctor import require
+
+    require(ws, spec, os.environ)  # exit 3 before the engine starts: nothing half-created
     config = ws.stack_config(spec.stack)
     engine, progress = _engine(ws, f"up {spec.stack}", quiet=json_output)
     _passphrase_notice(engine)
@@ -446,6 +449,48 @@ def outputs(app_name: AppArg = None, env: EnvOpt = None, json_output: JsonOpt = 
         render.print_json(values)
     else:
         render.outputs_table(render.ordered_outputs(values))
+
+
+@command(deploy_options=True)
+def doctor(app_name: AppArg = None, json_output: JsonOpt = False, *,
+           options: DeployOptions) -> None:
+    """Is this machine ready to deploy? Checks tools, credentials, APIs, backend, secrets and,
+    with APP, the app's spec."""
+    from stx_pulumi.checks import FAIL, WARN, Check
+    from stx_pulumi.doctor import prerequisites
+    from stx_pulumi.errors import SpecError
+    from stx_pulumi.source import has_uncommitted_changes
+    from stx_pulumi.workspace import Workspace, home_dir, locate_workspace
+
+    cwd = Path.cwd()
+    spec, spec_checks = None, []
+    if app_name or (cwd / "Dockerfile").is_file():
+        try:
+            spec, _ = _load(app_name, options, options.overrides(cwd), (), placeholder=True)
+        except SpecError as err:
+            spec_checks = [Check("spec", FAIL, problem) for problem in err.problems]
+        except InputError as err:
+            spec_checks = [Check("spec", FAIL, err.message)]
+    if spec and has_uncommitted_changes(spec.source):
+        spec_checks.append(Check("app folder", WARN, f"{spec.source} has uncommitted changes: "
+                                 "the image tag comes from a content hash, not the commit",
+                                 "commit the app to deploy a tagged commit"))
+    elif spec:
+        spec_checks.append(Check("spec", "pass", f"{spec.stack} is valid ({spec.image_tag})"))
+    ws = locate_workspace(cwd, os.environ) or Workspace(home_dir(os.environ))
+    checks = prerequisites(ws, spec, os.environ)
+    failed_prerequisite = any(c.status == FAIL for c in checks)
+    checks += spec_checks
+    if json_output:
+        render.print_json({"checks": [c.__dict__ for c in checks],
+                           "result": "failed" if any(c.status == FAIL for c in checks)
+                           else "passed"})
+    else:
+        render.checks_table("doctor", checks)
+    if failed_prerequisite:
+        raise typer.Exit(3)
+    if any(c.status == FAIL for c in spec_checks):
+        raise typer.Exit(2)
 
 
 @command()
@@ -564,11 +609,12 @@ def env_list(json_output: JsonOpt = False) -> None:
 
 
 def _load(app_name: str | None, options: DeployOptions, overrides: dict[str, Any],
-          unset: Any) -> tuple[Any, Any]:
+          unset: Any, placeholder: bool = False) -> tuple[Any, Any]:
     from stx_pulumi.workspace import load_spec
 
     return load_spec(app_name, env=options.env, overrides=overrides, cwd=Path.cwd(),
-                     environ=os.environ, unset=tuple(unset))
+                     environ=os.environ, unset=tuple(unset),
+                     allow_placeholder_project=placeholder)
 
 
 def main() -> None:

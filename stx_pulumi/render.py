@@ -369,12 +369,17 @@ def cost(spec: Any, data: dict[str, Any]) -> None:
 
 
 def verification(report: Any) -> None:
+    """The verification's checks (on stderr: stdout may hold the deployment's result)."""
+    checks_table(f"verify {report.stack}", report.checks, stderr())
+
+
+def checks_table(title: str, checks: list[Any], console: Console | None = None) -> None:
     """Each check with its status, and the fix for those that did not pass."""
-    console = stderr()
+    console = console or stdout()
     styles = {"pass": "green", "warn": "yellow", "fail": "red", "skip": "dim"}
-    console.print(f"[bold]verify[/] {report.stack}: "
-                  f"{'failed' if report.failed else 'passed'}")
-    for check in report.checks:
+    failed = any(c.status == "fail" for c in checks)
+    console.print(f"[bold]{title}[/]: {'failed' if failed else 'passed'}")
+    for check in checks:
         style = styles.get(check.status, "")
         console.print(f"  [{style}]{check.status:<4}[/] {check.name:<14} {escape(check.detail)}")
         if check.fix and check.status != "pass":

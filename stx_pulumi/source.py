@@ -121,6 +121,15 @@ def _has_negation(ignore: pathspec.PathSpec) -> bool:
     return any(getattr(p, "include", None) is False for p in ignore.patterns)
 
 
+def has_uncommitted_changes(path: Path) -> bool:
+    """True when `path` is in a git repository and has changes not yet committed."""
+    try:
+        status = _git(path, "status", "--porcelain", "--", ".")
+    except OSError:
+        return False
+    return bool(status and status.strip())
+
+
 def _clean_git_commit(path: Path) -> str | None:
     """The last commit touching `path`, or None when it is not in git or has local changes."""
     try:

@@ -15,19 +15,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
+from stx_pulumi.checks import FAIL, PASS, SKIP, WARN, Check
+
 HEALTH_PATH = "/_stcore/health"
 STREAMLIT_PATH = "/_stcore/host-config"  # answered by Streamlit only, proxied through `/`
-
-
-@dataclass(frozen=True)
-class Check:
-    """One verification step and what it found."""
-
-    name: str
-    status: str
-    detail: str
-    fix: str | None = None
 
 
 @dataclass

@@ -83,7 +83,8 @@ class Workspace:
 
     def project_backend(self) -> str | None:
         """`backend.url` of the workspace's Pulumi.yaml, if any."""
-        data = yaml.safe_load((self.root / "Pulumi.yaml").read_text(encoding="utf-8")) or {}
+        file = self.root / "Pulumi.yaml"
+        data = yaml.safe_load(file.read_text(encoding="utf-8")) if file.is_file() else {}
         backend = data.get("backend") if isinstance(data, dict) else None
         return backend.get("url") if isinstance(backend, dict) else None
 

@@ -88,10 +88,13 @@ def deployed_app() -> Iterator[FakeApp]:
 @pytest.fixture
 def pulumi_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                deployed_app: FakeApp) -> PulumiStandIn:
-    """A stand-in Pulumi CLI first on PATH (see tests/standin/pulumi_standin.py); the services
-    it "deploys" answer at a local healthy app, so `up` verifies for real."""
+    """A stand-in Pulumi CLI first on PATH (see tests/standin/pulumi_standin.py), with stand-in
+    `docker` and `gcloud` beside it; the services it "deploys" answer at a local healthy app,
+    so `up` checks its prerequisites and verifies for real."""
     root = tmp_path / "pulumi-cli"
     (root / "bin").mkdir(parents=True)
+    for tool in ("docker", "gcloud"):
+        shutil.copy(STANDIN.parent / tool, root / "bin" / tool)
     script = root / "bin" / "pulumi"
     script.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{STANDIN}" "$@"\n')
     script.chmod(0o755)

@@ -1,0 +1,176 @@
+"""`stx-pulumi doctor`, and `up` stopping before the engine when a prerequisite is missing.
+
+The checks call `pulumi`, `docker` and `gcloud` found on PATH: the tests stand in for them
+(tests/standin) and switch their answers with environment variables.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import PulumiStandIn
+from helpers import stx
+
+
+def doctor(*args: str) -> tuple[int, dict[str, dict]]:
+    result = stx("doctor", *args, "--json")
+    data = json.loads(result.stdout)
+    return result.exit_code, {c["name"]: c for c in data["checks"]}
+
+
+def test_ready_machine_passes(workspace: Path, pulumi_cli: PulumiStandIn) -> None:
+    code, checks = doctor("hello-course")
+    assert code == 0
+    for name in ("pulumi", "docker", "gcloud", "credentials", "project", "apis", "backend",
+                 "secrets", "spec"):
+        assert checks[name]["status"] == "pass", checks[name]
+    assert "3.190.0" in checks["pulumi"]["detail"]
+    assert "hello-course.dev is valid" in checks["spec"]["detail"]
+
+
+def test_human_output_is_a_table_with_fixes(workspace: Path, pulumi_cli: PulumiStandIn,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STANDIN_DOCKER_DOWN", "1")
+    result = stx("doctor")
+    assert result.exit_code == 3
+    assert "doctor: failed" in result.output
+    assert "fail docker" in result.output and "fix: start Docker" in result.output
+
+
+def test_docker_daemon_down_exits_3(workspace: Path, pulumi_cli: PulumiStandIn,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STANDIN_DOCKER_DOWN", "1")
+    code, checks = doctor()
+    assert code == 3
+    assert checks["docker"]["status"] == "fail"
+    assert "Cannot connect to the Docker daemon" in checks["docker"]["detail"]
+
+
+def test_missing_pulumi_exits_3(workspace: Path, pulumi_cli: PulumiStandIn, tmp_path: Path,
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    only = tmp_path / "only"
+    only.mkdir()
+    for tool in ("docker", "gcloud"):
+        (only / tool).symlink_to(pulumi_cli.root / "bin" / tool)
+    monkeypatch.setenv("PATH", str(only))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    code, checks = doctor()
+    assert code == 3
+    assert checks["pulumi"]["status"] == "fail" and "install-cli" in checks["pulumi"]["fix"]
+
+
+def test_no_application_default_credentials_exits_3(workspace: Path, pulumi_cli: PulumiStandIn,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STANDIN_NO_ADC", "1")
+    code, checks = doctor()
+    assert code == 3
+    assert checks["credentials"]["fix"] == "run `gcloud auth application-default login`"
+
+
+def test_credentials_file_and_no_gcloud_only_warns(workspace: Path, pulumi_cli: PulumiStandIn,
+                                                   tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    only = tmp_path / "only"
+    only.mkdir()
+    for tool in ("docker", "pulumi"):
+        (only / tool).symlink_to(pulumi_cli.root / "bin" / tool)
+    key = tmp_path / "key.json"
+    key.write_text("{}")
+    monkeypatch.setenv("PATH", str(only))
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key))
+    code, checks = doctor()
+    assert code == 0
+    assert checks["gcloud"]["status"] == "warn" and checks["apis"]["status"] == "warn"
+    assert checks["credentials"]["status"] == "pass"
+
+
+def test_disabled_apis_are_named_with_the_command_to_enable_them(
+        workspace: Path, pulumi_cli: PulumiStandIn, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STANDIN_DISABLED_APIS", "run.googleapis.com secretmanager.googleapis.com")
+    code, checks = doctor("hello-course")
+    assert code == 3
+    assert checks["apis"]["detail"] == "not enabled in course-project-1: run.googleapis.com"
+    code, checks = doctor("hello-course", "--secret-env", "PW=pw")
+    assert "secretmanager.googleapis.com" in checks["apis"]["detail"]
+    assert checks["apis"]["fix"] == ("gcloud services enable run.googleapis.com "
+                                     "secretmanager.googleapis.com --project course-project-1")
+
+
+def test_domain_reminds_of_verification_and_region(workspace: Path,
+                                                   pulumi_cli: PulumiStandIn) -> None:
+    code, checks = doctor("hello-course", "--domain", "course.example.org", "--region",
+                          "europe-west3")
+    assert code == 0
+    detail = checks["custom domain"]["detail"]
+    assert "verified" in detail and "europe-west3 has NO Cloud Run domain mappings" in detail
+
+
+def test_only_an_invalid_spec_exits_2(workspace: Path, pulumi_cli: PulumiStandIn) -> None:
+    code, checks = doctor("hello-course", "--max", "0")
+    assert code == 2
+    assert "stx:maxInstances (--max)" in checks["spec"]["detail"]
+
+
+def test_prerequisite_failure_wins_over_spec_failure(workspace: Path, pulumi_cli: PulumiStandIn,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STANDIN_DOCKER_DOWN", "1")
+    code, _ = doctor("hello-course", "--max", "0")
+    assert code == 3
+
+
+def test_uncommitted_app_folder_warns(workspace: Path, pulumi_cli: PulumiStandIn) -> None:
+    app = workspace / "examples" / "hello-course"
+    git = ["git", "-C", str(app), "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "course"], check=True)
+    code, checks = doctor("hello-course")
+    assert code == 0 and checks["spec"]["status"] == "pass"
+    (app / "book.py").write_text("# edited\n")
+    code, checks = doctor("hello-course")
+    assert code == 0
+    assert checks["app folder"]["status"] == "warn"
+    assert "content hash" in checks["app folder"]["detail"]
+
+
+def test_up_stops_with_3_before_the_engine(workspace: Path, pulumi_cli: PulumiStandIn,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STANDIN_DOCKER_DOWN", "1")
+    result = stx("up", "hello-course", "--yes")
+    assert result.exit_code == 3
+    assert "docker: the Docker daemon is not reachable" in result.output
+    assert "stack select" not in pulumi_cli.commands()
+    assert not (workspace / ".pulumi-state" / ".pulumi").exists()
+
+
+@pytest.fixture
+def streamtex_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    stx_cli = shutil.which("stx") or str(Path(sys.executable).parent / "stx")
+    if not os.path.exists(stx_cli):
+        pytest.skip("the streamtex package is not installed (pip install -e '.[streamtex]')")
+    subprocess.run([stx_cli, "project", "new", "demo", "--no-git", "--no-sync", "--no-claude"],
+                   cwd=tmp_path, check=True, capture_output=True, timeout=120)
+    monkeypatch.chdir(tmp_path / "demo")
+    return tmp_path / "demo"
+
+
+@pytest.mark.streamtex
+def test_real_streamtex_app(streamtex_app: Path, pulumi_cli: PulumiStandIn) -> None:
+    code, checks = doctor()  # the current folder is the app
+    assert code == 2 and "run `uv lock`" in checks["spec"]["detail"]
+    (streamtex_app / "uv.lock").write_text("version = 1\n")
+    code, checks = doctor()
+    assert code == 0 and checks["spec"]["status"] == "pass"
+    (streamtex_app / ".stx-passwords.toml").write_text("[users]\nada = 'secret'\n")
+    code, checks = doctor()
+    assert code == 2
+    assert ".stx-passwords.toml would ship in the image" in checks["spec"]["detail"]
+    (streamtex_app / ".dockerignore").write_text(".env\n.stx-deploy.env\n.stx-passwords.toml\n")
+    code, _ = doctor()
+    assert code == 0
