@@ -85,12 +85,10 @@ def docker_check(environ: Mapping[str, str]) -> Check:
 
 
 def credentials_check(gcloud: str | None, environ: Mapping[str, str]) -> Check:
-    file = environ.get("GOOGLE_APPLICATION_CREDENTIALS")
-    if file:
-        if Path(file).is_file():
-            return Check("credentials", PASS, f"GOOGLE_APPLICATION_CREDENTIALS={file}")
-        return Check("credentials", FAIL, f"GOOGLE_APPLICATION_CREDENTIALS names {file}, "
-                     "which does not exist", "point it at a service account key file")
+    named = _file_from_env("credentials", "GOOGLE_APPLICATION_CREDENTIALS", environ,
+                           "point it at a service account key file")
+    if named:
+        return named
     if gcloud:
         ok, out = _run([gcloud, "auth", "application-default", "print-access-token"], environ)
         if ok:
@@ -146,16 +144,24 @@ def secrets_check(ws: Workspace, environ: Mapping[str, str]) -> Check:
         return Check("secrets", PASS, f"secrets provider {provider}")
     if environ.get("PULUMI_CONFIG_PASSPHRASE") is not None:
         return Check("secrets", PASS, "passphrase from PULUMI_CONFIG_PASSPHRASE")
-    file = environ.get("PULUMI_CONFIG_PASSPHRASE_FILE")
-    if file:
-        if Path(file).is_file():
-            return Check("secrets", PASS, f"passphrase from {file}")
-        return Check("secrets", FAIL, f"PULUMI_CONFIG_PASSPHRASE_FILE names {file}, which "
-                     "does not exist", "point it at the passphrase file")
-    generated = ws.state_dir / "passphrase"
+    named = _file_from_env("secrets", "PULUMI_CONFIG_PASSPHRASE_FILE", environ,
+                           "point it at the passphrase file")
+    if named:
+        return named
+    generated = ws.passphrase_file
     if generated.is_file():
         return Check("secrets", PASS, f"generated passphrase in {generated} (back it up)")
     return Check("secrets", PASS, f"a passphrase will be generated into {generated} on first up")
+
+
+def _file_from_env(name: str, var: str, environ: Mapping[str, str], fix: str) -> Check | None:
+    """The check of a file an environment variable names; None when it is not set."""
+    file = environ.get(var)
+    if not file:
+        return None
+    if Path(file).is_file():
+        return Check(name, PASS, f"{var}={file}")
+    return Check(name, FAIL, f"{var} names {file}, which does not exist", fix)
 
 
 def _run(argv: list[str], environ: Mapping[str, str], timeout: float = 30) -> tuple[bool, str]:

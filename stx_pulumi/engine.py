@@ -31,7 +31,6 @@ from stx_pulumi.workspace import PROJECT_NAME, Workspace, home_dir
 
 MIN_CLI_VERSION = "3.181.0"  # inline refresh and destroy need it
 PINNED_CLI_VERSION = "3.205.0"  # what `stx-pulumi install-cli` installs
-PASSPHRASE_FILE = "passphrase"
 CHANGE_KINDS = ("create", "update", "replace", "delete", "same")
 INSTALL_HINT = ("install it from https://www.pulumi.com/docs/iac/download-install/ "
                 "or run `stx-pulumi install-cli` (needs internet)")
@@ -128,6 +127,7 @@ class Engine:
         self.command = find_cli(environ)
         self.backend = ws.backend_url(environ)
         self.diagnostics: list[str] = []
+        self.new_passphrase = False
         self.env_vars = self._env_vars()
 
     # -- workspace ---------------------------------------------------------------------------
@@ -149,7 +149,7 @@ class Engine:
 
     def passphrase_file(self) -> Path:
         """The generated passphrase (0600), made once; back it up, never print it."""
-        file = self.ws.state_dir / PASSPHRASE_FILE
+        file = self.ws.passphrase_file
         if not file.exists():
             file.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -157,8 +157,6 @@ class Engine:
                 out.write(secrets.token_urlsafe(32) + "\n")
             self.new_passphrase = True
         return file
-
-    new_passphrase = False
 
     def _options(self, program: Callable[[], None] | None = None) -> auto.LocalWorkspaceOptions:
         # No project_settings: it would rewrite Pulumi.yaml and drop stackConfigDir.

@@ -64,6 +64,11 @@ class Workspace:
         """The default local file backend (and the generated passphrase)."""
         return self.root / STATE_DIR
 
+    @property
+    def passphrase_file(self) -> Path:
+        """Where the generated secrets passphrase is kept when none is given."""
+        return self.state_dir / "passphrase"
+
     def settings(self) -> dict[str, Any]:
         """The workspace's git-ignored settings: current env, secrets provider."""
         file = self.root / SETTINGS_FILE
