@@ -152,9 +152,14 @@ def command(*names: str, deploy_options: bool = False, target: typer.Typer | Non
                 params["options"] = DeployOptions(**values)
             try:
                 return fn(**params)
-            except StxError as err:
+            except typer.Exit:
+                raise
+            except Exception as err:  # one or two lines, never a traceback unless --debug
                 if _state["debug"]:
                     traceback.print_exc()
+                if not isinstance(err, StxError):
+                    err = StxError(f"unexpected error: {type(err).__name__}: {err}",
+                                   hint="rerun with `stx-pulumi --debug ...` for the traceback")
                 render.error(err)
                 if params.get("json_output"):
                     render.print_json({"result": "failed", "error": err.message,
@@ -189,16 +194,12 @@ def _root(
 def plan(app_name: AppArg = None, json_output: JsonOpt = False, *,
          options: DeployOptions) -> None:
     """Show the resources `up` would create, offline: no Pulumi CLI, Docker or cloud needed."""
-    from stx_pulumi.plan import run_plan
-    from stx_pulumi.workspace import load_spec
-
-    cwd = Path.cwd()
-    spec, _ = load_spec(app_name, env=options.env, overrides=options.overrides(cwd), cwd=cwd,
-                        environ=os.environ, allow_placeholder_project=True)
-    result = run_plan(spec)
     from stx_pulumi.cost import estimate
+    from stx_pulumi.plan import run_plan
     from stx_pulumi.prices import Prices
 
+    spec, _ = _load(app_name, options, options.overrides(Path.cwd()), (), placeholder=True)
+    result = run_plan(spec)
     costs = estimate(spec, Prices())
     if json_output:
         render.print_json({**render.plan_json(result), "cost": costs})
@@ -226,15 +227,12 @@ def cost(
     1,000 students."""
     from stx_pulumi.cost import estimate
     from stx_pulumi.prices import load_prices
-    from stx_pulumi.workspace import load_spec
 
     if users is not None and users < 1:
         raise InputError(f"--users: must be 1 or more, got {users}")
     if hours is not None and not 0 < hours <= 24 * 31:
         raise InputError(f"--hours: must be more than 0 and at most 744, got {hours}")
-    cwd = Path.cwd()
-    spec, _ = load_spec(app_name, env=options.env, overrides=options.overrides(cwd), cwd=cwd,
-                        environ=os.environ, allow_placeholder_project=True)
+    spec, _ = _load(app_name, options, options.overrides(Path.cwd()), (), placeholder=True)
     table, overridden = load_prices(prices)
     data = estimate(spec, table, users, hours, overridden)
     if json_output:

@@ -54,8 +54,13 @@ class Workspace:
         file = self.stack_file(stack)
         if not file.is_file():
             return {}
-        data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
-        config = data.get("config") or {}
+        try:
+            data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as err:
+            raise InputError(f"{file}: not valid YAML ({err})".replace("\n", " ")) from None
+        config = data.get("config") if isinstance(data, dict) else None
+        if not isinstance(config, dict):
+            config = {}
         return {k: SECRET if isinstance(v, dict) and "secure" in v else v
                 for k, v in config.items()}
 

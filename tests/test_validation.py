@@ -71,6 +71,15 @@ def test_bad_stack_config_value_names_the_key(workspace: Path) -> None:
     assert "stx:maxInstances (--max): 'lots' is not a whole number" in output
 
 
+def test_broken_stack_file_is_named(workspace: Path) -> None:
+    stack = workspace / "stacks" / "Pulumi.hello-course.dev.yaml"
+    stack.write_text("config:\n  stx:maxInstances: [unclosed\n")
+    code, output = plan("hello-course")
+    assert code == 2
+    assert "Pulumi.hello-course.dev.yaml: not valid YAML" in output
+    assert "Traceback" not in output
+
+
 @pytest.mark.parametrize("name", ["Hello", "1course", "course-", "a" * 41, "my_course"])
 def test_bad_app_name(workspace: Path, name: str) -> None:
     code, output = plan(name, "--path", "examples/hello-course")
