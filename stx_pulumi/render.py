@@ -241,7 +241,7 @@ class Progress:
             row = self.rows.get(meta.urn)
             if row is None:
                 return
-            row["status"] = "failed" if failed else "done"
+            row["status"] = "failed" if failed else "planned" if self.preview else "done"
             row["end"] = time.monotonic()
             if self.live is None:
                 self.console.print("  " + self._line(row, failed=bool(failed)))
@@ -267,14 +267,15 @@ class Progress:
         from rich.table import Table
 
         table = Table(title=f"{self.operation}", show_edge=False, box=None, padding=(0, 1))
-        for column in ("operation", "resource", "name", "status", "time", "changed"):
+        columns = ("operation", "resource", "name", "status", "time", "changed")
+        for column in columns if self.diff else columns[:-1]:
             table.add_column(column)
         for row in self.rows.values():
             elapsed = (row["end"] or time.monotonic()) - row["start"]
             style = {"done": "green", "failed": "red"}.get(row["status"], "yellow")
-            table.add_row(row["op"], TYPE_LABELS.get(row["type"], row["type"]), row["name"],
-                          f"[{style}]{row['status']}[/]", f"{elapsed:.0f}s",
-                          ", ".join(row["diffs"]) if self.diff else "")
+            cells = [row["op"], TYPE_LABELS.get(row["type"], row["type"]), row["name"],
+                     f"[{style}]{row['status']}[/]", f"{elapsed:.0f}s"]
+            table.add_row(*cells, *([", ".join(row["diffs"])] if self.diff else []))
         return table
 
 
@@ -299,6 +300,9 @@ def operation(result: Any) -> None:
 
 def outputs_table(outputs: dict[str, Any]) -> None:
     console = stdout()
+    if not outputs:
+        console.print("no outputs: the stack is not deployed (or was destroyed)")
+        return
     if outputs.get("url"):
         console.print(f"[bold green]URL[/] {outputs['url']}")
     if outputs.get("custom_url"):
