@@ -154,20 +154,17 @@ def create_workspace(root: Path, backend: str | None = None) -> Workspace:
     """Make `root` a workspace: Pulumi.yaml (kept if present), stacks/, .gitignore entries."""
     root.mkdir(parents=True, exist_ok=True)
     project = root / "Pulumi.yaml"
-    if not project.is_file():
-        data: dict[str, Any] = {
-            "name": PROJECT_NAME,
-            "description": "StreamTeX apps on Google Cloud Run (stx-pulumi workspace)",
-            "runtime": "python",
-            "main": str(Path(__file__).with_name("pulumi_main.py")),
-            "stackConfigDir": "stacks",
-        }
-        if backend:
-            data["backend"] = {"url": backend}
-        project.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    elif backend:
-        data = yaml.safe_load(project.read_text(encoding="utf-8")) or {}
+    exists = project.is_file()
+    data = (yaml.safe_load(project.read_text(encoding="utf-8")) or {}) if exists else {
+        "name": PROJECT_NAME,
+        "description": "StreamTeX apps on Google Cloud Run (stx-pulumi workspace)",
+        "runtime": "python",
+        "main": str(Path(__file__).with_name("pulumi_main.py")),
+        "stackConfigDir": "stacks",
+    }
+    if backend:
         data["backend"] = {"url": backend}
+    if backend or not exists:
         project.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     (root / "stacks").mkdir(exist_ok=True)
     ignore = root / ".gitignore"
@@ -187,7 +184,7 @@ def default_project(environ: Mapping[str, str]) -> str | None:
         return None
     try:
         result = subprocess.run([gcloud, "config", "get-value", "project"], capture_output=True,
-                                text=True, timeout=20, check=False)
+                                text=True, timeout=20, check=False, env=dict(environ))
     except (OSError, subprocess.TimeoutExpired):
         return None
     value = result.stdout.strip()
