@@ -191,3 +191,12 @@ def test_10_json_changes_match_the_state(workspace: Path, pulumi_cli: object) ->
     assert data["changes"]["create"] == len(resources(workspace, "hello-course.dev")) + 1
     assert data["outputs"]["url"].startswith("http://127.0.0.1:")
     assert isinstance(data["duration_s"], float)
+
+
+def test_moving_region_replaces_the_service_and_repository(deployed: Path) -> None:
+    data = stx_json("up", "hello-course", "--region", "us-central1", "--yes")
+    assert data["changes"]["replace"] == 2  # the service and the repository (location)
+    assert data["changes"]["update"] >= 1  # the image, pushed to the new registry
+    made = resources(deployed, "hello-course.dev")
+    assert made[SERVICE]["inputs"]["location"] == "us-central1"
+    assert made["hello-course-dev-repo"]["inputs"]["location"] == "us-central1"
