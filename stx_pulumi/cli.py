@@ -247,7 +247,7 @@ EnvOpt = Annotated[str | None, typer.Option(
 
 
 def _interactive() -> bool:
-    return sys.stdin.isatty()
+    return bool(sys.stdin and sys.stdin.isatty())  # CI may run with no stdin at all
 
 
 def _confirm_protected(stack: str, yes: bool, action: str) -> None:
