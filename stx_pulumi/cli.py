@@ -351,16 +351,15 @@ def up(
     options: DeployOptions,
 ) -> None:
     """Deploy: write the given options into the stack config, then create or update the app."""
+    from stx_pulumi.doctor import require
     from stx_pulumi.workspace import config_updates, locate_workspace, unset_keys
 
     cwd = Path.cwd()
     overrides = options.overrides(cwd)
-    spec, _ = _load(app_name, options, overrides, unset or ())
+    spec, ws = _load(app_name, options, overrides, unset or ())
     if spec.protected:
         _confirm_protected(spec.stack, yes, "update")
-    ws = locate_workspace(cwd, os.environ, create=True)
-    from stx_pulumi.doctor import require
-
+    ws = ws or locate_workspace(cwd, os.environ, create=True)
     require(ws, spec, os.environ)  # exit 3 before the engine starts: nothing half-created
     config = ws.stack_config(spec.stack)
     engine, progress = _engine(ws, f"up {spec.stack}", quiet=json_output)
@@ -454,30 +453,21 @@ def doctor(app_name: AppArg = None, json_output: JsonOpt = False, *,
            options: DeployOptions) -> None:
     """Is this machine ready to deploy? Checks tools, credentials, APIs, backend, secrets and,
     with APP, the app's spec."""
-    from stx_pulumi.checks import FAIL, WARN, Check
-    from stx_pulumi.doctor import prerequisites
-    from stx_pulumi.errors import SpecError
-    from stx_pulumi.source import has_uncommitted_changes
+    from stx_pulumi.checks import FAIL
+    from stx_pulumi.doctor import app_checks, prerequisites
     from stx_pulumi.workspace import Workspace, home_dir, locate_workspace
 
     cwd = Path.cwd()
-    spec, spec_checks = None, []
+    spec = ws = error = None
     if app_name or (cwd / "Dockerfile").is_file():
         try:
-            spec, _ = _load(app_name, options, options.overrides(cwd), (), placeholder=True)
-        except SpecError as err:
-            spec_checks = [Check("spec", FAIL, problem) for problem in err.problems]
+            spec, ws = _load(app_name, options, options.overrides(cwd), (), placeholder=True)
         except InputError as err:
-            spec_checks = [Check("spec", FAIL, err.message)]
-    if spec and has_uncommitted_changes(spec.source):
-        spec_checks.append(Check("app folder", WARN, f"{spec.source} has uncommitted changes: "
-                                 "the image tag comes from a content hash, not the commit",
-                                 "commit the app to deploy a tagged commit"))
-    elif spec:
-        spec_checks.append(Check("spec", "pass", f"{spec.stack} is valid ({spec.image_tag})"))
-    ws = locate_workspace(cwd, os.environ) or Workspace(home_dir(os.environ))
+            error = err
+    ws = ws or locate_workspace(cwd, os.environ) or Workspace(home_dir(os.environ))
     checks = prerequisites(ws, spec, os.environ)
     failed_prerequisite = any(c.status == FAIL for c in checks)
+    spec_checks = app_checks(spec, error)
     checks += spec_checks
     if json_output:
         render.print_json({"checks": [c.__dict__ for c in checks],

@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from stx_pulumi.checks import FAIL, PASS, WARN, Check
-from stx_pulumi.errors import PrerequisiteError
+from stx_pulumi.errors import InputError, PrerequisiteError, SpecError
+from stx_pulumi.source import has_uncommitted_changes
 from stx_pulumi.spec import DOMAIN_MAPPING_REGIONS, AppSpec
 from stx_pulumi.workspace import Workspace, default_project
 
@@ -50,6 +51,21 @@ def prerequisites(ws: Workspace, spec: AppSpec | None,
         checks.append(Check("custom domain", WARN, f"{spec.domain}: Google requires the domain "
                             f"to be verified for your account; region {spec.region} {where}",
                             f"gcloud domains verify {spec.domain}"))
+    return checks
+
+
+def app_checks(spec: AppSpec | None, error: InputError | None) -> list[Check]:
+    """The app's own checks: its spec is valid, its folder is committed."""
+    if error is not None:
+        problems = error.problems if isinstance(error, SpecError) else [error.message]
+        return [Check("spec", FAIL, problem) for problem in problems]
+    if spec is None:
+        return []
+    checks = [Check("spec", PASS, f"{spec.stack} is valid ({spec.image_tag})")]
+    if has_uncommitted_changes(spec.source):
+        checks.append(Check("app folder", WARN, f"{spec.source} has uncommitted changes: the "
+                            "image tag comes from a content hash, not the commit",
+                            "commit the app to deploy a tagged commit"))
     return checks
 
 

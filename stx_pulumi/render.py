@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -225,8 +226,6 @@ class Progress:
             self.live.__exit__(None, None, None)
 
     def __call__(self, event: Any) -> None:
-        import time
-
         pre = event.resource_pre_event
         done = event.res_outputs_event
         failed = event.res_op_failed_event
@@ -262,8 +261,6 @@ class Progress:
         return line if self.preview else f"{line} ({row['end'] - row['start']:.1f}s)"
 
     def _table(self) -> Any:
-        import time
-
         from rich.table import Table
 
         table = Table(title=f"{self.operation}", show_edge=False, box=None, padding=(0, 1))
