@@ -1,0 +1,17 @@
+"""A stand-in `pulumi` CLI for tests: enough of the real one for `pulumi.automation` to drive.
+
+    cli       argv → commands: version, stack (select/init/ls/rm/output/history/export),
+              config (set/get/rm, values from argv or stdin), state delete, cancel
+    store     the file backend (one JSON state per stack, lock files) and the passphrase cipher
+    events    engine events to automation: a gRPC Events stream (`--event-log tcp://…`, what
+              CLIs newer than 3.205 speak) or a JSON-lines file (older CLIs)
+    update    up / preview / refresh / destroy of one stack: diffs registrations against state
+    program   runs the caller's inline program over Pulumi's own gRPC protocol
+    cloud     what a cloud does with each resource type: computed outputs, replacements, and
+              member sets of non-authoritative IAM bindings
+
+Test knobs (environment): STANDIN_VERSION (default: the installed SDK's version),
+STANDIN_LOG (argv of every call, JSON lines), STANDIN_FAIL_TYPE (a resource type whose
+create/update fails), STANDIN_HOLD_LOCK (seconds an update holds the lock before it starts),
+STANDIN_SERVICE_URL, STANDIN_TRAFFIC_SPLIT, STANDIN_REVISION_NOT_READY.
+"""

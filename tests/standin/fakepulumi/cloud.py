@@ -1,0 +1,99 @@
+"""What a cloud does with each resource: computed outputs, replacing inputs, and the member
+sets of non-authoritative IAM bindings (kept in `<backend>/.standin-cloud.json`).
+
+A `SecretIamMember` adds its member to the (secret, role) binding on create and removes it on
+delete, whichever resource added it: two resources for one member share one binding entry,
+as Google's `*_iam_member` resources do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+from .common import UNKNOWN, unwrap
+
+# Inputs whose change replaces the resource instead of updating it.
+REPLACE_KEYS = {
+    "gcp:cloudrunv2/service:Service": ("name", "location", "project"),
+    "gcp:artifactregistry/repository:Repository": ("repositoryId", "location", "project"),
+    "gcp:serviceaccount/account:Account": ("accountId", "project"),
+    "gcp:cloudrun/domainMapping:DomainMapping": ("name", "location"),
+    "cloudflare:index/dnsRecord:DnsRecord": ("zoneId",),
+    "gcp:secretmanager/secretIamMember:SecretIamMember": ("secretId", "role", "member",
+                                                         "project"),
+}
+SECRET_MEMBER = "gcp:secretmanager/secretIamMember:SecretIamMember"
+
+
+class Cloud:
+    """The side effects of resource operations that tests look at."""
+
+    def __init__(self, backend_root: Path) -> None:
+        self.file = backend_root / ".standin-cloud.json"
+
+    def bindings(self) -> dict[str, list[str]]:
+        return json.loads(self.file.read_text()) if self.file.is_file() else {}
+
+    def apply(self, op: str, old: dict | None, new: dict | None) -> None:
+        """Record a create, update, replace or delete of a resource."""
+        if (new or old or {}).get("type") != SECRET_MEMBER:
+            return
+        bindings = self.bindings()
+        if old is not None and op in ("delete", "replace"):
+            _member(bindings, old, add=False)
+        if new is not None and op in ("create", "replace"):
+            _member(bindings, new, add=True)
+        self.file.parent.mkdir(parents=True, exist_ok=True)
+        self.file.write_text(json.dumps(bindings, indent=1))
+
+
+def _member(bindings: dict[str, list[str]], res: dict[str, Any], add: bool) -> None:
+    inputs = unwrap(res["inputs"])
+    key = f"{inputs.get('secretId')}|{inputs.get('role')}"
+    members = set(bindings.get(key, []))
+    (members.add if add else members.discard)(str(inputs.get("member")))
+    bindings[key] = sorted(members)
+
+
+def computed(res: dict[str, Any], old: dict | None, unknown: bool) -> dict[str, Any]:
+    """Inputs plus the outputs a cloud would compute (unknown during a preview)."""
+    inputs = res["inputs"]
+    out = dict(inputs)
+
+    def put(key: str, value: Any) -> None:
+        out[key] = UNKNOWN if unknown else value
+
+    typ = res["type"]
+    if typ == "gcp:cloudrunv2/service:Service":
+        put("uri", os.environ.get("STANDIN_SERVICE_URL")
+            or "http://127.0.0.1:9")  # never a real address: tests point it at a local app
+        revision = f"{inputs.get('name')}-{uuid.uuid4().hex[:5]}"
+        put("latestCreatedRevision", revision)
+        put("latestReadyRevision", revision)
+        traffic = [{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 100,
+                    "revision": ""}]
+        if os.environ.get("STANDIN_TRAFFIC_SPLIT"):  # half the traffic on an older revision
+            traffic = [{**traffic[0], "percent": 50},
+                       {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "percent": 50,
+                        "revision": f"{inputs.get('name')}-00001-old"}]
+        if os.environ.get("STANDIN_REVISION_NOT_READY"):
+            put("latestReadyRevision", f"{inputs.get('name')}-00001-old")
+        put("trafficStatuses", traffic)
+    elif typ == "docker:index/image:Image":
+        name = unwrap(inputs.get("imageName", ""))
+        digest = hashlib.sha256(name.encode()).hexdigest()
+        put("repoDigest", name.rsplit(":", 1)[0] + "@sha256:" + digest)
+    elif typ == "gcp:serviceaccount/account:Account":
+        put("email", f"{inputs.get('accountId')}@{inputs.get('project')}.iam.gserviceaccount.com")
+    elif typ == "gcp:cloudrun/domainMapping:DomainMapping":
+        name = inputs.get("name", "")
+        record = {"name": name.split(".")[0], "type": "CNAME", "rrdata": "ghs.googlehosted.com."}
+        put("statuses", [{"resourceRecords": [record]}])
+    return out
+
+
