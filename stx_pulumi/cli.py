@@ -154,6 +154,12 @@ def command(*names: str, deploy_options: bool = False, target: typer.Typer | Non
                 return fn(**params)
             except typer.Exit:
                 raise
+            except KeyboardInterrupt:
+                err = StxError(f"interrupted: `{fn.__name__.replace('_', ' ')}` stopped before "
+                               "it finished", hint="run it again; `stx-pulumi outputs` shows "
+                               "what is deployed")
+                render.error(err)
+                raise typer.Exit(err.exit_code) from None
             except Exception as err:  # one or two lines, never a traceback unless --debug
                 if _state["debug"]:
                     traceback.print_exc()
@@ -262,16 +268,31 @@ def _confirm_protected(stack: str, yes: bool, action: str) -> None:
 
 
 def _stack_ref(app_name: str | None, env: str | None) -> tuple[Any, str]:
-    """(workspace, stack name) for commands that need only the stack, not the spec."""
-    from stx_pulumi.spec import env_problem, stack_name
+    """(workspace, stack name) for commands about a stack that must already exist; its
+    stack file is checked too, so a broken one is exit 2 naming the file."""
+    from stx_pulumi.spec import stack_name
     from stx_pulumi.workspace import locate_workspace, resolve_target
 
     cwd = Path.cwd()
-    ws = locate_workspace(cwd, os.environ, create=True)
-    env = env or os.environ.get("STX_ENV") or ws.current_env()
+    ws = locate_workspace(cwd, os.environ)
+    env = _env_name(env, ws)
+    stack = stack_name(resolve_target(app_name, cwd, ws, env).app, env)
+    if not ws.exists:
+        raise InputError(f"stack {stack} does not exist: there is no workspace at or above "
+                         f"{cwd} nor in {ws.root}; deploy it with `stx-pulumi up` first")
+    ws.stack_config(stack)
+    return ws, stack
+
+
+def _env_name(env: str | None, ws: Any) -> str:
+    """--env (an empty one is an error, never "the current env"), else STX_ENV, else the
+    workspace's current env."""
+    from stx_pulumi.spec import env_problem
+
+    env = env if env is not None else os.environ.get("STX_ENV") or ws.current_env()
     if env_problem(env):
         raise InputError(str(env_problem(env)))
-    return ws, stack_name(resolve_target(app_name, cwd, ws, env).app, env)
+    return env
 
 
 def _engine(ws: Any, operation: str | None = None, quiet: bool = False,
@@ -282,7 +303,18 @@ def _engine(ws: Any, operation: str | None = None, quiet: bool = False,
     engine = Engine(ws, os.environ, on_event=progress if operation else None)
     if not quiet:
         render.info(f"backend {engine.backend}")
+    for notice in engine.notices:
+        render.warning(notice)
     return engine, progress
+
+
+def _check_wait(wait_timeout: float, poll_interval: float) -> None:
+    if not 1 <= wait_timeout <= 3600:
+        raise InputError(f"--wait-timeout: must be between 1 and 3600 seconds, got "
+                         f"{wait_timeout:g}")
+    if not 1 <= poll_interval <= 300:
+        raise InputError(f"--poll-interval: must be between 1 and 300 seconds, got "
+                         f"{poll_interval:g}")
 
 
 def _passphrase_notice(engine: Any) -> None:
@@ -319,11 +351,24 @@ def _fail_verification(report: Any, outputs: dict[str, Any]) -> None:
 
 def _verify(stack: str, outputs: dict[str, Any], wait_timeout: float,
             poll_interval: float) -> Any:
+    from stx_pulumi.errors import StxError
     from stx_pulumi.verify import verify
 
-    return verify(stack, outputs, serve_mode=str(outputs.get("serve_mode") or "dual"),
-                  public=outputs.get("public") is not False, timeout_s=wait_timeout,
-                  interval_s=poll_interval, environ=os.environ, on_progress=render.info)
+    try:
+        return verify(stack, outputs, serve_mode=str(outputs.get("serve_mode") or "dual"),
+                      public=outputs.get("public") is not False, timeout_s=wait_timeout,
+                      interval_s=poll_interval, environ=os.environ, on_progress=render.info)
+    except KeyboardInterrupt:
+        raise StxError(f"interrupted during the verification of {stack}: the deployment "
+                       "itself is done", hint=f"check it later with `stx-pulumi verify "
+                       f"{_app_env(stack)}`") from None
+
+
+def _app_env(stack: str) -> str:
+    from stx_pulumi.spec import split_stack_name
+
+    app, env = split_stack_name(stack)
+    return f"{app} --env {env}"
 
 
 NoVerifyOpt = Annotated[bool, typer.Option(
@@ -350,23 +395,33 @@ def up(
     *,
     options: DeployOptions,
 ) -> None:
-    """Deploy: write the given options into the stack config, then create or update the app."""
+    """Deploy the app; the given options are written into the stack config only when the
+    update succeeded."""
     from stx_pulumi.doctor import require
-    from stx_pulumi.workspace import config_updates, locate_workspace, unset_keys
+    from stx_pulumi.workspace import config_updates, moved_settings, unset_keys
 
-    cwd = Path.cwd()
-    overrides = options.overrides(cwd)
+    _check_wait(wait_timeout, poll_interval)
+    overrides = options.overrides(Path.cwd())
     spec, ws = _load(app_name, options, overrides, unset or ())
+    config = ws.stack_config(spec.stack)
     if spec.protected:
         _confirm_protected(spec.stack, yes, "update")
-    ws = ws or locate_workspace(cwd, os.environ, create=True)
+    moved = moved_settings(spec, config)
+    if moved and not yes:
+        raise InputError(f"{moved}: pass --yes to go ahead")
     require(ws, spec, os.environ)  # exit 3 before the engine starts: nothing half-created
-    config = ws.stack_config(spec.stack)
+    updates, notices = config_updates(spec, overrides, config, ws)
     engine, progress = _engine(ws, f"up {spec.stack}", quiet=json_output)
     _passphrase_notice(engine)
+    for notice in notices:
+        render.info(notice)
+    render.info(f"building {ws.relative(spec.source)} as {spec.image_tag}")
+    token = os.environ.get("CLOUDFLARE_API_TOKEN") if spec.cloudflare_dns else None
     with progress:
-        result = engine.up(spec, config_updates(spec, overrides, config, ws, os.environ),
-                           [k for k in unset_keys(unset or ()) if k in config], message)
+        result = engine.up(spec, updates, [k for k in unset_keys(unset or ()) if k in config],
+                           message, token)
+    for notice in result.notices:
+        render.info(notice)
     report = None if no_verify else _verify(spec.stack, result.outputs, wait_timeout,
                                             poll_interval)
     _show(result, json_output, report)
@@ -381,11 +436,9 @@ def preview(
     options: DeployOptions,
 ) -> None:
     """Show what `up` would change; options apply to this preview only, nothing is written."""
-    from stx_pulumi.workspace import locate_workspace
-
-    spec, _ = _load(app_name, options, options.overrides(Path.cwd()), ())
-    engine, progress = _engine(locate_workspace(Path.cwd(), os.environ, create=True),
-                               f"preview {spec.stack}", quiet=json_output, diff=diff)
+    spec, ws = _load(app_name, options, options.overrides(Path.cwd()), ())
+    engine, progress = _engine(ws, f"preview {spec.stack}", quiet=json_output, diff=diff)
+    render.info(f"building {ws.relative(spec.source)} as {spec.image_tag}")
     with progress:
         result = engine.preview(spec, diff=diff)
     _show(result, json_output)
@@ -414,20 +467,19 @@ def destroy(
     json_output: JsonOpt = False,
 ) -> None:
     """Delete every cloud resource of the stack: nothing left running, nothing paid."""
-    from stx_pulumi.spec import is_protected, split_stack_name
+    from stx_pulumi.spec import split_stack_name
 
     ws, stack = _stack_ref(app_name, env)
     app_, env_ = split_stack_name(stack)
-    protected = is_protected(ws.stack_config(stack), env_)
-    if protected and not unprotect:
-        raise InputError(f"{stack} is protected (deletion protection on): pass --unprotect to "
-                         "lift it and destroy")
-    if not yes:
-        if not _interactive():
-            raise InputError(f"destroy of {stack} needs confirmation: pass --yes")
-        if typer.prompt(f"Type the stack name ({stack}) to destroy it") != stack:
-            raise InputError(f"destroy of {stack} cancelled: the name did not match")
+    if not yes and not _interactive():
+        raise InputError(f"destroy of {stack} needs confirmation: pass --yes")
     engine, progress = _engine(ws, f"destroy {stack}", quiet=json_output)
+    protected = engine.protection(stack)  # from the state: the stack file may say otherwise
+    if protected and not unprotect:
+        raise InputError(f"{stack} is protected (deletion protection on in its deployed "
+                         "state): pass --unprotect to lift it and destroy")
+    if not yes and typer.prompt(f"Type the stack name ({stack}) to destroy it") != stack:
+        raise InputError(f"destroy of {stack} cancelled: the name did not match")
     with progress:
         if protected:
             spec, _ = _load(app_, DeployOptions(env=env_), {"stx:protected": False}, ())
@@ -452,10 +504,11 @@ def outputs(app_name: AppArg = None, env: EnvOpt = None, json_output: JsonOpt = 
 def doctor(app_name: AppArg = None, json_output: JsonOpt = False, *,
            options: DeployOptions) -> None:
     """Is this machine ready to deploy? Checks tools, credentials, APIs, backend, secrets and,
-    with APP, the app's spec."""
+    with APP, the app's spec. Exit 2 when the spec is invalid, else 3 when a prerequisite
+    fails."""
     from stx_pulumi.checks import FAIL
     from stx_pulumi.doctor import app_checks, prerequisites
-    from stx_pulumi.workspace import Workspace, home_dir, locate_workspace
+    from stx_pulumi.workspace import locate_workspace
 
     cwd = Path.cwd()
     spec = ws = error = None
@@ -464,8 +517,10 @@ def doctor(app_name: AppArg = None, json_output: JsonOpt = False, *,
             spec, ws = _load(app_name, options, options.overrides(cwd), (), placeholder=True)
         except InputError as err:
             error = err
-    ws = ws or locate_workspace(cwd, os.environ) or Workspace(home_dir(os.environ))
-    checks = prerequisites(ws, spec, os.environ)
+    ws = ws or locate_workspace(cwd, os.environ)
+    env = os.environ if not options.project else {**os.environ,
+                                                    "GOOGLE_CLOUD_PROJECT": options.project}
+    checks = prerequisites(ws, spec, env)
     failed_prerequisite = any(c.status == FAIL for c in checks)
     spec_checks = app_checks(spec, error)
     checks += spec_checks
@@ -475,10 +530,10 @@ def doctor(app_name: AppArg = None, json_output: JsonOpt = False, *,
                            else "passed"})
     else:
         render.checks_table("doctor", checks)
-    if failed_prerequisite:
-        raise typer.Exit(3)
     if any(c.status == FAIL for c in spec_checks):
         raise typer.Exit(2)
+    if failed_prerequisite:
+        raise typer.Exit(3)
 
 
 @command()
@@ -490,6 +545,7 @@ def verify(
     json_output: JsonOpt = False,
 ) -> None:
     """Check the deployed app: health, /, /html/, Streamlit, custom domain, revision."""
+    _check_wait(wait_timeout, poll_interval)
     ws, stack = _stack_ref(app_name, env)
     engine, _ = _engine(ws, quiet=True)
     outputs = engine.outputs(stack)
@@ -506,8 +562,10 @@ def cancel(app_name: AppArg = None, env: EnvOpt = None) -> None:
     """Remove a stale lock left by an interrupted update of the stack."""
     ws, stack = _stack_ref(app_name, env)
     engine, _ = _engine(ws, quiet=True)
-    engine.cancel(stack)
-    render.info(f"{stack}: lock removed; run `stx-pulumi refresh` to reconcile the state")
+    if engine.cancel(stack):
+        render.info(f"{stack}: lock removed; run `stx-pulumi refresh` to reconcile the state")
+    else:
+        render.info(f"{stack}: no update is in progress, nothing to cancel")
 
 
 @command()
@@ -517,7 +575,8 @@ def stacks(json_output: JsonOpt = False) -> None:
 
     from stx_pulumi.workspace import locate_workspace
 
-    engine, _ = _engine(locate_workspace(Path.cwd(), os.environ, create=True), quiet=True)
+    ws = locate_workspace(Path.cwd(), os.environ)
+    engine, _ = _engine(ws, quiet=True)
     infos = engine.stacks()
     if json_output:
         render.print_json({"backend": engine.backend, "stacks": [asdict(i) for i in infos]})
@@ -535,8 +594,12 @@ def init(
         "(default: passphrase).")] = None,
 ) -> None:
     """Make the current folder a deploy workspace (Pulumi.yaml, stacks/)."""
-    from stx_pulumi.workspace import create_workspace
+    from stx_pulumi.workspace import backend_problem, create_workspace, secrets_provider_problem
 
+    for problem in (backend is not None and backend_problem(backend),
+                    secrets_provider is not None and secrets_provider_problem(secrets_provider)):
+        if problem:
+            raise InputError(problem)
     ws = create_workspace(Path.cwd(), backend)
     if secrets_provider:
         ws.save_settings(secretsProvider=secrets_provider)
@@ -546,11 +609,12 @@ def init(
 
 @command("install-cli")
 def install_cli() -> None:
-    """Install the pinned Pulumi CLI into stx-pulumi's own folder (needs internet)."""
-    from stx_pulumi.engine import PINNED_CLI_VERSION
+    """Install the Pulumi CLI matching the installed Pulumi SDK into stx-pulumi's own folder
+    (needs internet)."""
     from stx_pulumi.engine import install_cli as install
+    from stx_pulumi.engine import sdk_version
 
-    render.info(f"installing the Pulumi CLI {PINNED_CLI_VERSION}...")
+    render.info(f"installing the Pulumi CLI {sdk_version()}...")
     render.info(f"installed {install(os.environ)}")
 
 
@@ -565,19 +629,24 @@ def env_show(ctx: typer.Context) -> None:
     if ctx.invoked_subcommand is None:
         from stx_pulumi.workspace import locate_workspace
 
-        ws = locate_workspace(Path.cwd(), os.environ, create=True)
-        typer.echo(os.environ.get("STX_ENV") or ws.current_env())
+        try:
+            typer.echo(_env_name(None, locate_workspace(Path.cwd(), os.environ)))
+        except InputError as err:
+            render.error(err)
+            raise typer.Exit(err.exit_code) from None
 
 
 @command("use", target=env_app)
 def env_use(name: Annotated[str, typer.Argument(help="The env to switch to.")]) -> None:
     """Switch the workspace's current env."""
     from stx_pulumi.spec import env_problem
-    from stx_pulumi.workspace import locate_workspace
+    from stx_pulumi.workspace import create_workspace, locate_workspace
 
     if env_problem(name):
         raise InputError(str(env_problem(name)))
-    locate_workspace(Path.cwd(), os.environ, create=True).save_settings(env=name)
+    ws = locate_workspace(Path.cwd(), os.environ)
+    ws.settings()  # a broken settings file is exit 2, never overwritten
+    (ws if ws.exists else create_workspace(ws.root)).save_settings(env=name)
     render.info(f"current env: {name}")
 
 
@@ -586,7 +655,7 @@ def env_list(json_output: JsonOpt = False) -> None:
     """List the envs that have stacks."""
     from stx_pulumi.workspace import locate_workspace
 
-    ws = locate_workspace(Path.cwd(), os.environ, create=True)
+    ws = locate_workspace(Path.cwd(), os.environ)
     engine, _ = _engine(ws, quiet=True)
     envs = sorted({s.env for s in engine.stacks()} | {ws.current_env()})
     if json_output:
@@ -606,5 +675,40 @@ def _load(app_name: str | None, options: DeployOptions, overrides: dict[str, Any
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point. SIGTERM is an interrupt like Ctrl-C, and both reach the
+    Pulumi CLI still running under us (so it stops cleanly), even when no terminal sent them
+    to the whole process group, as in CI."""
+    import signal
+    import threading
+
+    def interrupt(signum: int, frame: Any) -> None:
+        _forward_to_children(signum)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+    threading.excepthook = _thread_exception
     app()
+
+
+def _forward_to_children(signum: int) -> None:
+    import signal
+
+    proc = Path("/proc")
+    if not proc.is_dir():  # not Linux: a terminal's Ctrl-C reaches the children itself
+        return
+    me = str(os.getpid())
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if fields[1] == me:
+                os.kill(int(stat.parent.name), signal.SIGINT)
+        except (OSError, IndexError, ValueError):
+            continue
+
+
+def _thread_exception(args: Any) -> None:
+    """A background thread (event stream, log reader) stopped by an interrupt says nothing
+    unless --debug."""
+    if _state["debug"]:
+        traceback.print_exception(args.exc_type, args.exc_value, args.exc_traceback)

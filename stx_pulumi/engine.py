@@ -11,6 +11,7 @@ import os
 import re
 import secrets
 import shutil
+import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -26,12 +27,14 @@ from stx_pulumi.errors import (
     PrerequisiteError,
     StackLockedError,
 )
-from stx_pulumi.spec import AppSpec, split_stack_name
-from stx_pulumi.workspace import PROJECT_NAME, Workspace, home_dir
+from stx_pulumi.spec import AppSpec, secret_member_name, split_stack_name
+from stx_pulumi.workspace import PROJECT_NAME, Workspace, create_workspace, home_dir
 
 MIN_CLI_VERSION = "3.181.0"  # inline refresh and destroy need it
-PINNED_CLI_VERSION = "3.205.0"  # what `stx-pulumi install-cli` installs
 CHANGE_KINDS = ("create", "update", "replace", "delete", "same")
+COMPONENT = "stx:index:StreamtexApp"
+SERVICE_TYPE = "gcp:cloudrunv2/service:Service"
+SECRET_MEMBER_TYPE = "gcp:secretmanager/secretIamMember:SecretIamMember"
 INSTALL_HINT = ("install it from https://www.pulumi.com/docs/iac/download-install/ "
                 "or run `stx-pulumi install-cli` (needs internet)")
 
@@ -49,6 +52,7 @@ class OperationResult:
     outputs: dict[str, Any] = field(default_factory=dict)
     duration_s: float = 0.0
     backend: str = ""
+    notices: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return {"stack": self.stack, "operation": self.operation, "result": self.result,
@@ -72,36 +76,56 @@ class StackInfo:
 
 
 def find_cli(environ: Mapping[str, str]) -> auto.PulumiCommand:
-    """The Pulumi CLI from PATH, ~/.pulumi/bin or the tool's own folder; ≥ MIN_CLI_VERSION."""
-    roots = []
-    on_path = shutil.which("pulumi", path=environ.get("PATH"))
-    if on_path:
-        roots.append(Path(on_path).resolve().parent.parent)
-    roots += [Path.home() / ".pulumi", home_dir(environ) / "cli"]
-    for root in roots:
-        if (root / "bin" / "pulumi").is_file():
-            try:
-                command = auto.PulumiCommand(root=str(root), skip_version_check=True)
-            except (OSError, ValueError) as err:
-                raise PrerequisiteError(f"the Pulumi CLI at {root / 'bin' / 'pulumi'} does not "
-                                        f"run ({err})", hint=INSTALL_HINT) from None
-            if _version(command) < _parse(MIN_CLI_VERSION):
-                raise PrerequisiteError(
-                    f"the Pulumi CLI at {root / 'bin' / 'pulumi'} is version {command.version}; "
-                    f"stx-pulumi needs {MIN_CLI_VERSION} or newer", hint=INSTALL_HINT)
-            return command
-    raise PrerequisiteError("the Pulumi CLI (`pulumi`) was not found on PATH, in ~/.pulumi/bin "
-                            f"or in {home_dir(environ) / 'cli' / 'bin'}", hint=INSTALL_HINT)
+    """The Pulumi CLI: `pulumi` on PATH (version-manager shims included), else ~/.pulumi/bin,
+    else the tool's own folder; at least MIN_CLI_VERSION. Any failure is exit 3."""
+    candidates: list[str | None] = []
+    if shutil.which("pulumi", path=environ.get("PATH")):
+        candidates.append(None)  # PulumiCommand() runs `pulumi` from PATH
+    candidates += [str(root) for root in (Path.home() / ".pulumi", home_dir(environ) / "cli")
+                   if (root / "bin" / "pulumi").is_file()]
+    if not candidates:
+        raise PrerequisiteError("the Pulumi CLI (`pulumi`) was not found on PATH, in "
+                                f"~/.pulumi/bin or in {home_dir(environ) / 'cli' / 'bin'}",
+                                hint=INSTALL_HINT)
+    root = candidates[0]
+    where = "`pulumi` on PATH" if root is None else str(Path(root) / "bin" / "pulumi")
+    try:
+        command = auto.PulumiCommand(root=root, skip_version_check=True)
+    except subprocess.CalledProcessError as err:
+        raise PrerequisiteError(f"{where} failed to run `pulumi version` (exit "
+                                f"{err.returncode})", hint=INSTALL_HINT) from None
+    except (OSError, ValueError) as err:
+        raise PrerequisiteError(f"{where} does not run ({err})", hint=INSTALL_HINT) from None
+    if _version(command) < _parse(MIN_CLI_VERSION):
+        raise PrerequisiteError(f"{where} is version {command.version}; stx-pulumi needs "
+                                f"{MIN_CLI_VERSION} or newer", hint=INSTALL_HINT)
+    return command
+
+
+def cli_warning(command: auto.PulumiCommand) -> str | None:
+    """A notice when the CLI is older than the Pulumi SDK stx-pulumi runs with."""
+    sdk = _parse(sdk_version())
+    if _version(command) < sdk:
+        return (f"the Pulumi CLI is {command.version}, older than the Pulumi SDK {sdk}: "
+                "update it (`stx-pulumi install-cli` installs the matching one)")
+    return None
+
+
+def sdk_version() -> str:
+    """The installed `pulumi` Python SDK's version: the CLI version install-cli installs."""
+    from importlib.metadata import version
+
+    return version("pulumi")
 
 
 def install_cli(environ: Mapping[str, str]) -> Path:
-    """Install the pinned Pulumi CLI into the tool's own folder; needs internet."""
+    """Install the Pulumi CLI matching the SDK into the tool's own folder; needs internet."""
     root = home_dir(environ) / "cli"
     try:
-        auto.PulumiCommand.install(root=str(root), version=_parse(PINNED_CLI_VERSION))
+        auto.PulumiCommand.install(root=str(root), version=_parse(sdk_version()))
     except Exception as err:  # the installer raises many kinds; all mean the same to the user
         raise PrerequisiteError(
-            f"could not install the Pulumi CLI {PINNED_CLI_VERSION} into {root}: {err}",
+            f"could not install the Pulumi CLI {sdk_version()} into {root}: {err}",
             hint="the installer downloads from get.pulumi.com: it needs internet access") from None
     return root / "bin" / "pulumi"
 
@@ -117,16 +141,20 @@ def _version(command: auto.PulumiCommand) -> Any:
 
 
 class Engine:
-    """Pulumi operations on the stacks of one workspace."""
+    """Pulumi operations on the stacks of one workspace.
+
+    Nothing is created on disk until the Pulumi CLI has been found: a missing CLI (exit 3)
+    leaves no workspace, no state folder and no passphrase behind."""
 
     def __init__(self, ws: Workspace, environ: Mapping[str, str],
                  on_event: OnEvent | None = None) -> None:
-        self.ws = ws
         self.environ = environ
         self.on_event = on_event
         self.command = find_cli(environ)
+        self.ws = ws if ws.exists else create_workspace(ws.root)
         self.backend = ws.backend_url(environ)
         self.diagnostics: list[str] = []
+        self.notices: list[str] = [w for w in [cli_warning(self.command)] if w]
         self.new_passphrase = False
         self.env_vars = self._env_vars()
 
@@ -148,9 +176,17 @@ class Engine:
         return env
 
     def passphrase_file(self) -> Path:
-        """The generated passphrase (0600), made once; back it up, never print it."""
+        """The generated passphrase (0600), made once; back it up, never print it.
+
+        Never made again for a workspace whose stacks were encrypted with a lost one."""
         file = self.ws.passphrase_file
         if not file.exists():
+            if self.ws.has_encrypted_stacks():
+                raise PrerequisiteError(
+                    f"the secrets passphrase is missing: {file} does not exist, but stacks in "
+                    f"{self.ws.stacks_dir} were encrypted with it",
+                    hint="restore the file from your backup, or set PULUMI_CONFIG_PASSPHRASE "
+                    "(or PULUMI_CONFIG_PASSPHRASE_FILE) to that passphrase")
             file.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as out:
@@ -186,37 +222,79 @@ class Engine:
         with self._errors(None):
             return auto.LocalWorkspace(**self._options().__dict__)
 
+    def exists(self, stack: str) -> bool:
+        with self._errors(None):
+            names = {s.name.rsplit("/", 1)[-1] for s in self._workspace().list_stacks()}
+        return stack in names
+
     # -- operations --------------------------------------------------------------------------
 
-    def up(self, spec: AppSpec, updates: list[tuple[str, str, bool]], unset: list[str],
-           message: str | None = None) -> OperationResult:
-        """Write the config changes, then deploy the spec."""
-        stack = self._stack(spec.stack, _program(spec), create=True)
+    def up(self, spec: AppSpec, updates: list[tuple[str, str]], unset: list[str],
+           message: str | None = None, cloudflare_token: str | None = None) -> OperationResult:
+        """Deploy the spec; only when that succeeded, write the settings it was given.
+
+        The program receives the spec itself, so the stack file stays as it was until the
+        update succeeded: a refused, failed or interrupted `up` leaves it byte for byte."""
+        legacy = self._legacy_secret_members(spec) if spec.secret_env else {}
+        stack = self._stack(spec.stack, _program(spec, cloudflare_token, legacy), create=True)
+        result = self._run(spec.stack, "up", lambda: stack.up(
+            on_event=self._event, message=message, color="never"))
         with self._errors(spec.stack):
             for key in unset:
                 stack.remove_config(key)
-            for key, value, secret in updates:
-                stack.set_config(key, auto.ConfigValue(value, secret=secret),
+            for key, value in updates:
+                stack.set_config(key, auto.ConfigValue(value, secret=False),
                                  path="." in key.partition(":")[2])
-        return self._run(spec.stack, "up", lambda: stack.up(
-            on_event=self._event, message=message, color="never"))
+            if cloudflare_token and self._stored_token(stack) != cloudflare_token:
+                replaced = self._stored_token(stack) is not None
+                self._set_secret(spec.stack, "cloudflare:apiToken", cloudflare_token)
+                if replaced:
+                    result.notices.append("cloudflare:apiToken: replaced the stored token "
+                                          "with CLOUDFLARE_API_TOKEN")
+        return result
 
     def preview(self, spec: AppSpec, diff: bool = False) -> OperationResult:
-        """What up would change, with the given spec; the stack config is left as it is."""
-        stack = self._stack(spec.stack, _program(spec), create=True)
-        return self._run(spec.stack, "preview", lambda: stack.preview(
-            on_event=self._event, diff=diff, color="never"))
+        """What up would change with the given spec; nothing is written. A stack that does not
+        exist yet is made for the preview and removed after it, its file left as it was."""
+        file = self.ws.stack_file(spec.stack)
+        before = file.read_bytes() if file.is_file() else None
+        new = not self.exists(spec.stack)
+        stack = self._stack(spec.stack, _program(spec, None, {}), create=True)
+        try:
+            return self._run(spec.stack, "preview", lambda: stack.preview(
+                on_event=self._event, diff=diff, color="never"))
+        finally:
+            if new:
+                with self._errors(spec.stack):
+                    stack.workspace.remove_stack(spec.stack)
+                if before is None:
+                    file.unlink(missing_ok=True)
+                else:
+                    file.write_bytes(before)
 
     def refresh(self, stack_name: str) -> OperationResult:
         stack = self._stack(stack_name)
         return self._run(stack_name, "refresh", lambda: stack.refresh(
             on_event=self._event, color="never"))
 
+    def protection(self, stack_name: str) -> bool:
+        """Whether the deployed service is protected, from the stack's state (never from the
+        editable stack file): the `protected` output, else the services' deletionProtection
+        in the exported state (stacks deployed before that output existed)."""
+        stack = self._stack(stack_name)
+        with self._errors(stack_name):
+            outputs = stack.outputs()
+            if "protected" in outputs:
+                return bool(outputs["protected"].value)
+            resources = stack.export_stack().deployment.get("resources") or []
+        return any(r.get("type") == SERVICE_TYPE and
+                   (r.get("inputs") or {}).get("deletionProtection") for r in resources)
+
     def unprotect(self, spec: AppSpec) -> OperationResult:
         """Lift deletion protection with an update of the service alone (no image build)."""
-        stack = self._stack(spec.stack, _program(spec))
-        service_urn = (f"urn:pulumi:{spec.stack}::{PROJECT_NAME}::stx:index:StreamtexApp$"
-                       f"gcp:cloudrunv2/service:Service::{spec.service_name}")
+        stack = self._stack(spec.stack, _program(spec, None, {}))
+        service_urn = (f"urn:pulumi:{spec.stack}::{PROJECT_NAME}::{COMPONENT}$"
+                       f"{SERVICE_TYPE}::{spec.service_name}")
         return self._run(spec.stack, "up", lambda: stack.up(
             on_event=self._event, target=[service_urn], message="stx-pulumi: lift deletion "
             "protection before destroy", color="never"))
@@ -236,10 +314,17 @@ class Engine:
         with self._errors(stack_name):
             return _plain_outputs(stack.outputs())
 
-    def cancel(self, stack_name: str) -> None:
+    def cancel(self, stack_name: str) -> bool:
+        """Remove the stack's lock; False when no update held it."""
         stack = self._stack(stack_name)
-        with self._errors(stack_name):
-            stack.cancel()
+        try:
+            with self._errors(stack_name):
+                stack.cancel()
+        except EngineError as err:
+            if "no update is in progress" in err.message.lower():
+                return False
+            raise
+        return True
 
     def stacks(self) -> list[StackInfo]:
         """Every stx-pulumi stack in the backend with its last update and URL."""
@@ -266,6 +351,50 @@ class Engine:
                 update_in_progress=bool(summary.update_in_progress),
             ))
         return infos
+
+    # -- secrets -----------------------------------------------------------------------------
+
+    def _stored_token(self, stack: auto.Stack) -> str | None:
+        config = stack.get_all_config()  # values arrive on stdout, never on a command line
+        value = config.get("cloudflare:apiToken")
+        return value.value if value is not None else None
+
+    def _set_secret(self, stack: str, key: str, value: str) -> None:
+        """`pulumi config set KEY --secret` with the value on stdin, never on a command line
+        (the CLI reads a piped value: pulumi/pkg/cmd/pulumi/config, `config set`)."""
+        argv = [self.command.command, "--non-interactive", "config", "set", key, "--secret",
+                "--stack", stack]
+        done = subprocess.run(argv, input=value, text=True, capture_output=True, check=False,
+                              cwd=self.ws.root, env={**os.environ, **self.env_vars})
+        if done.returncode != 0:
+            raise EngineError(f"could not store {key} in {stack}: "
+                              f"{_first_error(done.stderr)}")
+
+    def _legacy_secret_members(self, spec: AppSpec) -> dict[str, str]:
+        """Move secret access members of earlier releases (one per variable) to one per
+        secret without a moment in which the binding is gone: per secret, the first old
+        member becomes the new one's alias; the other old ones leave the state only (their
+        non-authoritative member is the same one the alias keeps)."""
+        if not self.exists(spec.stack):
+            return {}
+        stack = self._stack(spec.stack)
+        with self._errors(spec.stack):
+            resources = stack.export_stack().deployment.get("resources") or []
+        wanted = {ref.secret for ref in spec.secret_env}
+        aliases: dict[str, str] = {}
+        for res in resources:
+            name = res.get("urn", "").rsplit("::", 1)[-1]
+            secret = (res.get("inputs") or {}).get("secretId")
+            if (res.get("type") != SECRET_MEMBER_TYPE or secret not in wanted
+                    or name == secret_member_name(spec.service_name, secret)):
+                continue
+            if secret not in aliases:
+                aliases[secret] = name
+                continue
+            with self._errors(spec.stack):
+                self.command.run(["state", "delete", res["urn"], "--yes", "--stack",
+                                  spec.stack], str(self.ws.root), self.env_vars)
+        return aliases
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -320,19 +449,21 @@ class Engine:
             raise EngineError(f"the engine ended without a result for {stack}: {err}") from None
 
     def _failure(self, err: auto.CommandError, stack: str | None) -> str:
+        where = f"the engine failed on {stack}: " if stack else "the engine failed: "
         if self.diagnostics:
-            return f"the engine failed on {stack}: " + "; ".join(dict.fromkeys(self.diagnostics))
-        stderr = str(err).partition("stderr:")[2]
-        lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
-        errors = [ln for ln in lines if ln.lower().startswith("error")] or lines[-2:]
-        return f"the engine failed on {stack}: " + " ".join(errors)[:500]
+            return where + "; ".join(dict.fromkeys(self.diagnostics))
+        text = _first_error(str(err).partition("stderr:")[2])
+        code = re.search(r"code: (-?\d+)", str(err))
+        return where + (text or "the Pulumi CLI exited" + (
+            f" with code {code.group(1)}" if code else "") + " without a message")
 
 
-def _program(spec: AppSpec) -> Callable[[], None]:
+def _program(spec: AppSpec, cloudflare_token: str | None,
+             legacy: Mapping[str, str]) -> Callable[[], None]:
     def run() -> None:
         from stx_pulumi import program
 
-        program.deploy(spec, program.cloudflare_token())
+        program.deploy(spec, program.cloudflare_token(cloudflare_token), legacy)
 
     return run
 
@@ -363,6 +494,12 @@ def _changes(summary: Mapping[str, int] | None) -> dict[str, int]:
 
 def _when(moment: Any) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _first_error(stderr: str) -> str:
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.lower().startswith("error")] or lines[-2:]
+    return " ".join(errors)[:500]
 
 
 def _lock_holder(stderr: str) -> str | None:

@@ -30,6 +30,8 @@ from stx_pulumi.spec import (
     AppSpec,
     build_spec,
     option_label,
+    revision_max_instances,
+    secret_member_name,
     split_stack_name,
 )
 from stx_pulumi.workspace import SECRET, with_machine_defaults
@@ -52,6 +54,7 @@ class StreamtexApp(pulumi.ComponentResource):
         spec: AppSpec,
         cloudflare_token: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
+        legacy_secret_members: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(COMPONENT_TYPE, name, {}, opts)
         self.spec = spec
@@ -77,18 +80,7 @@ class StreamtexApp(pulumi.ComponentResource):
             project=spec.project,
             opts=child,
         )
-        sa_member = pulumi.Output.concat("serviceAccount:", self.service_account.email)
-        self.secret_access = [
-            secretmanager.SecretIamMember(
-                f"{name}-secret-{ref.var.lower().replace('_', '-')}",
-                project=spec.project,
-                secret_id=ref.secret,
-                role="roles/secretmanager.secretAccessor",
-                member=sa_member,
-                opts=child,
-            )
-            for ref in spec.secret_env
-        ]
+        self.secret_access = self._secret_access(name, spec, legacy_secret_members or {})
         self.service = self._service(name, spec, child)
         self.public_access = (
             cloudrunv2.ServiceIamMember(
@@ -124,10 +116,29 @@ class StreamtexApp(pulumi.ComponentResource):
             "traffic": self.service.traffic_statuses.apply(_traffic),
             "serve_mode": spec.serve_mode,
             "public": spec.public,
+            "protected": spec.protected,
         }
         if self.dns_records is not None:
             self.outputs["dns_records"] = self.dns_records
         self.register_outputs(self.outputs)
+
+    def _secret_access(self, name: str, spec: AppSpec,
+                       legacy: Mapping[str, str]) -> list[secretmanager.SecretIamMember]:
+        """One member per secret; `legacy` names the member an earlier release made for it
+        (one per variable), adopted through an alias so the binding never goes away."""
+        member = pulumi.Output.concat("serviceAccount:", self.service_account.email)
+        return [
+            secretmanager.SecretIamMember(
+                secret_member_name(name, secret),
+                project=spec.project,
+                secret_id=secret,
+                role="roles/secretmanager.secretAccessor",
+                member=member,
+                opts=pulumi.ResourceOptions(parent=self, aliases=[
+                    pulumi.Alias(name=legacy[secret])] if secret in legacy else None),
+            )
+            for secret in sorted({ref.secret for ref in spec.secret_env})
+        ]
 
     def _image(self, name: str, spec: AppSpec, child: pulumi.ResourceOptions) -> docker.Image:
         token = organizations.get_client_config_output(
@@ -203,6 +214,7 @@ class StreamtexApp(pulumi.ComponentResource):
                 containers=[container],
                 service_account=self.service_account.email,
                 max_instance_request_concurrency=spec.concurrency,
+                scaling=_revision_scaling(spec),
                 timeout=f"{spec.timeout_s}s",
                 session_affinity=True,
                 labels=spec.labels,
@@ -252,11 +264,13 @@ class StreamtexApp(pulumi.ComponentResource):
             self.dns_records = self.domain_mapping.statuses.apply(_resource_records)
 
 
-def deploy(spec: AppSpec, cloudflare_token: pulumi.Input[str] | None = None) -> StreamtexApp:
+def deploy(spec: AppSpec, cloudflare_token: pulumi.Input[str] | None = None,
+           legacy_secret_members: Mapping[str, str] | None = None) -> StreamtexApp:
     """The stack program: one StreamtexApp and the stack outputs. Call inside a Pulumi run."""
     for warning in spec.warnings:
         pulumi.log.warn(warning)
-    app = StreamtexApp(spec.service_name, spec, cloudflare_token)
+    app = StreamtexApp(spec.service_name, spec, cloudflare_token,
+                       legacy_secret_members=legacy_secret_members)
     for key, value in app.outputs.items():
         pulumi.export(key, value)
     return app
@@ -285,15 +299,17 @@ def deploy_from_config(environ: Mapping[str, str] = os.environ) -> StreamtexApp:
                       source=inspect_source(Path(str(settings["stx:path"]))))
     if spec.project_is_placeholder:
         raise InputError(f"{option_label('gcp:project')}: not set in stack {pulumi.get_stack()}")
-    return deploy(spec, cloudflare_token(environ))
+    return deploy(spec, cloudflare_token(None, environ))
 
 
-def cloudflare_token(environ: Mapping[str, str] = os.environ) -> pulumi.Output[str] | None:
-    """The stack's secret `cloudflare:apiToken`, else CLOUDFLARE_API_TOKEN, as a secret."""
-    token = pulumi.Config("cloudflare").get_secret("apiToken")
-    if token is None and environ.get("CLOUDFLARE_API_TOKEN"):
-        token = pulumi.Output.secret(environ["CLOUDFLARE_API_TOKEN"])
-    return token
+def cloudflare_token(given: str | None = None,
+                     environ: Mapping[str, str] = os.environ) -> pulumi.Output[str] | None:
+    """The token given (or CLOUDFLARE_API_TOKEN: a rotated token wins), else the stack's
+    secret `cloudflare:apiToken`, as a secret."""
+    given = given or environ.get("CLOUDFLARE_API_TOKEN")
+    if given:
+        return pulumi.Output.secret(given)
+    return pulumi.Config("cloudflare").get_secret("apiToken")
 
 
 def _plain_env(spec: AppSpec) -> list[tuple[str, str]]:
@@ -303,6 +319,12 @@ def _plain_env(spec: AppSpec) -> list[tuple[str, str]]:
     env += [("STREAMLIT_SERVER_FILE_WATCHER_TYPE", "none"),
             ("STREAMLIT_SERVER_RUN_ON_SAVE", "false")]
     return env + list(spec.env_vars)
+
+
+def _revision_scaling(spec: AppSpec) -> cloudrunv2.ServiceTemplateScalingArgs | None:
+    ceiling = revision_max_instances(spec.max_instances)
+    return None if ceiling is None else cloudrunv2.ServiceTemplateScalingArgs(
+        max_instance_count=ceiling)
 
 
 def _cleanup_policies() -> list[artifactregistry.RepositoryCleanupPolicyArgs]:

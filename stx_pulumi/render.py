@@ -33,6 +33,10 @@ TYPE_LABELS = {
     "cloudflare:index/dnsRecord:DnsRecord": "Cloudflare DNS record",
 }
 UNKNOWN = "(known after deploy)"
+# Control characters (escape sequences, newlines, bells) in text from users or the engine are
+# shown as escapes, never sent to the terminal.
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)]}
+_CONTROL.update({0x0A: "\\n", 0x09: "\\t", 0x0D: "\\r"})
 
 
 OUTPUT_ORDER = ("url", "custom_url", "service", "image", "image_tag", "region", "project",
@@ -61,6 +65,12 @@ def ordered_outputs(outputs: dict[str, Any]) -> dict[str, Any]:
     return {**known, **{k: v for k, v in outputs.items() if k not in known}}
 
 
+def safe(text: Any) -> str:
+    """Text from users or the engine as plain text: rich markup and control characters
+    escaped."""
+    return escape(str(text).translate(_CONTROL))
+
+
 def print_json(data: Any) -> None:
     """Exactly one JSON object on stdout."""
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
@@ -72,9 +82,9 @@ def error(err: StxError) -> None:
     console = stderr()
     problems = err.problems if isinstance(err, SpecError) else [err.message]
     for problem in problems:
-        console.print(f"[bold red]error:[/] {escape(problem)}")
+        console.print(f"[bold red]error:[/] {safe(problem)}")
     if err.hint:
-        console.print(f"[dim]hint:[/] {escape(err.hint)}")
+        console.print(f"[dim]hint:[/] {safe(err.hint)}")
 
 
 def plan_json(plan: Plan) -> dict[str, Any]:
@@ -101,7 +111,7 @@ def plan_tree(plan: Plan) -> None:
     spec = plan.spec
     console = stdout()
     project = spec.project + (" (placeholder)" if spec.project_is_placeholder else "")
-    tree = Tree(f"[bold]{spec.stack}[/]  project {escape(project)}, region {spec.region}")
+    tree = Tree(f"[bold]{spec.stack}[/]  project {safe(project)}, region {spec.region}")
     for resource in plan.resources:
         if resource.custom:
             _resource_node(tree, resource)
@@ -110,16 +120,16 @@ def plan_tree(plan: Plan) -> None:
     console.print("[bold]Outputs[/]  " + ", ".join(
         f"{k}={UNKNOWN if v is None else v}" for k, v in outputs.items()))
     for warning in plan.warnings:
-        console.print(f"[yellow]warning:[/] {escape(warning)}")
+        console.print(f"[yellow]warning:[/] {safe(warning)}")
     console.print("[dim]Offline plan: nothing in the cloud was read or changed. "
                   "`stx-pulumi up` deploys it.[/]")
 
 
 def _resource_node(tree: Tree, r: PlannedResource) -> None:
     label = TYPE_LABELS.get(r.type, r.type)
-    node = tree.add(f"[cyan]{label}[/] {escape(r.name)}")
+    node = tree.add(f"[cyan]{label}[/] {safe(r.name)}")
     for line in _details(r):
-        node.add(escape(line))
+        node.add(safe(line))
 
 
 def _details(r: PlannedResource) -> list[str]:
@@ -255,7 +265,7 @@ class Progress:
         else:
             verb = PAST.get(row["op"], row["op"])
         label = TYPE_LABELS.get(row["type"], row["type"])
-        line = f"{verb:<10} {label} {escape(row['name'])}"
+        line = f"{verb:<10} {label} {safe(row['name'])}"
         if self.diff and row["diffs"]:
             line += f": {', '.join(row['diffs'])} changed"
         return line if self.preview else f"{line} ({row['end'] - row['start']:.1f}s)"
@@ -281,18 +291,26 @@ STACK_TYPE = "pulumi:pulumi:Stack"
 
 def info(message: str) -> None:
     """A progress or context line on stderr."""
-    stderr().print(f"[dim]{escape(message)}[/]")
+    stderr().print(f"[dim]{safe(message)}[/]")
+
+
+def warning(message: str) -> None:
+    stderr().print(f"[yellow]warning:[/] {safe(message)}")
 
 
 def operation(result: Any) -> None:
-    """The change summary and outputs of up, preview, refresh or destroy."""
+    """The change summary of up, preview, refresh or destroy; the outputs after an up."""
     console = stdout()
+    changed = {k: n for k, n in result.changes.items() if n and k != "same"}
     changes = ", ".join(f"{n} {PAST[k] if k != 'same' else 'unchanged'}"
                         for k, n in result.changes.items() if n)
-    verb = "would change" if result.operation == "preview" else result.result
+    verb = result.result
+    if result.operation == "preview":
+        verb = "would change" if changed else "no changes"
     console.print(f"[bold]{result.operation}[/] {result.stack}: {verb} — "
-                  f"{changes or 'no changes'} ({result.duration_s:.1f}s)")
-    outputs_table(ordered_outputs(result.outputs))
+                  f"{changes or 'nothing'} ({result.duration_s:.1f}s)")
+    if result.operation in ("up", "destroy"):
+        outputs_table(ordered_outputs(result.outputs))
 
 
 def outputs_table(outputs: dict[str, Any]) -> None:
@@ -301,26 +319,26 @@ def outputs_table(outputs: dict[str, Any]) -> None:
         console.print("no outputs: the stack is not deployed (or was destroyed)")
         return
     if outputs.get("url"):
-        console.print(f"[bold green]URL[/] {outputs['url']}")
+        console.print(f"[bold green]URL[/] {safe(outputs['url'])}")
     if outputs.get("custom_url"):
-        console.print(f"[bold green]Custom domain[/] {outputs['custom_url']}")
+        console.print(f"[bold green]Custom domain[/] {safe(outputs['custom_url'])}")
     for key, value in outputs.items():
         if key in ("url", "custom_url", "traffic"):  # traffic: see `verify`
             continue
         if key == "dns_records" and value:
             console.print("[bold]DNS records to create[/] (DNS only, not proxied):")
             for record in value:
-                console.print(f"  {record.get('name')} {record.get('type')} "
-                              f"{record.get('rrdata')}")
+                console.print("  " + safe(f"{record.get('name')} {record.get('type')} "
+                                          f"{record.get('rrdata')}"))
         else:
-            console.print(f"  {key}: {value}")
+            console.print(f"  {safe(key)}: {safe(value)}")
 
 
 def stacks_table(backend: str, infos: list[Any]) -> None:
     from rich.table import Table
 
     console = stdout()
-    console.print(f"[dim]backend {escape(backend)}[/]")
+    console.print(f"[dim]backend {safe(backend)}[/]")
     if not infos:
         console.print("no stacks yet: `stx-pulumi up APP` creates one")
         return
@@ -328,8 +346,8 @@ def stacks_table(backend: str, infos: list[Any]) -> None:
     for column in ("app", "env", "last update", "result", "message", "resources", "url"):
         table.add_column(column)
     for s in infos:
-        table.add_row(s.app, s.env, s.last_update or "-", s.result or "-",
-                      escape(s.message or "-"), str(s.resource_count or 0), s.url or "-")
+        table.add_row(safe(s.app), safe(s.env), s.last_update or "-", s.result or "-",
+                      safe(s.message or "-"), str(s.resource_count or 0), safe(s.url or "-"))
     console.print(table)
 
 
@@ -356,7 +374,7 @@ def cost(spec: Any, data: dict[str, Any]) -> None:
     console.print(f"  idle: min instances ${idle['min_instances_usd']:.2f}, "
                   f"{idle['stored_gb']:g} GB of images ${idle['storage_usd']:.2f}")
     for warning in data["warnings"]:
-        console.print(f"[yellow]warning:[/] {escape(warning)}")
+        console.print(f"[yellow]warning:[/] {safe(warning)}")
     free = data["free_tier_monthly"]
     console.print(f"[dim]Gross USD, {a['billing']}. Free each month per billing account: "
                   f"{free['vcpu_seconds']:,.0f} vCPU-s, {free['gib_seconds']:,.0f} GiB-s, "
@@ -382,6 +400,6 @@ def checks_table(title: str, checks: list[Any], console: Console | None = None) 
     console.print(f"[bold]{title}[/]: {'failed' if failed else 'passed'}")
     for check in checks:
         style = styles.get(check.status, "")
-        console.print(f"  [{style}]{check.status:<4}[/] {check.name:<14} {escape(check.detail)}")
+        console.print(f"  [{style}]{check.status:<4}[/] {check.name:<14} {safe(check.detail)}")
         if check.fix and check.status != "pass":
-            console.print(f"       [dim]fix: {escape(check.fix)}[/]")
+            console.print(f"       [dim]fix: {safe(check.fix)}[/]")

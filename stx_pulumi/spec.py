@@ -7,6 +7,7 @@ stack config file merged with its options; the Pulumi program (`pulumi_main`) ca
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import re
@@ -71,8 +72,22 @@ DOMAIN_MAPPING_REGIONS = frozenset({
 PLACEHOLDER_PROJECT = "your-gcp-project"
 PROTECTED_ENV = "prod"
 KEEP_IMAGES = 5  # images the registry's cleanup policy keeps
-RESERVED_ENV_VARS = frozenset({"PORT", "K_SERVICE", "K_REVISION", "K_CONFIGURATION",
-                               "STX_SERVE_MODE", "FOLDER"})
+RESERVED_ENV_VARS = frozenset({"PORT", "STX_SERVE_MODE", "FOLDER"})
+RESERVED_ENV_PREFIX = "K_"  # Cloud Run sets K_SERVICE, K_REVISION, K_CONFIGURATION
+# Provider settings the gcp and cloudflare providers read from the stack config
+# (pulumi_gcp/config/vars.py, pulumi_cloudflare/config/vars.py; tests/test_validation.py keeps
+# these honest); gcp's `<api>CustomEndpoint` keys are accepted by their suffix.
+GCP_PROVIDER_KEYS = frozenset({
+    "accessToken", "addPulumiAttributionLabel", "batching", "billingProject", "credentials",
+    "defaultLabels", "deletionPolicy", "disableGlobalProjectWarning", "disableGooglePartnerName",
+    "externalCredentials", "googlePartnerName", "impersonateServiceAccount",
+    "impersonateServiceAccountDelegates", "pollInterval", "preferGlobalEndpoints",
+    "preferRegionalEndpoints", "project", "pulumiAttributionLabelAdditionStrategy", "region",
+    "requestReason", "requestTimeout", "scopes", "skipRegionValidation", "universeDomain",
+    "userProjectOverride", "zone",
+})
+CLOUDFLARE_PROVIDER_KEYS = frozenset({"apiKey", "apiToken", "apiUserServiceKey", "baseUrl",
+                                      "email", "userAgentOperatorSuffix"})
 
 APP_RE = re.compile(r"^[a-z](?:[a-z0-9-]*[a-z0-9])?$")
 ENV_RE = re.compile(r"^[a-z][a-z0-9-]*$")
@@ -85,6 +100,8 @@ ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 SECRET_REF_RE = re.compile(r"^([A-Za-z0-9_-]{1,255})(?::([1-9][0-9]*|latest))?$")
 ZONE_RE = re.compile(r"^[0-9a-f]{32}$")
 SERVICE_NAME_MAX = 49
+MAX_INSTANCES = 1000
+REVISION_DEFAULT_MAX = 100
 SERVICE_ACCOUNT_ID_MAX = 30
 
 
@@ -184,6 +201,21 @@ def service_account_id(app: str, env: str) -> str:
     return f"{head}-{suffix}"
 
 
+def secret_member_name(service: str, secret: str) -> str:
+    """The logical name of the runtime account's access to one secret: one per secret, however
+    many variables read it (IAM members are non-authoritative: two resources for one member
+    share one binding, and deleting either removes it)."""
+    return f"{service}-secret-{secret}"
+
+
+def revision_max_instances(max_instances: int) -> int | None:
+    """The revision-level max instances to set: none up to Cloud Run's default of 100, else
+    the largest --max allowed. A fixed ceiling keeps later scaling changes service-level only
+    (no new revision); the service-level max stays the real limit. Cloud Run docs, "Set
+    maximum instances for services": "by default, Cloud Run sets 100 instances per revision"."""
+    return None if max_instances <= REVISION_DEFAULT_MAX else MAX_INSTANCES
+
+
 def is_apex(domain: str) -> bool:
     """A bare registered domain (two labels) needs A/AAAA records, not a CNAME."""
     return domain.count(".") == 1
@@ -207,6 +239,28 @@ def setting_key(name: str) -> str | None:
         if bare in (setting.key, setting.key.partition(":")[2], *options):
             return setting.key
     return None
+
+
+def key_problems(config: Mapping[str, Any]) -> list[str]:
+    """Unknown keys in the namespaces stx-pulumi reads (`stx:`, `gcp:`, `cloudflare:`), each
+    with the closest known key; other namespaces belong to Pulumi and pass through."""
+    ours = [s.key for s in SETTINGS]
+    known = {"stx": {k for k in ours if k.startswith("stx:")},
+             "gcp": {f"gcp:{k}" for k in GCP_PROVIDER_KEYS},
+             "cloudflare": {f"cloudflare:{k}" for k in CLOUDFLARE_PROVIDER_KEYS}}
+    problems = []
+    for key in config:
+        namespace, sep, name = str(key).partition(":")
+        if not sep or namespace not in known or key in known[namespace]:
+            continue
+        if namespace == "gcp" and name.endswith("CustomEndpoint"):
+            continue
+        close = difflib.get_close_matches(str(key), [*ours, *known[namespace]], n=1,
+                                          cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        problems.append(f"{key}: not a setting stx-pulumi or the {namespace} provider knows"
+                        + hint)
+    return problems
 
 
 def merge_settings(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -259,7 +313,7 @@ def build_spec(
     max_i = reader.integer("stx:maxInstances", 10)
     if min_i is not None and min_i < 0:
         problems.append(f"{option_label('stx:minInstances')}: must be 0 or more, got {min_i}")
-    if max_i is not None and not 1 <= max_i <= 1000:
+    if max_i is not None and not 1 <= max_i <= MAX_INSTANCES:
         problems.append(f"{option_label('stx:maxInstances')}: must be between 1 and 1000, "
                         f"got {max_i}")
     if min_i is not None and max_i is not None and min_i >= 0 and 1 <= max_i < min_i:
@@ -419,24 +473,46 @@ def _check_domain(domain: str | None, zone: str | None, has_token: bool, region:
 def _env_vars(values: Mapping[str, Any], problems: list[str]) -> tuple[tuple[str, str], ...]:
     out = []
     for name, value in sorted(values.items()):
-        if not ENV_NAME_RE.match(name) or name in RESERVED_ENV_VARS:
+        if _env_name_ok(name):
+            out.append((name, "" if value is None else str(value)))
+        else:
             reserved = ", ".join(sorted(RESERVED_ENV_VARS))
             problems.append(f"{option_label('stx:envVars')}: {name!r} is not an allowed "
-                            f"variable name (letters, digits, '_'; not {reserved})")
-        else:
-            out.append((name, "" if value is None else str(value)))
+                            f"variable name (letters, digits, '_'; not {reserved} or "
+                            f"{RESERVED_ENV_PREFIX}*)" + _folder_hint(name))
+    _case_clashes("stx:envVars", [n for n, _ in out], problems)
     return tuple(out)
+
+
+def _env_name_ok(name: str) -> bool:
+    return bool(ENV_NAME_RE.match(name)) and name not in RESERVED_ENV_VARS and not (
+        name.startswith(RESERVED_ENV_PREFIX))
+
+
+def _folder_hint(name: str) -> str:
+    return "; set FOLDER with the stx:folder setting" if name == "FOLDER" else ""
+
+
+def _case_clashes(key: str, names: list[str], problems: list[str]) -> None:
+    """Names that differ only by case would give two resources or variables one name."""
+    seen: dict[str, str] = {}
+    for name in names:
+        other = seen.setdefault(name.lower(), name)
+        if other != name:
+            problems.append(f"{option_label(key)}: {other} and {name} differ only by case")
 
 
 def _secret_env(values: Mapping[str, Any], problems: list[str]) -> tuple[SecretEnv, ...]:
     out = []
     for name, ref in sorted(values.items()):
         match = SECRET_REF_RE.match(str(ref))
-        if not ENV_NAME_RE.match(name) or name in RESERVED_ENV_VARS or not match:
+        if not _env_name_ok(name) or not match:
             problems.append(f"{option_label('stx:secretEnv')}: {name}={ref} is not "
-                            "VAR=SECRET[:VERSION] (VERSION a number or latest)")
+                            "VAR=SECRET[:VERSION] (VERSION a number or latest; VAR not "
+                            f"reserved)" + _folder_hint(name))
         else:
             out.append(SecretEnv(name, match.group(1), match.group(2) or "latest"))
+    _case_clashes("stx:secretEnv", [ref.var for ref in out], problems)
     return tuple(out)
 
 

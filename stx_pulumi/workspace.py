@@ -23,6 +23,7 @@ from stx_pulumi.spec import (
     AppSpec,
     build_spec,
     env_problem,
+    key_problems,
     merge_settings,
     option_label,
     setting_key,
@@ -50,19 +51,32 @@ class Workspace:
         return self.stacks_dir / f"Pulumi.{stack}.yaml"
 
     def stack_config(self, stack: str) -> dict[str, Any]:
-        """The stack file's config; `secure:` values become SECRET (never decrypted here)."""
+        """The stack file's config; `secure:` values become SECRET (never decrypted here).
+
+        Raises InputError naming the file for bad YAML, a `config:` that is not a map, or an
+        unknown key in a namespace stx-pulumi reads."""
         file = self.stack_file(stack)
-        if not file.is_file():
-            return {}
-        try:
-            data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as err:
-            raise InputError(f"{file}: not valid YAML ({err})".replace("\n", " ")) from None
-        config = data.get("config") if isinstance(data, dict) else None
+        data = load_yaml(file) if file.is_file() else {}
+        config = data.get("config") or {}
         if not isinstance(config, dict):
-            config = {}
+            raise InputError(f"{file}: `config:` must be a map of key: value, not "
+                             f"{type(config).__name__}")
+        problems = key_problems(config)
+        if problems:
+            raise InputError(f"{file}: {problems[0]}" + (
+                f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
         return {k: SECRET if isinstance(v, dict) and "secure" in v else v
                 for k, v in config.items()}
+
+    def has_encrypted_stacks(self) -> bool:
+        """True when a stack file holds an encryption salt or encrypted values."""
+        for file in self.stacks_dir.glob("Pulumi.*.yaml"):
+            data = load_yaml(file)
+            config = data.get("config") if isinstance(data.get("config"), dict) else {}
+            if "encryptionsalt" in data or any(
+                    isinstance(v, dict) and "secure" in v for v in config.values()):
+                return True
+        return False
 
     @property
     def state_dir(self) -> Path:
@@ -75,18 +89,39 @@ class Workspace:
         return self.state_dir / "passphrase"
 
     def settings(self) -> dict[str, Any]:
-        """The workspace's git-ignored settings: current env, secrets provider."""
+        """The workspace's git-ignored settings: current env, secrets provider.
+
+        Raises InputError naming the file when it is not a JSON object of known settings."""
         file = self.root / SETTINGS_FILE
+        if not file.is_file():
+            return {}
         try:
-            data = json.loads(file.read_text(encoding="utf-8")) if file.is_file() else {}
-        except json.JSONDecodeError:
-            data = {}
-        return data if isinstance(data, dict) else {}
+            data = json.loads(file.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise InputError(f"{file}: not valid JSON ({err})") from None
+        if not isinstance(data, dict):
+            raise InputError(f"{file}: must be a JSON object such as {{\"env\": \"dev\"}}")
+        unknown = sorted(set(data) - {"env", "secretsProvider"})
+        if unknown:
+            raise InputError(f"{file}: unknown setting {unknown[0]!r} (allowed: env, "
+                             "secretsProvider)")
+        env = data.get("env")
+        if env is not None and (not isinstance(env, str) or env_problem(env)):
+            raise InputError(f"{file}: env {env!r} is not an env name (1-12 lowercase "
+                             "letters, digits or '-', starting with a letter)")
+        provider = data.get("secretsProvider")
+        if provider is not None and secrets_provider_problem(str(provider)):
+            raise InputError(f"{file}: {secrets_provider_problem(str(provider))}")
+        return data
 
     def save_settings(self, **values: Any) -> None:
         data = {**self.settings(), **values}
         (self.root / SETTINGS_FILE).write_text(json.dumps(data, indent=2) + "\n",
                                                encoding="utf-8")
+
+    @property
+    def exists(self) -> bool:
+        return (self.root / "Pulumi.yaml").is_file()
 
     def current_env(self) -> str:
         return str(self.settings().get("env") or DEFAULT_ENV)
@@ -94,8 +129,8 @@ class Workspace:
     def project_backend(self) -> str | None:
         """`backend.url` of the workspace's Pulumi.yaml, if any."""
         file = self.root / "Pulumi.yaml"
-        data = yaml.safe_load(file.read_text(encoding="utf-8")) if file.is_file() else {}
-        backend = data.get("backend") if isinstance(data, dict) else None
+        data = load_yaml(file) if file.is_file() else {}
+        backend = data.get("backend")
         return backend.get("url") if isinstance(backend, dict) else None
 
     def backend_url(self, environ: Mapping[str, str]) -> str:
@@ -111,25 +146,37 @@ class Workspace:
         return paths.pop() if len(paths) == 1 else None
 
     def relative(self, path: Path) -> str:
-        """`path` relative to the workspace when inside it, else absolute."""
-        path = path.resolve()
-        try:
-            return path.relative_to(self.root).as_posix()
-        except ValueError:
-            return str(path)
+        """`path` relative to the workspace (with `..` when outside it): state and config
+        never hold a machine's absolute path, so another clone sees the same values."""
+        return Path(os.path.relpath(path.resolve(), self.root)).as_posix()
+
+
+def load_yaml(file: Path) -> dict[str, Any]:
+    """A YAML file that must hold a map; InputError naming the file (and line) otherwise."""
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(f"{file}: cannot be read ({err})") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or "not valid YAML"
+        raise InputError(f"{file}: not valid YAML{where} ({problem})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise InputError(f"{file}: must hold a map of key: value, not {type(data).__name__}")
+    return data
 
 
 def find_workspace(start: Path) -> Workspace | None:
-    """The nearest folder at or above `start` whose Pulumi.yaml names project stx-pulumi."""
+    """The nearest folder at or above `start` whose Pulumi.yaml names project stx-pulumi.
+
+    A Pulumi.yaml that cannot be read is an error (exit 2), never silently passed over."""
     for folder in [start.resolve(), *start.resolve().parents]:
         file = folder / "Pulumi.yaml"
-        if file.is_file():
-            try:
-                data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
-            except yaml.YAMLError:
-                continue
-            if isinstance(data, dict) and data.get("name") == PROJECT_NAME:
-                return Workspace(folder)
+        if file.is_file() and load_yaml(file).get("name") == PROJECT_NAME:
+            return Workspace(folder)
     return None
 
 
@@ -138,16 +185,31 @@ def home_dir(environ: Mapping[str, str]) -> Path:
     return Path(environ.get("STX_PULUMI_HOME") or Path.home() / ".stx-pulumi")
 
 
-def locate_workspace(cwd: Path, environ: Mapping[str, str], *,
-                     create: bool = False) -> Workspace | None:
-    """The nearest workspace at or above `cwd`, else the home one (made when `create`)."""
-    found = find_workspace(cwd)
-    if found:
-        return found
-    home = home_dir(environ)
-    if (home / "Pulumi.yaml").is_file():
-        return Workspace(home.resolve())
-    return create_workspace(home) if create else None
+def locate_workspace(cwd: Path, environ: Mapping[str, str]) -> Workspace:
+    """The nearest workspace at or above `cwd`, else the home one ($STX_PULUMI_HOME or
+    ~/.stx-pulumi), which is only made on disk when the engine first needs it."""
+    return find_workspace(cwd) or Workspace(home_dir(environ).resolve())
+
+
+SCHEMES = ("file://", "gs://", "s3://", "azblob://", "https://")
+SECRETS_SCHEMES = ("gcpkms://", "awskms://", "azurekeyvault://", "hashivault://")
+
+
+def backend_problem(url: str) -> str | None:
+    """Why `url` cannot be a state backend, or None."""
+    if url.startswith(SCHEMES) and len(url) > len(url.partition("://")[0]) + 3:
+        return None
+    return (f"--backend: {url!r} is not a backend URL; use one of "
+            f"{', '.join(s + '...' for s in SCHEMES)}")
+
+
+def secrets_provider_problem(provider: str) -> str | None:
+    """Why `provider` cannot be a secrets provider, or None."""
+    if provider == "passphrase" or (provider.startswith(SECRETS_SCHEMES) and
+                                    len(provider) > len(provider.partition("://")[0]) + 3):
+        return None
+    return (f"--secrets-provider: {provider!r} is not a secrets provider; use passphrase or "
+            f"one of {', '.join(s + '...' for s in SECRETS_SCHEMES)}")
 
 
 def create_workspace(root: Path, backend: str | None = None) -> Workspace:
@@ -251,13 +313,12 @@ def load_spec(
     environ: Mapping[str, str],
     unset: Sequence[str] = (),
     allow_placeholder_project: bool = False,
-) -> tuple[AppSpec, Workspace | None]:
+) -> tuple[AppSpec, Workspace]:
     """The spec of `<app>.<env>`: the stack config, then `overrides`, then defaults.
 
-    Raises InputError/SpecError (exit 2) before anything else happens.
-    """
+    Raises InputError/SpecError (exit 2) before anything else happens; creates nothing."""
     ws = locate_workspace(cwd, environ)
-    env = env or environ.get("STX_ENV") or (ws.current_env() if ws else DEFAULT_ENV)
+    env = env if env is not None else environ.get("STX_ENV") or ws.current_env()
     if env_problem(env):
         raise InputError(str(env_problem(env)))
     target = resolve_target(app_arg, cwd, ws, env)
@@ -265,19 +326,19 @@ def load_spec(
         raise InputError(f"APP: the folder name {target.app!r} is not a valid app name "
                          "(lowercase letters, digits, '-'): give the name as APP and the "
                          "folder as --path")
-    config = ws.stack_config(stack_name(target.app, env)) if ws else {}
+    config = ws.stack_config(stack_name(target.app, env))
     for key in unset_keys(unset):
         config.pop(key, None)
     settings = merge_settings(config, overrides)
     if target.path is not None and "stx:path" not in overrides:
         settings["stx:path"] = str(target.path)
-    if not settings.get("stx:path") and ws:
+    if not settings.get("stx:path"):
         settings["stx:path"] = ws.app_path(target.app)
     if not settings.get("stx:path"):
         raise InputError(f"{option_label('stx:path')}: no app folder known for "
                          f"{stack_name(target.app, env)}: give APP as a folder or --path")
-    base = ws.root if ws else cwd
-    source_path = (base / str(settings["stx:path"])).resolve()  # config paths: workspace-relative
+    # Config paths are relative to the workspace (the folder holding Pulumi.yaml).
+    source_path = (ws.root / str(settings["stx:path"])).resolve()
     spec = build_spec(with_machine_defaults(settings, environ), app=target.app, env=env,
                       source=inspect_source(source_path))
     if spec.project_is_placeholder and not allow_placeholder_project:
@@ -288,29 +349,41 @@ def load_spec(
 
 
 def config_updates(spec: AppSpec, overrides: Mapping[str, Any], config: Mapping[str, Any],
-                   ws: Workspace, environ: Mapping[str, str]) -> list[tuple[str, str, bool]]:
-    """What `up` writes into the stack config, as (key, value, secret): the options given,
-    the project, region and app folder when not yet pinned, and a Cloudflare token from the
-    environment, so that a later `up` without them changes nothing. Map entries use a
-    `key.entry` path."""
-    values: dict[str, Any] = dict(overrides)
-    values["stx:path"] = ws.relative(spec.source)
+                   ws: Workspace) -> tuple[list[tuple[str, str]], list[str]]:
+    """What a successful `up` writes into the stack config, as (key, value), and notices:
+    the options given, the project and region when not yet pinned, and the app folder
+    (relative to the workspace) when it differs from the recorded one, so that a later `up`
+    without them changes nothing. Map entries use a `key.entry` path."""
+    values: dict[str, Any] = {k: v for k, v in overrides.items() if k != "stx:path"}
     for key, pinned in (("gcp:project", spec.project), ("gcp:region", spec.region)):
         if key in overrides or key not in config:
             values[key] = pinned
-    if "stx:path" not in overrides and config.get("stx:path"):
-        values.pop("stx:path")
+    notices = []
+    folder = ws.relative(spec.source)
+    recorded = config.get("stx:path")
+    if recorded is None or (ws.root / str(recorded)).resolve() != spec.source:
+        values["stx:path"] = folder
+        if recorded is not None:
+            notices.append(f"stx:path: the app folder changes from {recorded} to {folder}")
     updates = []
     for key, value in values.items():
         if isinstance(value, Mapping):
-            updates += [(f"{key}.{k}", str(v), False) for k, v in value.items()]
-        else:
-            if _text(config.get(key)) != _text(value):
-                updates.append((key, _text(value), False))
-    token = environ.get("CLOUDFLARE_API_TOKEN")
-    if token and spec.cloudflare_dns and not config.get("cloudflare:apiToken"):
-        updates.append(("cloudflare:apiToken", token, True))
-    return updates
+            updates += [(f"{key}.{k}", str(v)) for k, v in value.items()]
+        elif _text(config.get(key)) != _text(value):
+            updates.append((key, _text(value)))
+    return updates, notices
+
+
+def moved_settings(spec: AppSpec, config: Mapping[str, Any]) -> str | None:
+    """What a project or region change of a deployed stack replaces, or None."""
+    moves = [f"{key} {config[key]} → {new}"
+             for key, new in (("gcp:project", spec.project), ("gcp:region", spec.region))
+             if config.get(key) and str(config[key]) != new]
+    if not moves:
+        return None
+    return (f"{' and '.join(moves)} replaces the Cloud Run service (a new URL), its image "
+            "registry, runtime account" + (" and domain mapping" if spec.domain else "")
+            + " of the deployed stack")
 
 
 def _text(value: Any) -> str:

@@ -28,7 +28,8 @@ def test_up_makes_the_expected_cli_calls(workspace: Path, pulumi_cli: PulumiStan
     assert first >= 1 and set(commands[:first]) == {"version"}  # prerequisites, then engine
     assert commands[first:first + 2] == ["stack select", "stack init"]
     assert "config set" in commands
-    assert commands.index("up") > max(i for i, c in enumerate(commands) if c == "config set")
+    # settings are written only once the update succeeded
+    assert commands.index("up") < min(i for i, c in enumerate(commands) if c == "config set")
     up_argv = next(a for a in pulumi_cli.calls() if "up" in a)
     assert "--client" in " ".join(up_argv) and "--event-log" in up_argv
     assert up_argv[up_argv.index("--stack") + 1] == "hello-course.dev"
@@ -263,7 +264,8 @@ def test_without_a_workspace_the_home_one_is_made(tmp_path: Path, app_dir: Path,
     home = Path(os.environ["STX_PULUMI_HOME"])
     assert (home / "Pulumi.yaml").is_file()
     config = stack_config(home)
-    assert config["stx:path"] == str(app_dir)
+    assert not Path(config["stx:path"]).is_absolute()  # never a machine path in a workspace
+    assert (home / config["stx:path"]).resolve() == app_dir.resolve()
 
 
 def test_json_failure_is_one_object_too(workspace: Path, pulumi_cli: PulumiStandIn,

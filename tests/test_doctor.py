@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,7 @@ def test_ready_machine_passes(workspace: Path, pulumi_cli: PulumiStandIn) -> Non
     for name in ("pulumi", "docker", "gcloud", "credentials", "project", "apis", "backend",
                  "secrets", "spec"):
         assert checks[name]["status"] == "pass", checks[name]
-    assert "3.190.0" in checks["pulumi"]["detail"]
+    assert version("pulumi") in checks["pulumi"]["detail"]  # the stand-in reports the SDK's
     assert "hello-course.dev is valid" in checks["spec"]["detail"]
 
 
@@ -117,11 +118,13 @@ def test_only_an_invalid_spec_exits_2(workspace: Path, pulumi_cli: PulumiStandIn
     assert "stx:maxInstances (--max)" in checks["spec"]["detail"]
 
 
-def test_prerequisite_failure_wins_over_spec_failure(workspace: Path, pulumi_cli: PulumiStandIn,
+def test_spec_failure_wins_over_prerequisite_failure(workspace: Path, pulumi_cli: PulumiStandIn,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bad input is exit 2 first, as with every command; the checks still all show."""
     monkeypatch.setenv("STANDIN_DOCKER_DOWN", "1")
-    code, _ = doctor("hello-course", "--max", "0")
-    assert code == 3
+    code, checks = doctor("hello-course", "--max", "0", "--project", "course-project-2")
+    assert code == 2
+    assert checks["docker"]["status"] == "fail" and checks["project"]["status"] == "pass"
 
 
 def test_uncommitted_app_folder_warns(workspace: Path, pulumi_cli: PulumiStandIn) -> None:

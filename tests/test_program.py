@@ -345,6 +345,7 @@ def test_stack_outputs_are_exported(mocks: Recorder) -> Any:
                          "percent": 100}],
             "serve_mode": "dual",
             "public": True,
+            "protected": False,
         }
 
     return pulumi.Output.all(**app.outputs).apply(check)

@@ -213,7 +213,7 @@ def test_verify_command_exits_5_with_the_logs_command(workspace: Path, pulumi_cl
     with FakeApp("no-header") as broken:
         monkeypatch.setenv("STANDIN_SERVICE_URL", broken.url)
         assert stx("up", "hello-course", "--max", "12", "--no-verify", "--yes").exit_code == 0
-        result = stx("verify", "hello-course", "--wait-timeout", "2", "--poll-interval", "0.2")
+        result = stx("verify", "hello-course", "--wait-timeout", "2", "--poll-interval", "1")
         data = json.loads(stx("verify", "hello-course", "--json", "--wait-timeout", "2").stdout)
     assert result.exit_code == 5
     assert "verification of hello-course.dev failed: /html/" in result.output
