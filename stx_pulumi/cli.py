@@ -14,11 +14,34 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from stx_pulumi import __version__, render
 from stx_pulumi.errors import InputError, StxError
 
+
+class _OneLineErrors(TyperGroup):
+    """Usage errors (an unknown option, a value of the wrong type) as one `error:` line and a
+    hint, like every other error, instead of a usage block; exit 2."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except typer.TyperException as err:  # typer's (vendored click's) usage errors
+            ctx = getattr(err, "ctx", None)
+            path = ctx.command_path if ctx else "stx-pulumi"
+            message = err.format_message() if hasattr(err, "format_message") else str(err)
+            render.error(InputError(message, hint=f"`{path} -h` shows the options"))
+            code = getattr(err, "exit_code", 2)
+        except typer.Abort:
+            code = 1
+        if not standalone_mode:
+            return code
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(
+    cls=_OneLineErrors,
     name="stx-pulumi",
     help="Put StreamTeX apps on Google Cloud Run with Pulumi: one command up, one command down.",
     no_args_is_help=True,

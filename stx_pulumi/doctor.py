@@ -167,6 +167,10 @@ def secrets_check(ws: Workspace, environ: Mapping[str, str]) -> Check:
     generated = ws.passphrase_file
     if generated.is_file():
         return Check("secrets", PASS, f"generated passphrase in {generated} (back it up)")
+    if ws.exists and ws.has_encrypted_stacks():
+        return Check("secrets", FAIL, f"{generated} does not exist, but stacks in "
+                     f"{ws.stacks_dir} were encrypted with it", "restore it from your backup, "
+                     "or set PULUMI_CONFIG_PASSPHRASE (or _FILE) to that passphrase")
     return Check("secrets", PASS, f"a passphrase will be generated into {generated} on first up")
 
 

@@ -64,4 +64,7 @@ def load_prices(file: Path | None) -> tuple[Prices, list[str]]:
         values = {k: float(v) for k, v in data.items()}
     except (TypeError, ValueError):
         raise InputError(f"--prices: every price in {file} must be a number") from None
+    negative = sorted(k for k, v in values.items() if not v >= 0)  # NaN is refused too
+    if negative:
+        raise InputError(f"--prices: {negative[0]} in {file} must be 0 or more")
     return replace(Prices(), **values), sorted(values)

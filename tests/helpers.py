@@ -41,3 +41,16 @@ def state(workspace: Path, stack: str) -> dict[str, Any]:
 def resources(workspace: Path, stack: str) -> dict[str, dict[str, Any]]:
     """The stack's cloud resources (not the component) by logical name."""
     return {r["name"]: r for r in state(workspace, stack)["resources"] if r["custom"]}
+
+
+def snapshot(*roots: Path) -> dict[str, str]:
+    """Every file below `roots` (workspace, state, home) by path → SHA-256 of its bytes, so
+    a test can assert that nothing at all was created, changed or removed."""
+    import hashlib
+
+    out = {}
+    for root in roots:
+        if root.exists():
+            for file in sorted(p for p in root.rglob("*") if p.is_file()):
+                out[str(file)] = hashlib.sha256(file.read_bytes()).hexdigest()
+    return out

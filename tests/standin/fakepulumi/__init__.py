@@ -13,5 +13,6 @@
 Test knobs (environment): STANDIN_VERSION (default: the installed SDK's version),
 STANDIN_LOG (argv of every call, JSON lines), STANDIN_FAIL_TYPE (a resource type whose
 create/update fails), STANDIN_HOLD_LOCK (seconds an update holds the lock before it starts),
-STANDIN_SERVICE_URL, STANDIN_TRAFFIC_SPLIT, STANDIN_REVISION_NOT_READY.
+STANDIN_KILL_SELF (the update dies as if SIGKILLed), STANDIN_SERVICE_URL,
+STANDIN_TRAFFIC_SPLIT, STANDIN_REVISION_NOT_READY.
 """

@@ -65,7 +65,8 @@ class Program:
                 urn = make_urn(request.parent, request.type, request.name)
                 res = {"urn": urn, "type": request.type, "name": request.name,
                        "parent": request.parent, "custom": request.custom,
-                       "provider": request.provider, "inputs": to_dict(request.object)}
+                       "provider": request.provider, "inputs": to_dict(request.object),
+                       "aliases": list(request.aliasURNs)}
                 try:
                     outputs = update.register(res)
                 except Fail as err:

@@ -32,6 +32,7 @@ class Update:
         self.targets = set(cli.flags.get("--target", []))
         self.changes: dict[str, int] = {}
         self.failed = False
+        self.aliased: set[str] = set()
         self.lock = threading.Lock()
 
     def run(self) -> int:
@@ -48,6 +49,8 @@ class Update:
             hold = float(os.environ.get("STANDIN_HOLD_LOCK") or 0)
             if hold and lock:
                 time.sleep(hold)
+            if os.environ.get("STANDIN_KILL_SELF") and lock:  # as if SIGKILLed mid-update
+                os.kill(os.getpid(), 9)
             self.cipher = self.cli.cipher(self.stack)
             self.state = unseal(self.store.load(self.stack), self.cipher)
             self.old = {r["urn"]: r for r in self.state["resources"]}
@@ -118,6 +121,10 @@ class Update:
         """Diff one registration against the state; returns the resource's outputs."""
         urn = res["urn"]
         old = self.old.get(urn)
+        for alias in res.pop("aliases", []):  # the same resource under an earlier name
+            if old is None and alias in self.old:
+                old = {**self.old[alias], "urn": urn}
+                self.aliased.add(alias)
         if self.targets and urn not in self.targets and res["type"] != "pulumi:pulumi:Stack":
             kept = old or {**res, "outputs": res["inputs"]}
             self.new[urn] = kept
@@ -162,7 +169,7 @@ class Update:
                 self.new.setdefault(urn, res)
             return
         for urn, res in reversed(list(self.old.items())):
-            if urn in self.new:
+            if urn in self.new or urn in self.aliased:
                 continue
             if self.targets and urn not in self.targets:
                 self.new[urn] = res

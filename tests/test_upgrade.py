@@ -1,0 +1,89 @@
+"""Upgrades: a stack deployed by the previous release upgrades with one `up` of this one, with
+no service replaced, the same URL and no IAM binding lost in between.
+
+The previous release is its own code, taken from git history (`git archive`) and run as a
+process; both releases drive the same stand-in engine and the same workspace.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from io import BytesIO
+from pathlib import Path
+
+import pytest
+from conftest import REPO, PulumiStandIn
+from helpers import resources, stx_json
+
+pytestmark = pytest.mark.e2e
+PREVIOUS_RELEASE = "5970745"  # the last commit of the release before issues 8 and 9
+ACCOUNT = "serviceAccount:hello-course-dev-run@course-project-1.iam.gserviceaccount.com"
+
+
+@pytest.fixture
+def previous(tmp_path: Path) -> Path:
+    """The previous release's `stx_pulumi` package, unpacked from git history."""
+    done = subprocess.run(["git", "-C", str(REPO), "archive", PREVIOUS_RELEASE, "stx_pulumi"],
+                          capture_output=True, check=False)
+    if done.returncode != 0:
+        pytest.skip(f"commit {PREVIOUS_RELEASE} is not in this clone's history")
+    root = tmp_path / "previous-release"
+    with tarfile.open(fileobj=BytesIO(done.stdout)) as archive:
+        archive.extractall(root, filter="data")
+    return root
+
+
+def run_previous(root: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    return subprocess.run([sys.executable, "-m", "stx_pulumi", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, check=False, timeout=120)
+
+
+def bindings(workspace: Path) -> dict[str, list[str]]:
+    return json.loads((workspace / ".pulumi-state/.pulumi/.standin-cloud.json").read_text())
+
+
+def test_previous_release_upgrades_with_one_up(workspace: Path, pulumi_cli: PulumiStandIn,
+                                               previous: Path) -> None:
+    old = run_previous(previous, workspace, "up", "hello-course", "--yes", "--no-verify",
+                       "--max", "100", "--secret-env", "STX_AUTH_A=course-auth",
+                       "--secret-env", "STX_AUTH_B=course-auth")
+    assert old.returncode == 0, old.stderr
+    before = resources(workspace, "hello-course.dev")
+    assert {"hello-course-dev-secret-stx-auth-a", "hello-course-dev-secret-stx-auth-b"} <= set(
+        before)
+    url = before["hello-course-dev"]["outputs"]["uri"]
+
+    data = stx_json("up", "hello-course", "--yes", "--no-verify")
+
+    assert data["changes"]["replace"] == 0 and data["changes"]["delete"] == 0
+    after = resources(workspace, "hello-course.dev")
+    assert after["hello-course-dev"]["outputs"]["uri"] == url == data["outputs"]["url"]
+    assert after["hello-course-dev"]["outputs"]["latestCreatedRevision"] == before[
+        "hello-course-dev"]["outputs"]["latestCreatedRevision"]  # no new revision
+    assert [n for n in after if "-secret-" in n] == ["hello-course-dev-secret-course-auth"]
+    # the binding was never dropped: the member is still there, once
+    assert bindings(workspace) == {"course-auth|roles/secretmanager.secretAccessor": [ACCOUNT]}
+    assert data["outputs"]["protected"] is False
+    # and a second up of this release changes nothing
+    assert stx_json("up", "hello-course", "--yes", "--no-verify")["changes"]["same"] == len(
+        after) + 1
+
+
+def test_renaming_a_variable_keeps_the_secret_binding(workspace: Path,
+                                                      pulumi_cli: PulumiStandIn,
+                                                      previous: Path) -> None:
+    """The failure the review found: renaming one of two variables on one secret deleted the
+    binding the other still needed."""
+    old = run_previous(previous, workspace, "up", "hello-course", "--yes", "--no-verify",
+                       "--secret-env", "STX_AUTH_A=course-auth",
+                       "--secret-env", "STX_AUTH_B=course-auth")
+    assert old.returncode == 0, old.stderr
+    stx_json("up", "hello-course", "--yes", "--no-verify", "--unset", "secretEnv",
+             "--secret-env", "STX_AUTH_LIVE=course-auth", "--secret-env",
+             "STX_AUTH_B=course-auth")
+    assert bindings(workspace) == {"course-auth|roles/secretmanager.secretAccessor": [ACCOUNT]}
