@@ -27,7 +27,7 @@ from stx_pulumi.errors import (
     PrerequisiteError,
     StackLockedError,
 )
-from stx_pulumi.spec import AppSpec, secret_member_name, split_stack_name
+from stx_pulumi.spec import AppSpec, Migration, secret_member_name, split_stack_name
 from stx_pulumi.workspace import PROJECT_NAME, Workspace, create_workspace, home_dir
 
 MIN_CLI_VERSION = "3.181.0"  # inline refresh and destroy need it
@@ -35,6 +35,7 @@ CHANGE_KINDS = ("create", "update", "replace", "delete", "same")
 COMPONENT = "stx:index:StreamtexApp"
 SERVICE_TYPE = "gcp:cloudrunv2/service:Service"
 SECRET_MEMBER_TYPE = "gcp:secretmanager/secretIamMember:SecretIamMember"
+IMAGE_TYPE = "docker:index/image:Image"
 INSTALL_HINT = ("install it from https://www.pulumi.com/docs/iac/download-install/ "
                 "or run `stx-pulumi install-cli` (needs internet)")
 
@@ -235,8 +236,9 @@ class Engine:
 
         The program receives the spec itself, so the stack file stays as it was until the
         update succeeded: a refused, failed or interrupted `up` leaves it byte for byte."""
-        legacy = self._legacy_secret_members(spec) if spec.secret_env else {}
-        stack = self._stack(spec.stack, _program(spec, cloudflare_token, legacy), create=True)
+        carried: dict[str, Migration] = {}
+        stack = self._stack(spec.stack, _program(spec, cloudflare_token, carried), create=True)
+        carried["migration"] = self._migration(stack, spec)
         result = self._run(spec.stack, "up", lambda: stack.up(
             on_event=self._event, message=message, color="never"))
         with self._errors(spec.stack):
@@ -259,7 +261,7 @@ class Engine:
         file = self.ws.stack_file(spec.stack)
         before = file.read_bytes() if file.is_file() else None
         new = not self.exists(spec.stack)
-        stack = self._stack(spec.stack, _program(spec, None, {}), create=True)
+        stack = self._stack(spec.stack, _program(spec, None, None), create=True)
         try:
             return self._run(spec.stack, "preview", lambda: stack.preview(
                 on_event=self._event, diff=diff, color="never"))
@@ -292,7 +294,7 @@ class Engine:
 
     def unprotect(self, spec: AppSpec) -> OperationResult:
         """Lift deletion protection with an update of the service alone (no image build)."""
-        stack = self._stack(spec.stack, _program(spec, None, {}))
+        stack = self._stack(spec.stack, _program(spec, None, None))
         service_urn = (f"urn:pulumi:{spec.stack}::{PROJECT_NAME}::{COMPONENT}$"
                        f"{SERVICE_TYPE}::{spec.service_name}")
         return self._run(spec.stack, "up", lambda: stack.up(
@@ -370,21 +372,29 @@ class Engine:
             raise EngineError(f"could not store {key} in {stack}: "
                               f"{_first_error(done.stderr)}")
 
-    def _legacy_secret_members(self, spec: AppSpec) -> dict[str, str]:
-        """Move secret access members of earlier releases (one per variable) to one per
-        secret without a moment in which the binding is gone: per secret, the first old
-        member becomes the new one's alias; the other old ones leave the state only (their
-        non-authoritative member is the same one the alias keeps)."""
-        if not self.exists(spec.stack):
-            return {}
-        stack = self._stack(spec.stack)
+    def _migration(self, stack: auto.Stack, spec: AppSpec) -> Migration:
+        """What this update carries over from an earlier release, read from the exported
+        state (one call; memory only, never written to a file).
+
+        Secret access members of earlier releases were one per variable: per secret, the
+        first becomes the new member's alias and the others leave the state only (their
+        non-authoritative member is the one the alias keeps), so the binding never goes
+        away. An image context recorded as an absolute path of this same folder is kept
+        while the tag is unchanged, so an upgrade does not rebuild for a path spelling."""
         with self._errors(spec.stack):
             resources = stack.export_stack().deployment.get("resources") or []
         wanted = {ref.secret for ref in spec.secret_env}
         aliases: dict[str, str] = {}
+        context = None
         for res in resources:
+            inputs = res.get("inputs") or {}
             name = res.get("urn", "").rsplit("::", 1)[-1]
-            secret = (res.get("inputs") or {}).get("secretId")
+            if res.get("type") == IMAGE_TYPE:
+                recorded = (inputs.get("build") or {}).get("context") or ""
+                if (Path(recorded).is_absolute() and Path(recorded).resolve() == spec.source
+                        and str(inputs.get("imageName", "")).endswith(f":{spec.image_tag}")):
+                    context = recorded
+            secret = inputs.get("secretId")
             if (res.get("type") != SECRET_MEMBER_TYPE or secret not in wanted
                     or name == secret_member_name(spec.service_name, secret)):
                 continue
@@ -394,7 +404,7 @@ class Engine:
             with self._errors(spec.stack):
                 self.command.run(["state", "delete", res["urn"], "--yes", "--stack",
                                   spec.stack], str(self.ws.root), self.env_vars)
-        return aliases
+        return Migration(tuple(sorted(aliases.items())), context)
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -459,11 +469,13 @@ class Engine:
 
 
 def _program(spec: AppSpec, cloudflare_token: str | None,
-             legacy: Mapping[str, str]) -> Callable[[], None]:
+             carried: Mapping[str, Migration] | None) -> Callable[[], None]:
+    """The inline program; `carried` gets the stack's migration once it has been read."""
     def run() -> None:
         from stx_pulumi import program
 
-        program.deploy(spec, program.cloudflare_token(cloudflare_token), legacy)
+        program.deploy(spec, program.cloudflare_token(cloudflare_token),
+                       (carried or {}).get("migration"))
 
     return run
 

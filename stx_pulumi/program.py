@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +29,14 @@ from stx_pulumi.spec import (
     KEEP_IMAGES,
     SETTINGS,
     AppSpec,
+    Migration,
     build_spec,
     option_label,
     revision_max_instances,
     secret_member_name,
     split_stack_name,
 )
-from stx_pulumi.workspace import SECRET, with_machine_defaults
+from stx_pulumi.workspace import SECRET, Workspace, find_workspace, with_machine_defaults
 
 COMPONENT_TYPE = "stx:index:StreamtexApp"
 CLOUDFLARE_CNAME_TARGET = "ghs.googlehosted.com"
@@ -54,7 +56,7 @@ class StreamtexApp(pulumi.ComponentResource):
         spec: AppSpec,
         cloudflare_token: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
-        legacy_secret_members: Mapping[str, str] | None = None,
+        migration: Migration | None = None,
     ) -> None:
         super().__init__(COMPONENT_TYPE, name, {}, opts)
         self.spec = spec
@@ -72,7 +74,9 @@ class StreamtexApp(pulumi.ComponentResource):
             cleanup_policies=_cleanup_policies(),
             opts=child,
         )
-        self.image = self._image(name, spec, child)
+        migration = migration or Migration()
+        self.image = self._image(name, spec, migration.image_context or spec.build_context,
+                                 child)
         self.service_account = serviceaccount.Account(
             f"{name}-run-sa",
             account_id=spec.service_account_id,
@@ -80,7 +84,7 @@ class StreamtexApp(pulumi.ComponentResource):
             project=spec.project,
             opts=child,
         )
-        self.secret_access = self._secret_access(name, spec, legacy_secret_members or {})
+        self.secret_access = self._secret_access(name, spec, dict(migration.secret_members))
         self.service = self._service(name, spec, child)
         self.public_access = (
             cloudrunv2.ServiceIamMember(
@@ -140,7 +144,10 @@ class StreamtexApp(pulumi.ComponentResource):
             for secret in sorted({ref.secret for ref in spec.secret_env})
         ]
 
-    def _image(self, name: str, spec: AppSpec, child: pulumi.ResourceOptions) -> docker.Image:
+    def _image(self, name: str, spec: AppSpec, context: str,
+               child: pulumi.ResourceOptions) -> docker.Image:
+        """The image, built from `context` relative to the workspace (the engine's working
+        directory under automation and under plain `pulumi`), so state holds no machine path."""
         token = organizations.get_client_config_output(
             opts=pulumi.InvokeOptions(parent=self)
         ).access_token
@@ -151,8 +158,8 @@ class StreamtexApp(pulumi.ComponentResource):
                 spec.app, ":", spec.image_tag,
             ),
             build=docker.DockerBuildArgs(
-                context=str(spec.source),
-                dockerfile=str(spec.source / "Dockerfile"),
+                context=context,
+                dockerfile=f"{context}/Dockerfile",
                 platform="linux/amd64",
                 args={"SOURCE_COMMIT": spec.image_tag},
             ),
@@ -265,12 +272,11 @@ class StreamtexApp(pulumi.ComponentResource):
 
 
 def deploy(spec: AppSpec, cloudflare_token: pulumi.Input[str] | None = None,
-           legacy_secret_members: Mapping[str, str] | None = None) -> StreamtexApp:
+           migration: Migration | None = None) -> StreamtexApp:
     """The stack program: one StreamtexApp and the stack outputs. Call inside a Pulumi run."""
     for warning in spec.warnings:
         pulumi.log.warn(warning)
-    app = StreamtexApp(spec.service_name, spec, cloudflare_token,
-                       legacy_secret_members=legacy_secret_members)
+    app = StreamtexApp(spec.service_name, spec, cloudflare_token, migration=migration)
     for key, value in app.outputs.items():
         pulumi.export(key, value)
     return app
@@ -289,17 +295,31 @@ def settings_from_config() -> dict[str, Any]:
 
 
 def deploy_from_config(environ: Mapping[str, str] = os.environ) -> StreamtexApp:
-    """The program as Pulumi.yaml's `main` runs it: the spec comes from the stack's config."""
+    """The program as Pulumi.yaml's `main` runs it: the spec comes from the stack's config,
+    paths relative to the workspace wherever the program's working directory is."""
     app, env = split_stack_name(pulumi.get_stack())
     settings = with_machine_defaults(settings_from_config(), environ)
     if not settings.get("stx:path"):
         raise InputError(f"{option_label('stx:path')}: not set in stack {pulumi.get_stack()}")
-    # Pulumi runs the program in the workspace: stx:path is relative to it.
+    ws = Workspace(workspace_root())
     spec = build_spec(settings, app=app, env=env,
-                      source=inspect_source(Path(str(settings["stx:path"]))))
+                      source=inspect_source(ws.root / str(settings["stx:path"])))
     if spec.project_is_placeholder:
         raise InputError(f"{option_label('gcp:project')}: not set in stack {pulumi.get_stack()}")
-    return deploy(spec, cloudflare_token(None, environ))
+    return deploy(replace(spec, context=ws.relative(spec.source)), cloudflare_token(None, environ))
+
+
+def workspace_root() -> Path:
+    """The workspace: Pulumi's root directory (the folder of Pulumi.yaml) when the CLI set it,
+    else the nearest folder at or above the working directory holding the stx-pulumi
+    Pulumi.yaml (inline programs and mocks have no root directory)."""
+    root = pulumi.get_root_directory()
+    if root and (Path(root) / "Pulumi.yaml").is_file():
+        return Path(root).resolve()
+    found = find_workspace(Path.cwd())
+    if found is None:
+        raise InputError(f"no stx-pulumi Pulumi.yaml at or above {Path.cwd()}")
+    return found.root
 
 
 def cloudflare_token(given: str | None = None,

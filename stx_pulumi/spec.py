@@ -141,6 +141,11 @@ class AppSpec:
     secret_env: tuple[SecretEnv, ...] = ()
     project_is_placeholder: bool = False
     warnings: tuple[str, ...] = ()
+    context: str = ""  # the app folder relative to the workspace: what the image build gets
+
+    @property
+    def build_context(self) -> str:
+        return self.context or str(self.source)
 
     @property
     def stack(self) -> str:
@@ -178,6 +183,17 @@ class AppSpec:
     def cloudflare_dns(self) -> bool:
         """True when stx-pulumi creates the domain's DNS record in Cloudflare itself."""
         return bool(self.domain and self.cloudflare_zone_id and not is_apex(self.domain))
+
+
+@dataclass(frozen=True)
+class Migration:
+    """What an update carries over from a stack deployed by an earlier release, so that the
+    upgrade replaces nothing: the secret access member each secret adopts (by its old name),
+    and the image build context recorded as an absolute path (kept while the tag is the same,
+    so the image is not rebuilt for a path spelling)."""
+
+    secret_members: tuple[tuple[str, str], ...] = ()
+    image_context: str | None = None
 
 
 def stack_name(app: str, env: str) -> str:

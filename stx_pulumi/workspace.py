@@ -9,7 +9,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -134,9 +134,14 @@ class Workspace:
         return backend.get("url") if isinstance(backend, dict) else None
 
     def backend_url(self, environ: Mapping[str, str]) -> str:
-        """PULUMI_BACKEND_URL, else Pulumi.yaml's backend.url, else the local file backend."""
-        return (environ.get("PULUMI_BACKEND_URL") or self.project_backend()
-                or self.state_dir.as_uri())
+        """PULUMI_BACKEND_URL, else Pulumi.yaml's backend.url, else the local file backend; a
+        relative `file://` URL is resolved against the workspace (the Pulumi CLI resolves it
+        against its working directory, which stx-pulumi sets to the workspace)."""
+        url = environ.get("PULUMI_BACKEND_URL") or self.project_backend() or DEFAULT_BACKEND
+        path = url.removeprefix("file://")
+        if url.startswith("file://") and not path.startswith(("/", "~")):
+            return (self.root / path).resolve().as_uri()
+        return url
 
     def app_path(self, app: str) -> str | None:
         """The app folder the app's other stacks agree on, for its first stack in a new env."""
@@ -212,22 +217,32 @@ def secrets_provider_problem(provider: str) -> str | None:
             f"one of {', '.join(s + '...' for s in SECRETS_SCHEMES)}")
 
 
+MAIN_FILE = "__main__.py"
+DEFAULT_BACKEND = "file://.pulumi-state"  # relative: resolved against the workspace
+
+
 def create_workspace(root: Path, backend: str | None = None) -> Workspace:
-    """Make `root` a workspace: Pulumi.yaml (kept if present), stacks/, .gitignore entries."""
+    """Make `root` a workspace: Pulumi.yaml (kept if present) naming the backend and a
+    `__main__.py` program at the root, stacks/, .gitignore entries. Nothing written holds an
+    absolute path, so the folder works from any clone and any Python environment."""
     root.mkdir(parents=True, exist_ok=True)
     project = root / "Pulumi.yaml"
     exists = project.is_file()
-    data = (yaml.safe_load(project.read_text(encoding="utf-8")) or {}) if exists else {
+    data = load_yaml(project) if exists else {
         "name": PROJECT_NAME,
         "description": "StreamTeX apps on Google Cloud Run (stx-pulumi workspace)",
         "runtime": "python",
-        "main": str(Path(__file__).with_name("pulumi_main.py")),
+        "main": MAIN_FILE,
         "stackConfigDir": "stacks",
+        "backend": {"url": DEFAULT_BACKEND},
     }
     if backend:
         data["backend"] = {"url": backend}
     if backend or not exists:
         project.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    main = root / MAIN_FILE
+    if data.get("main") == MAIN_FILE and not main.exists():
+        main.write_text(MAIN_PROGRAM, encoding="utf-8")
     (root / "stacks").mkdir(exist_ok=True)
     ignore = root / ".gitignore"
     lines = ignore.read_text(encoding="utf-8").splitlines() if ignore.is_file() else []
@@ -235,6 +250,16 @@ def create_workspace(root: Path, backend: str | None = None) -> Workspace:
     if missing:
         ignore.write_text("\n".join([*lines, *missing]) + "\n", encoding="utf-8")
     return Workspace(root.resolve())
+
+
+MAIN_PROGRAM = """\
+# The stx-pulumi program, for plain `pulumi` commands in this workspace (Pulumi.yaml's `main`):
+#   PULUMI_CONFIG_PASSPHRASE_FILE=.pulumi-state/passphrase pulumi preview -s <app>.<env>
+# It deploys what `stx-pulumi up` deploys, from the stack's config. Written by `stx-pulumi init`.
+from stx_pulumi.pulumi_main import main
+
+main()
+"""
 
 
 def default_project(environ: Mapping[str, str]) -> str | None:
@@ -341,6 +366,7 @@ def load_spec(
     source_path = (ws.root / str(settings["stx:path"])).resolve()
     spec = build_spec(with_machine_defaults(settings, environ), app=target.app, env=env,
                       source=inspect_source(source_path))
+    spec = replace(spec, context=ws.relative(spec.source))
     if spec.project_is_placeholder and not allow_placeholder_project:
         raise InputError(f"{option_label('gcp:project')}: no Google Cloud project: pass "
                          "--project, set GOOGLE_CLOUD_PROJECT, or run `gcloud config set "

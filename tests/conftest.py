@@ -43,6 +43,7 @@ def workspace(tmp_path: Path, app_dir: Path, monkeypatch: pytest.MonkeyPatch) ->
     root = tmp_path / "ws"
     root.mkdir()
     shutil.copy(REPO / "Pulumi.yaml", root / "Pulumi.yaml")
+    shutil.copy(REPO / "__main__.py", root / "__main__.py")
     shutil.copytree(REPO / "stacks", root / "stacks")
     (root / "examples").mkdir()
     shutil.copytree(app_dir, root / "examples" / "hello-course")

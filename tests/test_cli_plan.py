@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -186,8 +187,14 @@ class _Recorder(pulumi.runtime.Mocks):
         return {"accessToken": "offline-plan"}
 
 
-def test_pulumi_yaml_main_registers_what_plan_shows(workspace: Path) -> None:
-    """`pulumi preview --stack hello-course.dev` runs the same program as `plan`."""
+@pytest.mark.parametrize("how", ["root set, cwd at main's folder", "no root, cwd below"])
+def test_pulumi_yaml_main_registers_what_plan_shows(workspace: Path, how: str,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """`pulumi preview --stack hello-course.dev` runs the same program as `plan`, the way the
+    CLI runs `main`: working directory at main's folder and the root directory set; without a
+    root directory (inline programs, mocks) from any folder of the workspace."""
+    from pulumi.runtime import settings
+
     from stx_pulumi.plan import wire_value
 
     planned = plan_json("hello-course")
@@ -199,8 +206,12 @@ def test_pulumi_yaml_main_registers_what_plan_shows(workspace: Path) -> None:
                              preview=True)
     pulumi.runtime.set_all_config({k: str(v) for k, v in stack_file["config"].items()})
     main = workspace / project["main"]
-    if not main.exists():  # the workspace copy holds no package: run the repo's own file
-        main = Path(__file__).resolve().parent.parent / project["main"]
+    if how.startswith("root set"):
+        settings.SETTINGS.root_directory = str(workspace)
+        monkeypatch.chdir(main.parent)
+    else:
+        settings.SETTINGS.root_directory = None
+        monkeypatch.chdir(workspace / "stacks")
 
     @pulumi.runtime.test
     def run() -> Any:
@@ -211,6 +222,9 @@ def test_pulumi_yaml_main_registers_what_plan_shows(workspace: Path) -> None:
         run()
     finally:
         pulumi.runtime.set_all_config({})
+        settings.SETTINGS.root_directory = None
     got = [(t, n, wire_value(i)) for t, n, i in recorder.registered]
     want = [(r["type"], r["name"], r["inputs"]) for r in planned["resources"]]
     assert sorted(got, key=str) == sorted(want, key=str)
+    image = next(i for t, _, i in got if t == "docker:index/image:Image")
+    assert image["build"]["context"] == "examples/hello-course"  # no machine path

@@ -349,3 +349,35 @@ def test_stack_outputs_are_exported(mocks: Recorder) -> Any:
         }
 
     return pulumi.Output.all(**app.outputs).apply(check)
+
+
+@pulumi.runtime.test
+@pytest.mark.parametrize(("maxes", "ceiling"), [((10, 100), None), ((150, 200, 1000), 1000)])
+def test_revision_ceiling_keeps_scaling_changes_out_of_the_template(
+        mocks: Recorder, maxes: tuple[int, ...], ceiling: int | None) -> Any:
+    """Cloud Run caps a revision at 100 instances unless told otherwise: above 100 the revision
+    gets the fixed ceiling, so --max 150 then --max 200 changes only service-level scaling."""
+    apps = [build(make_spec(**{"stx:maxInstances": m})) for m in maxes]  # mocks allow it
+
+    def check(_: Any) -> None:
+        services = mocks.of_type("gcp:cloudrunv2/service:Service")
+        templates = [s.inputs["template"] for s in services]
+        assert all(t == templates[0] for t in templates)
+        assert templates[0].get("scaling", {}).get("maxInstanceCount") == ceiling
+        assert sorted(s.inputs["scaling"]["maxInstanceCount"] for s in services) == sorted(maxes)
+
+    return pulumi.Output.all(*[a.service.urn for a in apps]).apply(check)
+
+
+@pulumi.runtime.test
+def test_image_builds_from_the_folder_relative_to_the_workspace(mocks: Recorder) -> Any:
+    from dataclasses import replace
+
+    app = build(replace(make_spec(), context="courses/hello-course"))
+
+    def check(_: Any) -> None:
+        build_args = mocks.one("docker:index/image:Image")["build"]
+        assert build_args["context"] == "courses/hello-course"
+        assert build_args["dockerfile"] == "courses/hello-course/Dockerfile"
+
+    return app.image.urn.apply(check)

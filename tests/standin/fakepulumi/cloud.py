@@ -72,7 +72,11 @@ def computed(res: dict[str, Any], old: dict | None, unknown: bool) -> dict[str, 
     if typ == "gcp:cloudrunv2/service:Service":
         put("uri", os.environ.get("STANDIN_SERVICE_URL")
             or "http://127.0.0.1:9")  # never a real address: tests point it at a local app
-        revision = f"{inputs.get('name')}-{uuid.uuid4().hex[:5]}"
+        # a new revision only when the template changes; service-level scaling makes none
+        same_template = old is not None and old["inputs"].get("template") == inputs.get(
+            "template")
+        revision = (old["outputs"].get("latestCreatedRevision") if same_template and old
+                    else f"{inputs.get('name')}-{uuid.uuid4().hex[:5]}")
         put("latestCreatedRevision", revision)
         put("latestReadyRevision", revision)
         traffic = [{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 100,

@@ -1,0 +1,122 @@
+"""Today's Pulumi (issue #9): portable state across clones, the current CLI found as users
+install it, both event transports, and --max up to 1000 without new revisions."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import STANDIN, PulumiStandIn
+from helpers import resources, stx, stx_json
+
+pytestmark = pytest.mark.e2e
+SERVICE = "hello-course-dev"
+
+
+def test_state_holds_no_machine_path_and_a_clone_elsewhere_previews_no_change(
+        workspace: Path, pulumi_cli: PulumiStandIn, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    assert stx("up", "hello-course", "--yes", "--no-verify").exit_code == 0
+    state_dir = workspace / ".pulumi-state" / ".pulumi"
+    for file in state_dir.rglob("*.json"):
+        assert str(workspace) not in file.read_text(), file
+    config = yaml.safe_load((workspace / "stacks/Pulumi.hello-course.dev.yaml").read_text())
+    assert config["config"]["stx:path"] == "examples/hello-course"
+    clone = tmp_path / "teammate" / "clone"
+    shutil.copytree(workspace, clone)  # another checkout, its state shared as a bucket would be
+    monkeypatch.chdir(clone)
+    data = stx_json("preview", "hello-course")
+    assert data["changes"] == {"create": 0, "update": 0, "replace": 0, "delete": 0, "same": 6}
+
+
+def test_up_from_another_folder_updates_the_recorded_one_and_says_so(
+        workspace: Path, pulumi_cli: PulumiStandIn) -> None:
+    assert stx("up", "hello-course", "--yes", "--no-verify").exit_code == 0
+    moved = workspace / "courses" / "hello-course"
+    shutil.copytree(workspace / "examples" / "hello-course", moved)
+    result = stx("up", "./courses/hello-course", "--yes", "--no-verify")
+    assert result.exit_code == 0, result.output
+    assert ("stx:path: the app folder changes from examples/hello-course to "
+            "courses/hello-course") in result.output
+    assert "building courses/hello-course as src-" in result.output
+    config = yaml.safe_load((workspace / "stacks/Pulumi.hello-course.dev.yaml").read_text())
+    assert config["config"]["stx:path"] == "courses/hello-course"
+    # a later scale-only up builds what was recorded last, not the first folder
+    assert "building courses/hello-course" in stx("up", "hello-course", "--max", "12", "--yes",
+                                                  "--no-verify").output
+
+
+def test_max_above_100_sets_a_fixed_revision_ceiling_once(workspace: Path,
+                                                          pulumi_cli: PulumiStandIn) -> None:
+    assert stx("up", "hello-course", "--max", "150", "--yes", "--no-verify").exit_code == 0
+    first = resources(workspace, "hello-course.dev")[SERVICE]
+    assert first["inputs"]["template"]["scaling"]["maxInstanceCount"] == 1000
+    data = stx_json("up", "hello-course", "--max", "200", "--yes", "--no-verify")
+    assert data["changes"]["update"] == 1
+    second = resources(workspace, "hello-course.dev")[SERVICE]
+    assert second["inputs"]["template"] == first["inputs"]["template"]  # no new revision
+    assert second["inputs"]["scaling"]["maxInstanceCount"] == 200
+    assert second["outputs"]["latestCreatedRevision"] == first["outputs"][
+        "latestCreatedRevision"]
+
+
+def test_file_event_transport_of_older_clis(workspace: Path, pulumi_cli: PulumiStandIn,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """CLIs up to 3.205 write engine events to a file; newer ones stream them over gRPC."""
+    monkeypatch.setenv("STANDIN_VERSION", "3.200.0")
+    result = stx("up", "hello-course", "--yes", "--no-verify")
+    assert result.exit_code == 0, result.output
+    assert "created    Cloud Run service hello-course-dev" in result.output
+    assert "older than the Pulumi SDK" in result.output
+    up = next(c for c in pulumi_cli.calls() if "up" in c)
+    log = up[up.index("--event-log") + 1]
+    assert not log.startswith("tcp://")
+    monkeypatch.delenv("STANDIN_VERSION")
+    stx("up", "hello-course", "--max", "11", "--yes", "--no-verify")
+    up = [c for c in pulumi_cli.calls() if "up" in c][-1]
+    assert up[up.index("--event-log") + 1].startswith("tcp://127.0.0.1:")
+
+
+def test_a_version_manager_shim_on_path_is_found(workspace: Path, tmp_path: Path,
+                                                 pulumi_cli: PulumiStandIn,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """asdf or mise put a `pulumi` script in a shims folder with no ../bin layout."""
+    shims = tmp_path / "asdf" / "shims"
+    shims.mkdir(parents=True)
+    (shims / "pulumi").write_text(f'#!/bin/sh\nexec "{sys.executable}" "{STANDIN}" "$@"\n')
+    (shims / "pulumi").chmod(0o755)
+    for tool in ("docker", "gcloud"):
+        shutil.copy(pulumi_cli.root / "bin" / tool, shims / tool)
+    monkeypatch.setenv("PATH", f"{shims}:/usr/bin:/bin")
+    result = stx("up", "hello-course", "--yes", "--no-verify")
+    assert result.exit_code == 0, result.output
+
+
+def test_a_cli_whose_version_command_fails_is_exit_3(workspace: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "pulumi").write_text("#!/bin/sh\necho 'pulumi: corrupt install' >&2\nexit 2\n")
+    (broken / "pulumi").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{broken}:/usr/bin:/bin")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    result = stx("outputs", "hello-course")
+    assert result.exit_code == 3
+    assert "failed to run `pulumi version`" in result.output and "Traceback" not in (
+        result.output)
+
+
+def test_init_writes_a_portable_workspace(tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert stx("init").exit_code == 0
+    project = yaml.safe_load((tmp_path / "Pulumi.yaml").read_text())
+    assert project["main"] == "__main__.py" and project["backend"] == {
+        "url": "file://.pulumi-state"}
+    assert "from stx_pulumi.pulumi_main import main" in (tmp_path / "__main__.py").read_text()
+    text = json.dumps(project) + (tmp_path / "__main__.py").read_text()
+    assert str(tmp_path) not in text and "site-packages" not in text
