@@ -331,6 +331,21 @@ def _engine(ws: Any, operation: str | None = None, quiet: bool = False,
     return engine, progress
 
 
+def _preflight(engine: Any, spec: Any) -> None:
+    """The checks this `up` needs, concurrently: no Docker when the tag is already deployed
+    (a scale-only change builds nothing)."""
+    from stx_pulumi.checks import PASS, SKIP, Check
+    from stx_pulumi.doctor import docker_check, require
+
+    def docker() -> Check:
+        if engine.deployed_image_tag(spec.stack) == spec.image_tag:
+            return Check("docker", SKIP, f"nothing to build: {spec.image_tag} is deployed")
+        return docker_check(os.environ)
+
+    require(engine.ws, spec, os.environ, docker=docker, pulumi=lambda: Check(
+        "pulumi", PASS, f"Pulumi CLI {engine.command.version}"))
+
+
 def _check_wait(wait_timeout: float, poll_interval: float) -> None:
     if not 1 <= wait_timeout <= 3600:
         raise InputError(f"--wait-timeout: must be between 1 and 3600 seconds, got "
@@ -412,6 +427,9 @@ def up(
         "--unset", help="Remove a setting from the stack config (e.g. domain); repeatable.")
     ] = None,
     no_verify: NoVerifyOpt = False,
+    skip_checks: Annotated[bool, typer.Option(
+        "--skip-checks", help="Skip the preflight (credentials, APIs, backend, Docker), e.g. "
+        "in CI where it was checked once.")] = False,
     wait_timeout: WaitOpt = 300,
     poll_interval: PollOpt = 10,
     json_output: JsonOpt = False,
@@ -420,7 +438,6 @@ def up(
 ) -> None:
     """Deploy the app; the given options are written into the stack config only when the
     update succeeded."""
-    from stx_pulumi.doctor import require
     from stx_pulumi.workspace import config_updates, moved_settings, unset_keys
 
     _check_wait(wait_timeout, poll_interval)
@@ -432,9 +449,11 @@ def up(
     moved = moved_settings(spec, config)
     if moved and not yes:
         raise InputError(f"{moved}: pass --yes to go ahead")
-    require(ws, spec, os.environ)  # exit 3 before the engine starts: nothing half-created
     updates, notices = config_updates(spec, overrides, config, ws)
     engine, progress = _engine(ws, f"up {spec.stack}", quiet=json_output)
+    if not skip_checks:  # exit 3 before the engine starts: nothing half-created
+        _preflight(engine, spec)
+    engine.prepare()
     _passphrase_notice(engine)
     for notice in notices:
         render.info(notice)

@@ -1,6 +1,8 @@
 """Is this machine ready to deploy? The prerequisite checks of `doctor`, also run before `up`.
 
-Every check calls the real executables found on PATH (`pulumi`, `docker`, `gcloud`).
+Google is asked through its APIs with the user's credentials (google.py), never through a
+gcloud subprocess. The checks run concurrently, each with a timeout, so the preflight takes
+about as long as its slowest check; `up` runs only those its operation needs.
 """
 
 from __future__ import annotations
@@ -8,39 +10,58 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
-from stx_pulumi.checks import FAIL, PASS, WARN, Check
+from stx_pulumi.checks import FAIL, PASS, SKIP, WARN, Check
 from stx_pulumi.errors import InputError, PrerequisiteError, SpecError
+from stx_pulumi.google import (
+    GoogleError,
+    bucket_permissions,
+    load_credentials,
+    missing_apis,
+)
 from stx_pulumi.source import has_uncommitted_changes
 from stx_pulumi.spec import DOMAIN_MAPPING_REGIONS, AppSpec
 from stx_pulumi.workspace import Workspace, default_project
 
 REQUIRED_APIS = ("run.googleapis.com", "artifactregistry.googleapis.com", "iam.googleapis.com")
 SECRET_API = "secretmanager.googleapis.com"
+ADC_FIX = "run `gcloud auth application-default login` (or set GOOGLE_APPLICATION_CREDENTIALS)"
 
 
-def prerequisites(ws: Workspace, spec: AppSpec | None,
-                  environ: Mapping[str, str]) -> list[Check]:
-    """Every prerequisite of a deployment, as checks."""
-    gcloud = shutil.which("gcloud", path=environ.get("PATH"))
+def prerequisites(ws: Workspace, spec: AppSpec | None, environ: Mapping[str, str], *,
+                  pulumi: Callable[[], Check] | None = None,
+                  docker: Callable[[], Check] | None = None) -> list[Check]:
+    """Every prerequisite of a deployment, as checks, run concurrently. `pulumi` and `docker`
+    replace those two checks (up has found the CLI already, and builds only a new tag)."""
     project = spec.project if spec and not spec.project_is_placeholder else (
         default_project(environ))
-    checks = [
-        pulumi_check(environ),
-        docker_check(environ),
-        Check("gcloud", PASS, f"found at {gcloud}") if gcloud else Check(
-            "gcloud", WARN, "the Google Cloud CLI is not on PATH: credentials and APIs are "
-            "checked less", "install it: https://cloud.google.com/sdk/docs/install"),
-        credentials_check(gcloud, environ),
-        Check("project", PASS, project) if project else Check(
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        cli = pool.submit(pulumi or (lambda: pulumi_check(environ)))
+        daemon = pool.submit(docker or (lambda: docker_check(environ)))
+        secrets = pool.submit(secrets_check, ws, environ)
+        try:
+            credentials, source = load_credentials(environ)
+            creds = Check("credentials", PASS, f"usable ({source})")
+        except GoogleError as err:
+            credentials, creds = None, Check("credentials", FAIL, str(err), ADC_FIX)
+        apis = pool.submit(apis_check, credentials, project,
+                           bool(spec and spec.secret_env), environ) if project else None
+        backend = pool.submit(backend_check, ws, credentials, environ)
+        checks = [cli.result(), daemon.result(), creds]
+        checks.append(Check("project", PASS, project) if project else Check(
             "project", FAIL, "no Google Cloud project", "pass --project, set "
-            "GOOGLE_CLOUD_PROJECT, or run `gcloud config set project ID`"),
-    ]
-    if project:
-        checks.append(apis_check(gcloud, project, bool(spec and spec.secret_env), environ))
-    checks += [backend_check(ws, gcloud, environ), secrets_check(ws, environ)]
+            "GOOGLE_CLOUD_PROJECT, or run `gcloud config set project ID`"))
+        checks += [apis.result()] if apis else []
+        checks += [backend.result(), secrets.result()]
+    return checks + _spec_prerequisites(spec)
+
+
+def _spec_prerequisites(spec: AppSpec | None) -> list[Check]:
+    checks = []
     if spec and spec.cloudflare_dns:
         checks.append(Check("cloudflare token", PASS, "configured") if spec.has_cloudflare_token
                       else Check("cloudflare token", FAIL, "a Cloudflare zone is set but no "
@@ -69,9 +90,12 @@ def app_checks(spec: AppSpec | None, error: InputError | None) -> list[Check]:
     return checks
 
 
-def require(ws: Workspace, spec: AppSpec, environ: Mapping[str, str]) -> None:
+def require(ws: Workspace, spec: AppSpec, environ: Mapping[str, str], *,
+            pulumi: Callable[[], Check] | None = None,
+            docker: Callable[[], Check] | None = None) -> None:
     """Raise PrerequisiteError (exit 3) naming every failed prerequisite, before `up` starts."""
-    failed = [c for c in prerequisites(ws, spec, environ) if c.status == FAIL]
+    failed = [c for c in prerequisites(ws, spec, environ, pulumi=pulumi, docker=docker)
+              if c.status == FAIL]
     if failed:
         raise PrerequisiteError("; ".join(f"{c.name}: {c.detail}" for c in failed),
                                 hint=" | ".join(c.fix for c in failed if c.fix)
@@ -100,40 +124,24 @@ def docker_check(environ: Mapping[str, str]) -> Check:
                  "start Docker: `docker info` must work")
 
 
-def credentials_check(gcloud: str | None, environ: Mapping[str, str]) -> Check:
-    named = _file_from_env("credentials", "GOOGLE_APPLICATION_CREDENTIALS", environ,
-                           "point it at a service account key file")
-    if named:
-        return named
-    if gcloud:
-        ok, out = _run([gcloud, "auth", "application-default", "print-access-token"], environ)
-        if ok:
-            return Check("credentials", PASS, "application default credentials (gcloud)")
-        return Check("credentials", FAIL, f"no application default credentials ({_first(out)})",
-                     "run `gcloud auth application-default login`")
-    return Check("credentials", FAIL, "no GOOGLE_APPLICATION_CREDENTIALS and no gcloud",
-                 "run `gcloud auth application-default login`")
-
-
-def apis_check(gcloud: str | None, project: str, secrets: bool,
+def apis_check(credentials: Any, project: str, secrets: bool,
                environ: Mapping[str, str]) -> Check:
     needed = (*REQUIRED_APIS, SECRET_API) if secrets else REQUIRED_APIS
-    if not gcloud:
-        return Check("apis", WARN, f"cannot tell whether {', '.join(needed)} are enabled "
-                     "(no gcloud)", f"gcloud services enable {' '.join(needed)}")
-    ok, out = _run([gcloud, "services", "list", "--enabled", "--project", project,
-                    "--format=value(config.name)"], environ, timeout=60)
-    if not ok:
-        return Check("apis", WARN, f"gcloud could not list the enabled APIs ({_first(out)})",
-                     f"gcloud services enable {' '.join(needed)} --project {project}")
-    missing = [api for api in needed if api not in out.split()]
+    enable = f"gcloud services enable {' '.join(needed)} --project {project}"
+    if credentials is None:
+        return Check("apis", SKIP, "not checked without credentials", enable)
+    try:
+        missing = missing_apis(credentials, project, needed, environ)
+    except GoogleError as err:
+        return Check("apis", WARN, f"could not list the enabled APIs of {project} ({err})",
+                     enable)
     if missing:
         return Check("apis", FAIL, f"not enabled in {project}: {', '.join(missing)}",
                      f"gcloud services enable {' '.join(missing)} --project {project}")
     return Check("apis", PASS, f"{', '.join(a.split('.')[0] for a in needed)} enabled")
 
 
-def backend_check(ws: Workspace, gcloud: str | None, environ: Mapping[str, str]) -> Check:
+def backend_check(ws: Workspace, credentials: Any, environ: Mapping[str, str]) -> Check:
     url = ws.backend_url(environ)
     if url.startswith("file://"):
         folder = Path(url.removeprefix("file://"))
@@ -145,12 +153,19 @@ def backend_check(ws: Workspace, gcloud: str | None, environ: Mapping[str, str])
             return Check("backend", FAIL, f"{url} is not writable ({err.strerror})",
                          "choose another backend with `stx-pulumi init --backend`")
         return Check("backend", PASS, f"{url} (local file backend)")
-    if url.startswith("gs://") and gcloud:
-        ok, out = _run([gcloud, "storage", "ls", url], environ, timeout=60)
-        if ok:
-            return Check("backend", PASS, f"{url} reachable")
-        return Check("backend", FAIL, f"{url} is not reachable ({_first(out)})",
-                     "create the bucket or grant your account access to it")
+    if url.startswith("gs://"):
+        bucket = url.removeprefix("gs://").split("/", 1)[0]
+        if credentials is None:
+            return Check("backend", SKIP, f"{url}: not checked without credentials", ADC_FIX)
+        try:
+            lacking = bucket_permissions(credentials, bucket, environ)
+        except GoogleError as err:
+            return Check("backend", FAIL, f"{url} is not reachable ({err})",
+                         "create the bucket or grant your account access to it")
+        if lacking:
+            return Check("backend", FAIL, f"{url}: missing {', '.join(lacking)}",
+                         "grant your account roles/storage.objectAdmin on the bucket")
+        return Check("backend", PASS, f"{url} reachable and writable")
     return Check("backend", WARN, f"{url}: cannot check it from here", None)
 
 

@@ -152,14 +152,28 @@ class Engine:
         self.environ = environ
         self.on_event = on_event
         self.command = find_cli(environ)
-        self.ws = ws if ws.exists else create_workspace(ws.root)
+        self.ws = ws
         self.backend = ws.backend_url(environ)
         self.diagnostics: list[str] = []
         self.notices: list[str] = [w for w in [cli_warning(self.command)] if w]
         self.new_passphrase = False
-        self.env_vars = self._env_vars()
+        self._env: dict[str, str] | None = None
 
     # -- workspace ---------------------------------------------------------------------------
+
+    @property
+    def env_vars(self) -> dict[str, str]:
+        """The engine's environment; the first use makes the workspace, the local state folder
+        and the passphrase when they do not exist yet."""
+        if self._env is None:
+            if not self.ws.exists:
+                self.ws = create_workspace(self.ws.root)
+            self._env = self._env_vars()
+        return self._env
+
+    def prepare(self) -> None:
+        """Make the workspace, state folder and passphrase now (before progress is shown)."""
+        _ = self.env_vars
 
     def _env_vars(self) -> dict[str, str]:
         env = {"PULUMI_BACKEND_URL": self.backend, "PULUMI_SKIP_UPDATE_CHECK": "true"}
@@ -291,6 +305,19 @@ class Engine:
             resources = stack.export_stack().deployment.get("resources") or []
         return any(r.get("type") == SERVICE_TYPE and
                    (r.get("inputs") or {}).get("deletionProtection") for r in resources)
+
+    def deployed_image_tag(self, stack_name: str) -> str | None:
+        """The image tag the stack's state records, or None (no such stack or image)."""
+        if not self.ws.stack_initialized(stack_name):
+            return None  # never deployed from this workspace: nothing to ask
+        try:
+            stack = self._stack(stack_name)
+        except InputError:
+            return None
+        with self._errors(stack_name):
+            outputs = stack.outputs()
+        tag = outputs.get("image_tag")
+        return str(tag.value) if tag is not None else None
 
     def unprotect(self, spec: AppSpec) -> OperationResult:
         """Lift deletion protection with an update of the service alone (no image build)."""

@@ -141,7 +141,14 @@ def _clean_git_commit(path: Path) -> str | None:
         return None
 
 
+def _in_git_work_tree(path: Path) -> bool:
+    """A `.git` at or above `path`: only then is git asked (outside one, no subprocess)."""
+    return any((folder / ".git").exists() for folder in (path, *path.parents))
+
+
 def _git(path: Path, *args: str) -> str | None:
+    if not _in_git_work_tree(path.resolve()):
+        return None
     result = subprocess.run(
         ["git", "-C", str(path), *args],
         capture_output=True,

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -67,6 +65,13 @@ class Workspace:
                 f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
         return {k: SECRET if isinstance(v, dict) and "secure" in v else v
                 for k, v in config.items()}
+
+    def stack_initialized(self, stack: str) -> bool:
+        """True when Pulumi has made the stack: its file has an encryption salt or a secrets
+        provider (a hand-written stack file has neither)."""
+        file = self.stack_file(stack)
+        data = load_yaml(file) if file.is_file() else {}
+        return "encryptionsalt" in data or "secretsprovider" in data
 
     def has_encrypted_stacks(self) -> bool:
         """True when a stack file holds an encryption salt or encrypted values."""
@@ -263,19 +268,11 @@ main()
 
 
 def default_project(environ: Mapping[str, str]) -> str | None:
-    """GOOGLE_CLOUD_PROJECT, else the project gcloud is configured with, else None."""
-    if environ.get("GOOGLE_CLOUD_PROJECT"):
-        return environ["GOOGLE_CLOUD_PROJECT"]
-    gcloud = shutil.which("gcloud", path=environ.get("PATH"))
-    if not gcloud:
-        return None
-    try:
-        result = subprocess.run([gcloud, "config", "get-value", "project"], capture_output=True,
-                                text=True, timeout=20, check=False, env=dict(environ))
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    value = result.stdout.strip()
-    return value if result.returncode == 0 and value and value != "(unset)" else None
+    """GOOGLE_CLOUD_PROJECT, else gcloud's configured project, read from its configuration
+    files: no subprocess, so `plan` starts none."""
+    from stx_pulumi.google import default_project as from_gcloud_config
+
+    return from_gcloud_config(environ)
 
 
 def with_machine_defaults(settings: Mapping[str, Any],

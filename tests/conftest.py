@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from fake_app import FakeApp
+from fake_google import FakeGoogle
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "hello-course"
@@ -21,8 +22,13 @@ PROJECT = "course-project-1"
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     """No user settings leak in: a fixed project, no token, no env choice, a temp home."""
     for var in ("STX_ENV", "CLOUDFLARE_API_TOKEN", "PULUMI_BACKEND_URL",
-                "PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE"):
+                "PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE",
+                "GOOGLE_APPLICATION_CREDENTIALS", "CLOUDSDK_CORE_PROJECT",
+                "CLOUDSDK_ACTIVE_CONFIG_NAME", "STX_SERVICEUSAGE_ENDPOINT",
+                "STX_OAUTH_TOKEN_ENDPOINT", "STORAGE_EMULATOR_HOST"):
         monkeypatch.delenv(var, raising=False)
+    # gcloud's configuration of the machine (project, credentials) never leaks in
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path_factory.mktemp("gcloud-config")))
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", PROJECT)
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("STX_PULUMI_HOME", str(tmp_path_factory.mktemp("home") / ".stx-pulumi"))
@@ -87,8 +93,20 @@ def deployed_app() -> Iterator[FakeApp]:
 
 
 @pytest.fixture
+def google(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGoogle]:
+    """Google's token, Service Usage and Storage endpoints on 127.0.0.1, and gcloud's ADC
+    file naming that token endpoint: a machine logged in to Google."""
+    with FakeGoogle() as fake:
+        fake.write_adc(Path(os.environ["CLOUDSDK_CONFIG"]))
+        monkeypatch.setenv("STX_OAUTH_TOKEN_ENDPOINT", f"{fake.url}/token")
+        monkeypatch.setenv("STX_SERVICEUSAGE_ENDPOINT", fake.url)
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", fake.url)
+        yield fake
+
+
+@pytest.fixture
 def pulumi_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-               deployed_app: FakeApp) -> PulumiStandIn:
+               deployed_app: FakeApp, google: FakeGoogle) -> PulumiStandIn:
     """A stand-in Pulumi CLI first on PATH (see tests/standin/pulumi_standin.py), with stand-in
     `docker` and `gcloud` beside it; the services it "deploys" answer at a local healthy app,
     so `up` checks its prerequisites and verifies for real."""

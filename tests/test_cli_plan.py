@@ -87,16 +87,47 @@ def test_placeholder_project_is_labelled(workspace: Path, monkeypatch: Any) -> N
     assert any("placeholder" in w for w in data["warnings"])
 
 
-def test_project_comes_from_gcloud_when_nothing_else_names_it(workspace: Path,
-                                                             monkeypatch: Any) -> None:
-    bin_dir = workspace.parent / "bin"
+_SPAWNED: list[str] | None = None
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    if _SPAWNED is not None and event in ("subprocess.Popen", "os.posix_spawn", "os.exec",
+                                          "os.system", "os.fork"):
+        _SPAWNED.append(f"{event} {args[:2]}")
+
+
+sys.addaudithook(_audit)  # audit hooks stay for the process: it records only when asked
+
+
+def test_project_comes_from_gcloud_config_without_any_subprocess(
+        workspace: Path, monkeypatch: Any, tmp_path: Path) -> None:
+    """gcloud's project is read from its configuration files (the active configuration, as
+    gcloud resolves it); `plan` starts no process at all, gcloud on PATH or not."""
+    global _SPAWNED
+    config = Path(os.environ["CLOUDSDK_CONFIG"])
+    (config / "configurations").mkdir(parents=True, exist_ok=True)
+    (config / "active_config").write_text("teaching")
+    (config / "configurations" / "config_teaching").write_text(
+        "[core]\naccount = ada@example.org\nproject = gcloud-proj-1\n")
+    (config / "configurations" / "config_default").write_text("[core]\nproject = other-proj\n")
+    bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    gcloud = bin_dir / "gcloud"
-    gcloud.write_text('#!/bin/sh\n[ "$*" = "config get-value project" ] && echo gcloud-proj-1\n')
-    gcloud.chmod(0o755)
+    log = tmp_path / "gcloud-calls"
+    (bin_dir / "gcloud").write_text(f'#!/bin/sh\necho "$*" >> {log}\necho gcloud-proj-2\n')
+    (bin_dir / "gcloud").chmod(0o755)
     monkeypatch.delenv("GOOGLE_CLOUD_PROJECT")
-    monkeypatch.setenv("PATH", str(bin_dir))
-    assert plan_json("hello-course")["project"] == "gcloud-proj-1"
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    _SPAWNED = []
+    try:
+        assert plan_json("hello-course")["project"] == "gcloud-proj-1"
+        spawned = list(_SPAWNED)
+    finally:
+        _SPAWNED = None
+    assert spawned == [] and not log.exists()
+    monkeypatch.setenv("CLOUDSDK_ACTIVE_CONFIG_NAME", "default")
+    assert plan_json("hello-course")["project"] == "other-proj"
+    monkeypatch.setenv("CLOUDSDK_CORE_PROJECT", "env-proj-1")
+    assert plan_json("hello-course")["project"] == "env-proj-1"
     assert plan_json("hello-course", "--project", "option-proj-1")["project"] == "option-proj-1"
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import PulumiStandIn
+from fake_google import FakeGoogle
 from helpers import stx
 
 
@@ -28,8 +29,8 @@ def doctor(*args: str) -> tuple[int, dict[str, dict]]:
 def test_ready_machine_passes(workspace: Path, pulumi_cli: PulumiStandIn) -> None:
     code, checks = doctor("hello-course")
     assert code == 0
-    for name in ("pulumi", "docker", "gcloud", "credentials", "project", "apis", "backend",
-                 "secrets", "spec"):
+    for name in ("pulumi", "docker", "credentials", "project", "apis", "backend", "secrets",
+                 "spec"):
         assert checks[name]["status"] == "pass", checks[name]
     assert version("pulumi") in checks["pulumi"]["detail"]  # the stand-in reports the SDK's
     assert "hello-course.dev is valid" in checks["spec"]["detail"]
@@ -67,33 +68,49 @@ def test_missing_pulumi_exits_3(workspace: Path, pulumi_cli: PulumiStandIn, tmp_
 
 
 def test_no_application_default_credentials_exits_3(workspace: Path, pulumi_cli: PulumiStandIn,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("STANDIN_NO_ADC", "1")
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    tmp_path: Path) -> None:
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "no-gcloud-login"))
     code, checks = doctor()
     assert code == 3
-    assert checks["credentials"]["fix"] == "run `gcloud auth application-default login`"
+    assert checks["credentials"]["status"] == "fail"
+    assert "gcloud auth application-default login" in checks["credentials"]["fix"]
+    assert checks["apis"]["status"] == "skip"
 
 
-def test_credentials_file_and_no_gcloud_only_warns(workspace: Path, pulumi_cli: PulumiStandIn,
-                                                   tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    only = tmp_path / "only"
-    only.mkdir()
-    for tool in ("docker", "pulumi"):
-        (only / tool).symlink_to(pulumi_cli.root / "bin" / tool)
-    key = tmp_path / "key.json"
-    key.write_text("{}")
-    monkeypatch.setenv("PATH", str(only))
-    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key))
+def test_revoked_credentials_exit_3_with_googles_reason(workspace: Path,
+                                                        pulumi_cli: PulumiStandIn,
+                                                        google: FakeGoogle) -> None:
+    google.revoked = True
     code, checks = doctor()
-    assert code == 0
-    assert checks["gcloud"]["status"] == "warn" and checks["apis"]["status"] == "warn"
-    assert checks["credentials"]["status"] == "pass"
+    assert code == 3 and "invalid_grant" in checks["credentials"]["detail"]
+
+
+def test_service_account_key_file_names_its_own_token_endpoint(
+        workspace: Path, pulumi_cli: PulumiStandIn, google: FakeGoogle, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    file = tmp_path / "deployer-key.json"
+    file.write_text(json.dumps({
+        "type": "service_account", "project_id": "course-project-1", "private_key_id": "k1",
+        "private_key": pem, "client_email": "deployer@course-project-1.iam.gserviceaccount.com",
+        "client_id": "1", "token_uri": f"{google.url}/token"}))
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(file))
+    monkeypatch.delenv("STX_OAUTH_TOKEN_ENDPOINT")
+    code, checks = doctor()
+    assert code == 0, checks
+    assert str(file) in checks["credentials"]["detail"]
+    assert ("POST", "/token", "") in google.requests
 
 
 def test_disabled_apis_are_named_with_the_command_to_enable_them(
-        workspace: Path, pulumi_cli: PulumiStandIn, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("STANDIN_DISABLED_APIS", "run.googleapis.com secretmanager.googleapis.com")
+        workspace: Path, pulumi_cli: PulumiStandIn, google: FakeGoogle) -> None:
+    google.disabled = {"run.googleapis.com", "secretmanager.googleapis.com"}
     code, checks = doctor("hello-course")
     assert code == 3
     assert checks["apis"]["detail"] == "not enabled in course-project-1: run.googleapis.com"
@@ -101,6 +118,27 @@ def test_disabled_apis_are_named_with_the_command_to_enable_them(
     assert "secretmanager.googleapis.com" in checks["apis"]["detail"]
     assert checks["apis"]["fix"] == ("gcloud services enable run.googleapis.com "
                                      "secretmanager.googleapis.com --project course-project-1")
+    calls = [path for method, path, auth in google.requests if method == "GET"]
+    assert calls[0] == "/v1/projects/course-project-1/services:batchGet"
+
+
+def test_gs_backend_is_checked_through_the_storage_api(workspace: Path,
+                                                       pulumi_cli: PulumiStandIn,
+                                                       google: FakeGoogle,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PULUMI_BACKEND_URL", "gs://team-state/stx")
+    code, checks = doctor()
+    assert checks["backend"]["status"] == "pass", checks["backend"]
+    monkeypatch.setenv("PULUMI_BACKEND_URL", "gs://no-such-bucket/stx")
+    code, checks = doctor()
+    assert code == 3 and "The specified bucket does not exist" in checks["backend"]["detail"]
+
+
+def test_an_unreachable_api_only_warns(workspace: Path, pulumi_cli: PulumiStandIn,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STX_SERVICEUSAGE_ENDPOINT", "http://127.0.0.1:9")
+    code, checks = doctor()
+    assert code == 0 and checks["apis"]["status"] == "warn"
 
 
 def test_domain_reminds_of_verification_and_region(workspace: Path,

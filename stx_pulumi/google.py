@@ -1,0 +1,176 @@
+"""What the preflight asks Google, with the user's own credentials and no gcloud subprocess.
+
+- `default_project`: GOOGLE_CLOUD_PROJECT, else gcloud's project read from its configuration
+  files (CLOUDSDK_CORE_PROJECT, CLOUDSDK_CONFIG, the active configuration), as gcloud resolves
+  it. (`google.auth.default()` would run gcloud to find a project for user credentials.)
+- `load_credentials`: GOOGLE_APPLICATION_CREDENTIALS, else gcloud's application default
+  credentials file; any kind google-auth reads (user, service account, workload identity).
+- `missing_apis` and `bucket_permissions`: the Service Usage and Cloud Storage JSON APIs.
+
+Every call has a timeout. Endpoints are overridable so tests run them against local servers:
+STX_SERVICEUSAGE_ENDPOINT, STORAGE_EMULATOR_HOST as Google's storage clients honour it, and
+STX_OAUTH_TOKEN_ENDPOINT for user credentials (google-auth always sends those to Google's
+token endpoint; service-account and workload-identity files name their own).
+"""
+
+from __future__ import annotations
+
+import configparser
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
+TIMEOUT_S = 10.0
+SERVICEUSAGE = "https://serviceusage.googleapis.com"
+STORAGE = "https://storage.googleapis.com"
+BUCKET_PERMISSIONS = ("storage.objects.create", "storage.objects.get", "storage.objects.list",
+                      "storage.objects.delete")
+
+
+class GoogleError(Exception):
+    """A Google call that did not give an answer: what happened, in one line."""
+
+
+def gcloud_config_dir(environ: Mapping[str, str]) -> Path:
+    if environ.get("CLOUDSDK_CONFIG"):
+        return Path(environ["CLOUDSDK_CONFIG"])
+    return Path(environ.get("HOME") or Path.home()) / ".config" / "gcloud"
+
+
+def default_project(environ: Mapping[str, str]) -> str | None:
+    """GOOGLE_CLOUD_PROJECT, else the project of gcloud's active configuration, else None."""
+    for var in ("GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT"):
+        if environ.get(var):
+            return environ[var]
+    folder = gcloud_config_dir(environ)
+    name = environ.get("CLOUDSDK_ACTIVE_CONFIG_NAME")
+    if not name:
+        try:
+            name = (folder / "active_config").read_text(encoding="utf-8").strip()
+        except OSError:
+            name = "default"
+    parser = configparser.ConfigParser()
+    try:
+        parser.read(folder / "configurations" / f"config_{name or 'default'}", encoding="utf-8")
+    except configparser.Error:
+        return None
+    return parser.get("core", "project", fallback=None) or None
+
+
+def credentials_file(environ: Mapping[str, str]) -> Path | None:
+    """The credentials file in use: GOOGLE_APPLICATION_CREDENTIALS, else gcloud's ADC file."""
+    if environ.get("GOOGLE_APPLICATION_CREDENTIALS"):
+        return Path(environ["GOOGLE_APPLICATION_CREDENTIALS"])
+    adc = gcloud_config_dir(environ) / "application_default_credentials.json"
+    return adc if adc.is_file() else None
+
+
+def load_credentials(environ: Mapping[str, str]) -> tuple[Any, str]:
+    """Fresh credentials and where they came from; GoogleError when there are none or they
+    cannot get a token."""
+    from google.auth.exceptions import GoogleAuthError
+    from google.auth.transport.requests import Request
+
+    file = credentials_file(environ)
+    if file is None:
+        raise GoogleError("no application default credentials (no "
+                          "GOOGLE_APPLICATION_CREDENTIALS and no gcloud ADC file)")
+    try:
+        credentials = _from_info(json.loads(file.read_text(encoding="utf-8")))
+        if environ.get("STX_OAUTH_TOKEN_ENDPOINT") and hasattr(credentials, "with_token_uri"):
+            credentials = credentials.with_token_uri(environ["STX_OAUTH_TOKEN_ENDPOINT"])
+        credentials.refresh(_TimedRequest(Request()))
+    except (GoogleAuthError, OSError, ValueError, KeyError) as err:
+        raise GoogleError(f"{file}: {_one_line(err)}") from None
+    return credentials, str(file)
+
+
+def _from_info(info: dict[str, Any]) -> Any:
+    """Credentials by the file's `type`, with google-auth's loader for that type (its generic
+    loader is deprecated: it would run any executable an external-account file names)."""
+    kind = info.get("type")
+    if kind == "authorized_user":
+        from google.oauth2 import credentials
+
+        return credentials.Credentials.from_authorized_user_info(info, scopes=SCOPES)
+    if kind == "service_account":
+        from google.oauth2 import service_account
+
+        return service_account.Credentials.from_service_account_info(info, scopes=SCOPES)
+    if kind == "external_account" and "executable" not in (info.get("credential_source")
+                                                             or {}):
+        from google.auth import aws, identity_pool
+
+        source = info.get("credential_source") or {}
+        module = aws if str(source.get("environment_id", "")).startswith("aws") else (
+            identity_pool)
+        return module.Credentials.from_info(info, scopes=SCOPES)
+    if kind == "impersonated_service_account":
+        from google.auth import impersonated_credentials
+        from google.oauth2 import credentials
+
+        source = credentials.Credentials.from_authorized_user_info(
+            info["source_credentials"], scopes=SCOPES)
+        return impersonated_credentials.Credentials(
+            source, info["service_account_impersonation_url"].rsplit("/", 1)[-1].split(":")[0],
+            target_scopes=list(SCOPES), delegates=info.get("delegates") or [])
+    raise ValueError(f"credentials of type {kind!r} are not supported here (use a user, "
+                     "service-account or workload-identity file)")
+
+
+def missing_apis(credentials: Any, project: str, apis: tuple[str, ...],
+                 environ: Mapping[str, str]) -> list[str]:
+    """Which of `apis` are not enabled in `project` (Service Usage `services:batchGet`)."""
+    base = environ.get("STX_SERVICEUSAGE_ENDPOINT") or SERVICEUSAGE
+    names = [("names", f"projects/{project}/services/{api}") for api in apis]
+    data = _get(credentials, f"{base}/v1/projects/{project}/services:batchGet", names)
+    enabled = {s.get("config", {}).get("name") or s.get("name", "").rsplit("/", 1)[-1]
+               for s in data.get("services", []) if s.get("state") == "ENABLED"}
+    return [api for api in apis if api not in enabled]
+
+
+def bucket_permissions(credentials: Any, bucket: str,
+                       environ: Mapping[str, str]) -> list[str]:
+    """Which state-backend permissions the caller lacks on `bucket`."""
+    host = environ.get("STORAGE_EMULATOR_HOST")
+    base = (host if host.startswith("http") else f"http://{host}") if host else STORAGE
+    params = [("permissions", p) for p in BUCKET_PERMISSIONS]
+    data = _get(credentials, f"{base}/storage/v1/b/{bucket}/iam/testPermissions", params)
+    granted = set(data.get("permissions", []))
+    return [p for p in BUCKET_PERMISSIONS if p not in granted]
+
+
+def _get(credentials: Any, url: str, params: list[tuple[str, str]]) -> dict[str, Any]:
+    import httpx
+
+    try:
+        response = httpx.get(url, params=params, timeout=TIMEOUT_S,
+                             headers={"Authorization": f"Bearer {credentials.token}"})
+    except httpx.HTTPError as err:
+        raise GoogleError(f"{url.split('/v1/')[0].split('/storage/')[0]}: "
+                          f"{_one_line(err) or type(err).__name__}") from None
+    if response.status_code != 200:
+        try:
+            message = response.json().get("error", {}).get("message", "")
+        except ValueError:
+            message = response.text[:200]
+        raise GoogleError(f"HTTP {response.status_code}: {_one_line(message)}")
+    return response.json()
+
+
+class _TimedRequest:
+    """google-auth's transport with a timeout on every token request."""
+
+    def __init__(self, request: Any) -> None:
+        self.request = request
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("timeout", TIMEOUT_S)
+        return self.request(*args, **kwargs)
+
+
+def _one_line(err: object) -> str:
+    text = " ".join(str(err).split())
+    return text[:300]

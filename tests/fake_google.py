@@ -1,0 +1,98 @@
+"""Local stand-ins for the Google endpoints the preflight calls, on 127.0.0.1: the OAuth token
+endpoint (named as `token_uri` in the credentials file the tests write), Service Usage's
+`services:batchGet` (STX_SERVICEUSAGE_ENDPOINT) and Cloud Storage's `testIamPermissions`
+(STORAGE_EMULATOR_HOST). Knobs: `disabled` APIs, `revoked` credentials, known `buckets`, and a
+`delay` before every answer (for the preflight benchmark).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+TOKEN = "ya29.fake-google-access-token"
+
+
+class FakeGoogle:
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+        self.disabled: set[str] = set()
+        self.revoked = False
+        self.buckets = {"team-state"}
+        self.requests: list[tuple[str, str, str]] = []  # method, path, authorization
+        self._server: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def write_adc(self, folder: Path) -> Path:
+        """gcloud's application default credentials file (a user's), in `folder`."""
+        folder.mkdir(parents=True, exist_ok=True)
+        file = folder / "application_default_credentials.json"
+        file.write_text(json.dumps({
+            "type": "authorized_user", "client_id": "fake-client.apps.googleusercontent.com",
+            "client_secret": "fake-secret", "refresh_token": "fake-refresh-token",
+            "token_uri": f"{self.url}/token"}))
+        return file
+
+    def __enter__(self) -> FakeGoogle:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def answer(self, status: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                fake.requests.append(("POST", self.path, ""))
+                time.sleep(fake.delay)
+                if fake.revoked:
+                    self.answer(400, {"error": "invalid_grant",
+                                      "error_description": "Token has been expired or revoked."})
+                else:
+                    self.answer(200, {"access_token": TOKEN, "expires_in": 3600,
+                                      "token_type": "Bearer"})
+
+            def do_GET(self) -> None:
+                url = urlparse(self.path)
+                query = parse_qs(url.query)
+                fake.requests.append(("GET", url.path, self.headers.get("Authorization", "")))
+                time.sleep(fake.delay)
+                if self.headers.get("Authorization") != f"Bearer {TOKEN}":
+                    self.answer(401, {"error": {"message": "Request had invalid credentials."}})
+                elif url.path.endswith("/services:batchGet"):
+                    services = [{"name": n, "config": {"name": n.rsplit("/", 1)[-1]},
+                                 "state": "DISABLED" if n.rsplit("/", 1)[-1] in fake.disabled
+                                 else "ENABLED"} for n in query.get("names", [])]
+                    self.answer(200, {"services": services})
+                elif url.path.endswith("/iam/testPermissions"):
+                    bucket = url.path.split("/b/", 1)[1].split("/", 1)[0]
+                    if bucket not in fake.buckets:
+                        self.answer(404, {"error": {"message": "The specified bucket does not "
+                                                    "exist."}})
+                    else:
+                        self.answer(200, {"permissions": query.get("permissions", [])})
+                else:
+                    self.answer(404, {"error": {"message": f"no {url.path}"}})
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
