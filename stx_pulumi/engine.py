@@ -158,6 +158,7 @@ class Engine:
         self.notices: list[str] = [w for w in [cli_warning(self.command)] if w]
         self.new_passphrase = False
         self._env: dict[str, str] | None = None
+        self._state: dict[str, tuple[auto.Stack | None, list[dict[str, Any]]]] = {}
 
     # -- workspace ---------------------------------------------------------------------------
 
@@ -251,8 +252,13 @@ class Engine:
         The program receives the spec itself, so the stack file stays as it was until the
         update succeeded: a refused, failed or interrupted `up` leaves it byte for byte."""
         carried: dict[str, Migration] = {}
-        stack = self._stack(spec.stack, _program(spec, cloudflare_token, carried), create=True)
-        carried["migration"] = self._migration(stack, spec)
+        program = _program(spec, cloudflare_token, carried)
+        stack, resources = self._selected(spec.stack)
+        if stack is None:
+            stack = self._stack(spec.stack, program, create=True)
+        stack.workspace.program = program
+        carried["migration"] = self._migration(resources, spec)
+        self._state.pop(spec.stack, None)  # the update changes it
         result = self._run(spec.stack, "up", lambda: stack.up(
             on_event=self._event, message=message, color="never"))
         with self._errors(spec.stack):
@@ -294,30 +300,38 @@ class Engine:
             on_event=self._event, color="never"))
 
     def protection(self, stack_name: str) -> bool:
-        """Whether the deployed service is protected, from the stack's state (never from the
-        editable stack file): the `protected` output, else the services' deletionProtection
-        in the exported state (stacks deployed before that output existed)."""
+        """Whether a deployed service is protected, from the stack's state (never from the
+        editable stack file): the services' deletionProtection in the exported state, which
+        stacks of every release record."""
         stack = self._stack(stack_name)
         with self._errors(stack_name):
-            outputs = stack.outputs()
-            if "protected" in outputs:
-                return bool(outputs["protected"].value)
             resources = stack.export_stack().deployment.get("resources") or []
         return any(r.get("type") == SERVICE_TYPE and
                    (r.get("inputs") or {}).get("deletionProtection") for r in resources)
 
     def deployed_image_tag(self, stack_name: str) -> str | None:
-        """The image tag the stack's state records, or None (no such stack or image)."""
-        if not self.ws.stack_initialized(stack_name):
-            return None  # never deployed from this workspace: nothing to ask
-        try:
-            stack = self._stack(stack_name)
-        except InputError:
-            return None
-        with self._errors(stack_name):
-            outputs = stack.outputs()
-        tag = outputs.get("image_tag")
-        return str(tag.value) if tag is not None else None
+        """The image tag the stack's state records, or None (never deployed from here)."""
+        _, resources = self._selected(stack_name)
+        for res in resources:
+            if res.get("type") == IMAGE_TYPE:
+                return str((res.get("inputs") or {}).get("imageName", "")).rsplit(":", 1)[-1]
+        return None
+
+    def _selected(self, stack_name: str) -> tuple[auto.Stack | None, list[dict[str, Any]]]:
+        """The stack and its exported resources (memory only, never written to a file), read
+        once per operation and shared by the preflight and the update; (None, []) for a stack
+        Pulumi has not made yet, without making anything."""
+        if stack_name not in self._state:
+            if not self.ws.stack_initialized(stack_name):
+                return None, []
+            try:
+                stack = self._stack(stack_name)
+            except InputError:
+                return None, []
+            with self._errors(stack_name):
+                resources = stack.export_stack().deployment.get("resources") or []
+            self._state[stack_name] = (stack, resources)
+        return self._state[stack_name]
 
     def unprotect(self, spec: AppSpec) -> OperationResult:
         """Lift deletion protection with an update of the service alone (no image build)."""
@@ -399,17 +413,15 @@ class Engine:
             raise EngineError(f"could not store {key} in {stack}: "
                               f"{_first_error(done.stderr)}")
 
-    def _migration(self, stack: auto.Stack, spec: AppSpec) -> Migration:
+    def _migration(self, resources: list[dict[str, Any]], spec: AppSpec) -> Migration:
         """What this update carries over from an earlier release, read from the exported
-        state (one call; memory only, never written to a file).
+        state.
 
         Secret access members of earlier releases were one per variable: per secret, the
         first becomes the new member's alias and the others leave the state only (their
         non-authoritative member is the one the alias keeps), so the binding never goes
         away. An image context recorded as an absolute path of this same folder is kept
         while the tag is unchanged, so an upgrade does not rebuild for a path spelling."""
-        with self._errors(spec.stack):
-            resources = stack.export_stack().deployment.get("resources") or []
         wanted = {ref.secret for ref in spec.secret_env}
         aliases: dict[str, str] = {}
         context = None
