@@ -13,6 +13,21 @@ Nothing below the CLI prints: code raises these, the CLI renders them.
 
 from __future__ import annotations
 
+# Every exit code stx-pulumi returns and what it means: the README's table is generated from
+# this mapping (tests/readme.py) and each class below names its code from it.
+EXIT_CODES: dict[int, str] = {
+    0: "success",
+    1: "the Pulumi engine reported a failure (the failing resource and message are shown), "
+       "or the command was interrupted (Ctrl-C, SIGTERM: the engine is stopped too)",
+    2: "bad input or a refusal that needs an explicit flag (`--yes`, `--unprotect`): an "
+       "option, config key or file named with what is allowed; nothing was changed",
+    3: "a prerequisite is missing: Pulumi CLI (or one older than 3.181), Docker daemon when an "
+       "image is built, credentials, project, APIs, backend, passphrase (`doctor` lists them)",
+    4: "the stack is locked by another update (who holds it is shown; `cancel` removes a "
+       "stale lock)",
+    5: "post-deploy verification failed (what failed and the logs command are shown)",
+}
+
 
 class StxError(Exception):
     """Base of every error stx-pulumi reports to the user."""

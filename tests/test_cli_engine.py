@@ -192,7 +192,7 @@ def test_destroy_asks_for_the_stack_name(workspace: Path, pulumi_cli: PulumiStan
     assert stx("up", "hello-course", "--yes").exit_code == 0
     refused = stx("destroy", "hello-course")
     assert refused.exit_code == 2 and "pass --yes" in refused.output
-    monkeypatch.setattr("stx_pulumi.cli._interactive", lambda: True)
+    monkeypatch.setattr("stx_pulumi.cli.deploy.interactive", lambda: True)
     wrong = stx("destroy", "hello-course", input="hello-course.prod\n")
     assert wrong.exit_code == 2 and "did not match" in wrong.output
     assert len(resources(workspace, "hello-course.dev")) == 5

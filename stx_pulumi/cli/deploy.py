@@ -1,0 +1,358 @@
+"""Deploying one app: plan, cost, doctor, up, preview, refresh, destroy, outputs, verify,
+cancel. Each command builds the spec, calls the engine (or the offline plan), renders."""
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from stx_pulumi import render
+from stx_pulumi.cli.options import (
+    AppArg,
+    DeployOptions,
+    EnvOpt,
+    JsonOpt,
+    YesOpt,
+    command,
+    confirm_protected,
+    interactive,
+    load_spec_for,
+    open_engine,
+    stack_ref,
+)
+from stx_pulumi.errors import InputError
+
+
+@command(deploy_options=True)
+def plan(app_name: AppArg = None, json_output: JsonOpt = False, *,
+         options: DeployOptions) -> None:
+    """Show the resources `up` would create, offline: no Pulumi CLI, Docker or cloud needed."""
+    from stx_pulumi.cost import estimate
+    from stx_pulumi.plan import run_plan
+    from stx_pulumi.prices import Prices
+
+    spec, _ = load_spec_for(app_name, options, options.overrides(Path.cwd()), (), placeholder=True)
+    result = run_plan(spec)
+    costs = estimate(spec, Prices())
+    if json_output:
+        render.print_json({**render.plan_json(result), "cost": costs})
+    else:
+        render.plan_tree(result)
+        render.cost(spec, costs)
+
+
+@command(deploy_options=True)
+def cost(
+    app_name: AppArg = None,
+    users: Annotated[int | None, typer.Option(
+        "--users", help="Students at once (default for a single estimate: 1000).")] = None,
+    hours: Annotated[float | None, typer.Option(
+        "--hours", help="Length of the event in hours (default for a single estimate: 2).")
+    ] = None,
+    prices: Annotated[Path | None, typer.Option(
+        "--prices", help="JSON file overriding prices (keys as in `--json` price_sources).")
+    ] = None,
+    json_output: JsonOpt = False,
+    *,
+    options: DeployOptions,
+) -> None:
+    """Estimate what an event costs, and the idle cost; without --users/--hours, a table for
+    1,000 students."""
+    from stx_pulumi.cost import estimate
+    from stx_pulumi.prices import load_prices
+
+    if users is not None and users < 1:
+        raise InputError(f"--users: must be 1 or more, got {users}")
+    if hours is not None and not 0 < hours <= 24 * 31:
+        raise InputError(f"--hours: must be more than 0 and at most 744, got {hours}")
+    spec, _ = load_spec_for(app_name, options, options.overrides(Path.cwd()), (), placeholder=True)
+    table, overridden = load_prices(prices)
+    data = estimate(spec, table, users, hours, overridden)
+    if json_output:
+        render.print_json(data)
+    else:
+        render.cost(spec, data)
+
+
+
+
+def _preflight(engine: Any, spec: Any) -> None:
+    """The checks this `up` needs, concurrently: no Docker when the tag is already deployed
+    (a scale-only change builds nothing)."""
+    from stx_pulumi.checks import PASS, SKIP, Check
+    from stx_pulumi.doctor import docker_check, require
+
+    def docker() -> Check:
+        if engine.deployed_image_tag(spec.stack) == spec.image_tag:
+            return Check("docker", SKIP, f"nothing to build: {spec.image_tag} is deployed")
+        return docker_check(os.environ)
+
+    require(engine.ws, spec, os.environ, docker=docker, pulumi=lambda: Check(
+        "pulumi", PASS, f"Pulumi CLI {engine.command.version}"))
+
+
+def _check_wait(wait_timeout: float, poll_interval: float) -> None:
+    if not 1 <= wait_timeout <= 3600:
+        raise InputError(f"--wait-timeout: must be between 1 and 3600 seconds, got "
+                         f"{wait_timeout:g}")
+    if not 1 <= poll_interval <= 300:
+        raise InputError(f"--poll-interval: must be between 1 and 300 seconds, got "
+                         f"{poll_interval:g}")
+
+
+def _passphrase_notice(engine: Any) -> None:
+    if engine.new_passphrase:
+        render.info(f"generated a secrets passphrase in {engine.passphrase_file()}: back it "
+                    "up; without it this workspace's secrets cannot be decrypted")
+
+
+def _show(result: Any, json_output: bool, report: Any = None) -> None:
+    if json_output:
+        data = result.as_json()
+        if report is not None:
+            data["verify"] = report.as_json()
+        render.print_json(data)
+    else:
+        render.operation(result)
+    if report is not None:
+        if not json_output:
+            render.verification(report)
+        _fail_verification(report, result.outputs)
+
+
+def _fail_verification(report: Any, outputs: dict[str, Any]) -> None:
+    """Exit 5 with what failed and where the logs are (the JSON, if any, is already out)."""
+    from stx_pulumi.errors import VerificationError
+    from stx_pulumi.verify import logs_command
+
+    if report.failed:
+        names = ", ".join(c.name for c in report.failed)
+        render.error(VerificationError(f"verification of {report.stack} failed: {names}",
+                                       hint=f"logs: {logs_command(outputs)}"))
+        raise typer.Exit(VerificationError.exit_code)
+
+
+def _verify(stack: str, outputs: dict[str, Any], wait_timeout: float,
+            poll_interval: float) -> Any:
+    from stx_pulumi.errors import StxError
+    from stx_pulumi.verify import verify
+
+    try:
+        return verify(stack, outputs, serve_mode=str(outputs.get("serve_mode") or "dual"),
+                      public=outputs.get("public") is not False, timeout_s=wait_timeout,
+                      interval_s=poll_interval, environ=os.environ, on_progress=render.info)
+    except KeyboardInterrupt:
+        raise StxError(f"interrupted during the verification of {stack}: the deployment "
+                       "itself is done", hint=f"check it later with `stx-pulumi verify "
+                       f"{_app_env(stack)}`") from None
+
+
+def _app_env(stack: str) -> str:
+    from stx_pulumi.spec import split_stack_name
+
+    app, env = split_stack_name(stack)
+    return f"{app} --env {env}"
+
+
+NoVerifyOpt = Annotated[bool, typer.Option(
+    "--no-verify", help="Skip the post-deploy checks (health, /, /html/, Streamlit, revision).")]
+WaitOpt = Annotated[float, typer.Option(
+    "--wait-timeout", help="Seconds to wait for the service to answer its health check.")]
+PollOpt = Annotated[float, typer.Option(
+    "--poll-interval", help="Seconds between health checks while waiting.")]
+
+
+@command(deploy_options=True)
+def up(
+    app_name: AppArg = None,
+    yes: YesOpt = False,
+    message: Annotated[str | None, typer.Option(
+        "--message", "-m", help="Reason recorded in the stack history.")] = None,
+    unset: Annotated[list[str] | None, typer.Option(
+        "--unset", help="Remove a setting from the stack config (e.g. domain); repeatable.")
+    ] = None,
+    no_verify: NoVerifyOpt = False,
+    skip_checks: Annotated[bool, typer.Option(
+        "--skip-checks", help="Skip the preflight (credentials, APIs, backend, Docker), e.g. "
+        "in CI where it was checked once.")] = False,
+    wait_timeout: WaitOpt = 300,
+    poll_interval: PollOpt = 10,
+    json_output: JsonOpt = False,
+    *,
+    options: DeployOptions,
+) -> None:
+    """Deploy the app; the given options are written into the stack config only when the
+    update succeeded."""
+    from stx_pulumi.workspace import config_updates, moved_settings, unset_keys
+
+    _check_wait(wait_timeout, poll_interval)
+    overrides = options.overrides(Path.cwd())
+    spec, ws = load_spec_for(app_name, options, overrides, unset or ())
+    config = ws.stack_config(spec.stack)
+    if spec.protected:
+        confirm_protected(spec.stack, yes, "update")
+    moved = moved_settings(spec, config)
+    if moved and not yes:
+        raise InputError(f"{moved}: pass --yes to go ahead")
+    updates, notices = config_updates(spec, overrides, config, ws)
+    engine, progress = open_engine(ws, f"up {spec.stack}", quiet=json_output)
+    if not skip_checks:  # exit 3 before the engine starts: nothing half-created
+        _preflight(engine, spec)
+    engine.prepare()
+    _passphrase_notice(engine)
+    for notice in notices:
+        render.info(notice)
+    render.info(f"building {ws.relative(spec.source)} as {spec.image_tag}")
+    token = os.environ.get("CLOUDFLARE_API_TOKEN") if spec.cloudflare_dns else None
+    with progress:
+        result = engine.up(spec, updates, [k for k in unset_keys(unset or ()) if k in config],
+                           message, token)
+    for notice in result.notices:
+        render.info(notice)
+    report = None if no_verify else _verify(spec.stack, result.outputs, wait_timeout,
+                                            poll_interval)
+    _show(result, json_output, report)
+
+
+@command(deploy_options=True)
+def preview(
+    app_name: AppArg = None,
+    diff: Annotated[bool, typer.Option("--diff", help="Show property-level changes.")] = False,
+    json_output: JsonOpt = False,
+    *,
+    options: DeployOptions,
+) -> None:
+    """Show what `up` would change; options apply to this preview only, nothing is written."""
+    spec, ws = load_spec_for(app_name, options, options.overrides(Path.cwd()), ())
+    engine, progress = open_engine(ws, f"preview {spec.stack}", quiet=json_output, diff=diff)
+    render.info(f"building {ws.relative(spec.source)} as {spec.image_tag}")
+    with progress:
+        result = engine.preview(spec, diff=diff)
+    _show(result, json_output)
+
+
+@command()
+def refresh(app_name: AppArg = None, env: EnvOpt = None, json_output: JsonOpt = False) -> None:
+    """Read the real state of the stack's resources from the cloud into the stack state."""
+    ws, stack = stack_ref(app_name, env)
+    engine, progress = open_engine(ws, f"refresh {stack}", quiet=json_output)
+    with progress:
+        result = engine.refresh(stack)
+    _show(result, json_output)
+
+
+@command()
+def destroy(
+    app_name: AppArg = None,
+    env: EnvOpt = None,
+    yes: YesOpt = False,
+    unprotect: Annotated[bool, typer.Option(
+        "--unprotect", help="Lift deletion protection first (needed for a protected env).")
+    ] = False,
+    remove: Annotated[bool, typer.Option(
+        "--remove", help="Also delete the stack and its config file.")] = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Delete every cloud resource of the stack: nothing left running, nothing paid."""
+    from stx_pulumi.spec import split_stack_name
+
+    ws, stack = stack_ref(app_name, env)
+    app_, env_ = split_stack_name(stack)
+    if not yes and not interactive():
+        raise InputError(f"destroy of {stack} needs confirmation: pass --yes")
+    engine, progress = open_engine(ws, f"destroy {stack}", quiet=json_output)
+    protected = engine.protection(stack)  # from the state: the stack file may say otherwise
+    if protected and not unprotect:
+        raise InputError(f"{stack} is protected (deletion protection on in its deployed "
+                         "state): pass --unprotect to lift it and destroy")
+    if not yes and typer.prompt(f"Type the stack name ({stack}) to destroy it") != stack:
+        raise InputError(f"destroy of {stack} cancelled: the name did not match")
+    with progress:
+        if protected:
+            spec, _ = load_spec_for(app_, DeployOptions(env=env_), {"stx:protected": False}, ())
+            engine.unprotect(spec)
+        result = engine.destroy(stack, remove=remove)
+    _show(result, json_output)
+
+
+@command()
+def outputs(app_name: AppArg = None, env: EnvOpt = None, json_output: JsonOpt = False) -> None:
+    """Show the stack outputs of the last deployment (URL, image, scaling...)."""
+    ws, stack = stack_ref(app_name, env)
+    engine, _ = open_engine(ws, quiet=True)
+    values = engine.outputs(stack)
+    if json_output:
+        render.print_json(values)
+    else:
+        render.outputs_table(render.ordered_outputs(values))
+
+
+@command(deploy_options=True)
+def doctor(app_name: AppArg = None, json_output: JsonOpt = False, *,
+           options: DeployOptions) -> None:
+    """Is this machine ready to deploy? Checks tools, credentials, APIs, backend, secrets and,
+    with APP, the app's spec. Exit 2 when the spec is invalid, else 3 when a prerequisite
+    fails."""
+    from stx_pulumi.checks import FAIL
+    from stx_pulumi.doctor import app_checks, prerequisites
+    from stx_pulumi.workspace import locate_workspace
+
+    cwd = Path.cwd()
+    spec = ws = error = None
+    if app_name or (cwd / "Dockerfile").is_file():
+        try:
+            spec, ws = load_spec_for(app_name, options, options.overrides(cwd), (),
+                                     placeholder=True)
+        except InputError as err:
+            error = err
+    ws = ws or locate_workspace(cwd, os.environ)
+    env = os.environ if not options.project else {**os.environ,
+                                                    "GOOGLE_CLOUD_PROJECT": options.project}
+    checks = prerequisites(ws, spec, env)
+    failed_prerequisite = any(c.status == FAIL for c in checks)
+    spec_checks = app_checks(spec, error)
+    checks += spec_checks
+    if json_output:
+        render.print_json({"checks": [c.__dict__ for c in checks],
+                           "result": "failed" if any(c.status == FAIL for c in checks)
+                           else "passed"})
+    else:
+        render.checks_table("doctor", checks)
+    if any(c.status == FAIL for c in spec_checks):
+        raise typer.Exit(2)
+    if failed_prerequisite:
+        raise typer.Exit(3)
+
+
+@command()
+def verify(
+    app_name: AppArg = None,
+    env: EnvOpt = None,
+    wait_timeout: WaitOpt = 300,
+    poll_interval: PollOpt = 10,
+    json_output: JsonOpt = False,
+) -> None:
+    """Check the deployed app: health, /, /html/, Streamlit, custom domain, revision."""
+    _check_wait(wait_timeout, poll_interval)
+    ws, stack = stack_ref(app_name, env)
+    engine, _ = open_engine(ws, quiet=True)
+    outputs = engine.outputs(stack)
+    report = _verify(stack, outputs, wait_timeout, poll_interval)
+    if json_output:
+        render.print_json(report.as_json())
+    else:
+        render.verification(report)
+    _fail_verification(report, outputs)
+
+
+@command()
+def cancel(app_name: AppArg = None, env: EnvOpt = None) -> None:
+    """Remove a stale lock left by an interrupted update of the stack."""
+    ws, stack = stack_ref(app_name, env)
+    engine, _ = open_engine(ws, quiet=True)
+    if engine.cancel(stack):
+        render.info(f"{stack}: lock removed; run `stx-pulumi refresh` to reconcile the state")
+    else:
+        render.info(f"{stack}: no update is in progress, nothing to cancel")
+

@@ -1,0 +1,109 @@
+"""The workspace: its stacks, its making (init), the Pulumi CLI it uses, its envs."""
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from stx_pulumi import render
+from stx_pulumi.cli.options import JsonOpt, app, command, env_name, open_engine
+from stx_pulumi.errors import InputError
+
+
+@command()
+def stacks(json_output: JsonOpt = False) -> None:
+    """List every stack in the backend: app, env, last update, resources, URL."""
+    from dataclasses import asdict
+
+    from stx_pulumi.workspace import locate_workspace
+
+    ws = locate_workspace(Path.cwd(), os.environ)
+    engine, _ = open_engine(ws, quiet=True)
+    infos = engine.stacks()
+    if json_output:
+        render.print_json({"backend": engine.backend, "stacks": [asdict(i) for i in infos]})
+    else:
+        render.stacks_table(engine.backend, infos)
+
+
+@command()
+def init(
+    backend: Annotated[str | None, typer.Option(
+        "--backend", help="State backend URL, e.g. gs://bucket/prefix (default: a local file "
+        "backend in .pulumi-state/).")] = None,
+    secrets_provider: Annotated[str | None, typer.Option(
+        "--secrets-provider", help="Secrets provider for new stacks, e.g. gcpkms://... "
+        "(default: passphrase).")] = None,
+) -> None:
+    """Make the current folder a deploy workspace (Pulumi.yaml, stacks/)."""
+    from stx_pulumi.workspace import backend_problem, create_workspace, secrets_provider_problem
+
+    for problem in (backend is not None and backend_problem(backend),
+                    secrets_provider is not None and secrets_provider_problem(secrets_provider)):
+        if problem:
+            raise InputError(problem)
+    ws = create_workspace(Path.cwd(), backend)
+    if secrets_provider:
+        ws.save_settings(secretsProvider=secrets_provider)
+    render.info(f"workspace {ws.root}: backend {ws.backend_url(os.environ)}, secrets "
+                f"{secrets_provider or 'passphrase'}")
+
+
+@command("install-cli")
+def install_cli() -> None:
+    """Install the Pulumi CLI matching the installed Pulumi SDK into stx-pulumi's own folder
+    (needs internet)."""
+    from stx_pulumi.engine import install_cli as install
+    from stx_pulumi.engine import sdk_version
+
+    render.info(f"installing the Pulumi CLI {sdk_version()}...")
+    render.info(f"installed {install(os.environ)}")
+
+
+env_app = typer.Typer(help="Show or switch the current environment (dev, staging, prod...).",
+                      invoke_without_command=True, no_args_is_help=False)
+app.add_typer(env_app, name="env")
+
+
+@env_app.callback()
+def env_show(ctx: typer.Context) -> None:
+    """Show the current env (used when --env is not given)."""
+    if ctx.invoked_subcommand is None:
+        from stx_pulumi.workspace import locate_workspace
+
+        try:
+            typer.echo(env_name(None, locate_workspace(Path.cwd(), os.environ)))
+        except InputError as err:
+            render.error(err)
+            raise typer.Exit(err.exit_code) from None
+
+
+@command("use", target=env_app)
+def env_use(name: Annotated[str, typer.Argument(help="The env to switch to.")]) -> None:
+    """Switch the workspace's current env."""
+    from stx_pulumi.spec import env_problem
+    from stx_pulumi.workspace import create_workspace, locate_workspace
+
+    if env_problem(name):
+        raise InputError(str(env_problem(name)))
+    ws = locate_workspace(Path.cwd(), os.environ)
+    ws.settings()  # a broken settings file is exit 2, never overwritten
+    (ws if ws.exists else create_workspace(ws.root)).save_settings(env=name)
+    render.info(f"current env: {name}")
+
+
+@command("list", target=env_app)
+def env_list(json_output: JsonOpt = False) -> None:
+    """List the envs that have stacks."""
+    from stx_pulumi.workspace import locate_workspace
+
+    ws = locate_workspace(Path.cwd(), os.environ)
+    engine, _ = open_engine(ws, quiet=True)
+    envs = sorted({s.env for s in engine.stacks()} | {ws.current_env()})
+    if json_output:
+        render.print_json({"current": ws.current_env(), "envs": envs})
+    else:
+        for name in envs:
+            typer.echo(("* " if name == ws.current_env() else "  ") + name)
+

@@ -1,0 +1,159 @@
+"""The README's shown outputs, made by running the commands for real.
+
+    python tests/readme.py          # rewrite the generated blocks of README.md
+    python tests/readme.py --check  # exit 1 and show the difference when README.md drifted
+
+Each block sits between `<!-- generated: NAME -->` and `<!-- end generated -->`. Commands run
+as processes in a temporary copy of the workspace with a fixed HOME and no Google settings,
+so no machine path or user name leaks in; blocks that deploy run against the tests' stand-in
+engine (tests/standin) and stand-in Google endpoints, and say so. What differs from run to run
+is normalized: the temporary folder, local ports, durations, timestamps, revision suffixes and
+the Pulumi version.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+README = REPO / "README.md"
+SHOWN_ROOT = "/home/ada/course"
+BLOCK = re.compile(r"(<!-- generated: ([\w-]+) -->\n)(.*?)(<!-- end generated -->)", re.S)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+class Session:
+    """A temporary workspace (a copy of this one) where commands run as a user types them."""
+
+    def __init__(self, root: Path, env: dict[str, str]) -> None:
+        self.root = root
+        self.env = env
+
+    def run(self, command: str) -> str:
+        args = command.split()[1:]  # "stx-pulumi ..." as shown
+        done = subprocess.run([sys.executable, "-m", "stx_pulumi", *args], cwd=self.root,
+                              env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, timeout=300, check=False)
+        return f"$ {command}\n{self.normalize(done.stdout)}"
+
+    def normalize(self, text: str) -> str:
+        text = text.replace(str(self.root), SHOWN_ROOT).replace(str(self.root.parent), "/tmp")
+        text = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:8080", text)
+        text = re.sub(r"\(\d+\.\ds\)", "(…s)", text)
+        text = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", "2026-12-01 07:30 UTC", text)
+        text = re.sub(r"(hello-course-\w+)-[0-9a-f]{5}\b", r"\1-00001", text)
+        text = re.sub(r"Pulumi CLI \d+\.\d+\.\d+", "Pulumi CLI 3.x", text)
+        return "\n".join(line.rstrip() for line in text.splitlines()).strip() + "\n"
+
+
+@contextmanager
+def session(standin: bool) -> Iterator[Session]:
+    """A fresh workspace; with `standin`, the stand-in Pulumi CLI, docker and Google."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "course"
+        root.mkdir()
+        for name in ("Pulumi.yaml", "__main__.py"):
+            shutil.copy(REPO / name, root / name)
+        shutil.copytree(REPO / "stacks", root / "stacks")
+        shutil.copytree(REPO / "examples", root / "examples")
+        env = {"PATH": os.environ.get("PATH", ""), "HOME": str(Path(tmp) / "home"),
+               "CLOUDSDK_CONFIG": str(Path(tmp) / "gcloud"), "NO_COLOR": "1", "COLUMNS": "100",
+               "TERM": "dumb", "LANG": "C.UTF-8", "PYTHONPATH": str(REPO)}
+        if not standin:
+            yield Session(root, env)
+            return
+        from fake_app import FakeApp
+        from fake_google import FakeGoogle
+
+        bin_dir = Path(tmp) / "bin"
+        bin_dir.mkdir()
+        standin_cli = REPO / "tests" / "standin" / "pulumi_standin.py"
+        (bin_dir / "pulumi").write_text(f'#!/bin/sh\nexec "{sys.executable}" "{standin_cli}" "$@"\n')
+        (bin_dir / "pulumi").chmod(0o755)
+        shutil.copy(REPO / "tests" / "standin" / "docker", bin_dir / "docker")
+        with FakeGoogle() as google, FakeApp() as app:
+            google.write_adc(Path(env["CLOUDSDK_CONFIG"]))
+            env.update({"PATH": f"{bin_dir}:{env['PATH']}", "GOOGLE_CLOUD_PROJECT":
+                        "my-course-project", "STX_OAUTH_TOKEN_ENDPOINT": f"{google.url}/token",
+                        "STX_SERVICEUSAGE_ENDPOINT": google.url, "STANDIN_SERVICE_URL": app.url})
+            yield Session(root, env)
+
+
+def block_help() -> str:
+    with session(standin=False) as s:
+        return s.run("stx-pulumi --help")
+
+
+def block_plan() -> str:
+    with session(standin=False) as s:
+        return s.run("stx-pulumi plan examples/hello-course --max 100")
+
+
+def block_cost() -> str:
+    with session(standin=False) as s:
+        return s.run("stx-pulumi cost examples/hello-course")
+
+
+def block_doctor() -> str:
+    with session(standin=True) as s:
+        return s.run("stx-pulumi doctor examples/hello-course")
+
+
+def block_deploy() -> str:
+    with session(standin=True) as s:
+        return "\n".join(s.run(c) for c in (
+            'stx-pulumi up examples/hello-course --max 100 -m lab-1',
+            "stx-pulumi up hello-course --max 13 --no-verify",
+            "stx-pulumi preview hello-course --max 20 --diff",
+            "stx-pulumi stacks",
+            "stx-pulumi destroy hello-course --yes"))
+
+
+def block_exit_codes() -> str:
+    from stx_pulumi.errors import EXIT_CODES
+
+    rows = "\n".join(f"| {code} | {meaning} |" for code, meaning in EXIT_CODES.items())
+    return f"| code | meaning |\n|---|---|\n{rows}\n"
+
+
+BLOCKS: dict[str, Callable[[], str]] = {
+    "help": block_help, "plan": block_plan, "cost": block_cost, "doctor": block_doctor,
+    "deploy": block_deploy, "exit-codes": block_exit_codes,
+}
+
+
+def render(text: str) -> str:
+    """README text with every generated block made anew."""
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(2)
+        body = BLOCKS[name]()
+        fenced = body if name == "exit-codes" else f"```text\n{body}```\n"
+        return match.group(1) + fenced + match.group(4)
+
+    return BLOCK.sub(replace, text)
+
+
+def main(argv: list[str]) -> int:
+    current = README.read_text(encoding="utf-8")
+    fresh = render(current)
+    if "--check" in argv:
+        if fresh == current:
+            return 0
+        sys.stdout.writelines(difflib.unified_diff(
+            current.splitlines(True), fresh.splitlines(True), "README.md", "regenerated"))
+        return 1
+    README.write_text(fresh, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
