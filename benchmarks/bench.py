@@ -50,12 +50,12 @@ from stx_pulumi.workspace import load_spec
 import os
 spec, ws = load_spec("hello-course", env=None, overrides={"stx:maxInstances": sys.argv[1]},
                      cwd=Path.cwd(), environ=os.environ)
-from dataclasses import replace
 def program():
     from stx_pulumi import program as p
     p.deploy(spec)
-stack = auto.select_stack("hello-course.dev", "stx-pulumi", program, opts=auto.LocalWorkspaceOptions(
-    work_dir=str(ws.root), env_vars={"PULUMI_BACKEND_URL": ws.backend_url(os.environ)}))
+options = auto.LocalWorkspaceOptions(
+    work_dir=str(ws.root), env_vars={"PULUMI_BACKEND_URL": ws.backend_url(os.environ)})
+stack = auto.select_stack("hello-course.dev", "stx-pulumi", program, opts=options)
 stack.up(on_event=lambda e: None)
 """
 
@@ -147,7 +147,8 @@ def bench_scale_up(runs: int) -> tuple[bool, list[str]]:
     with tempfile.TemporaryDirectory() as tmp, FakeGoogle() as google:
         root = Path(tmp)
         (root / "bin").mkdir()
-        (root / "bin" / "pulumi").write_text(f'#!/bin/sh\nexec "{sys.executable}" "{standin}" "$@"\n')
+        (root / "bin" / "pulumi").write_text(
+            f'#!/bin/sh\nexec "{sys.executable}" "{standin}" "$@"\n')
         (root / "bin" / "pulumi").chmod(0o755)
         for tool in ("docker", "gcloud"):
             shutil.copy(TESTS / "standin" / tool, root / "bin" / tool)

@@ -309,7 +309,7 @@ def operation(result: Any) -> None:
         verb = "would change" if changed else "no changes"
     console.print(f"[bold]{result.operation}[/] {result.stack}: {verb} — "
                   f"{changes or 'nothing'} ({result.duration_s:.1f}s)")
-    if result.operation in ("up", "destroy"):
+    if result.operation == "up":
         outputs_table(ordered_outputs(result.outputs))
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
-SHOWN_ROOT = "/home/ada/course"
+SHOWN_HOME = "~"  # the temporary HOME, as shown
 BLOCK = re.compile(r"(<!-- generated: ([\w-]+) -->\n)(.*?)(<!-- end generated -->)", re.S)
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -46,7 +46,7 @@ class Session:
         return f"$ {command}\n{self.normalize(done.stdout)}"
 
     def normalize(self, text: str) -> str:
-        text = text.replace(str(self.root), SHOWN_ROOT).replace(str(self.root.parent), "/tmp")
+        text = text.replace(str(self.root.parent), SHOWN_HOME)
         text = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:8080", text)
         text = re.sub(r"\(\d+\.\ds\)", "(…s)", text)
         text = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", "2026-12-01 07:30 UTC", text)
@@ -59,14 +59,15 @@ class Session:
 def session(standin: bool) -> Iterator[Session]:
     """A fresh workspace; with `standin`, the stand-in Pulumi CLI, docker and Google."""
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp) / "course"
-        root.mkdir()
+        root = Path(tmp) / "home" / "course"  # the workspace, in the (temporary) home folder
+        root.mkdir(parents=True)
         for name in ("Pulumi.yaml", "__main__.py"):
             shutil.copy(REPO / name, root / name)
         shutil.copytree(REPO / "stacks", root / "stacks")
         shutil.copytree(REPO / "examples", root / "examples")
-        env = {"PATH": os.environ.get("PATH", ""), "HOME": str(Path(tmp) / "home"),
-               "CLOUDSDK_CONFIG": str(Path(tmp) / "gcloud"), "NO_COLOR": "1", "COLUMNS": "100",
+        env = {"PATH": os.environ.get("PATH", ""), "HOME": str(root.parent),
+               "CLOUDSDK_CONFIG": str(root.parent / ".config" / "gcloud"), "NO_COLOR": "1",
+               "COLUMNS": "100",
                "TERM": "dumb", "LANG": "C.UTF-8", "PYTHONPATH": str(REPO)}
         if not standin:
             yield Session(root, env)
@@ -74,10 +75,11 @@ def session(standin: bool) -> Iterator[Session]:
         from fake_app import FakeApp
         from fake_google import FakeGoogle
 
-        bin_dir = Path(tmp) / "bin"
+        bin_dir = Path(tmp) / "bin"  # not under HOME: never shown
         bin_dir.mkdir()
         standin_cli = REPO / "tests" / "standin" / "pulumi_standin.py"
-        (bin_dir / "pulumi").write_text(f'#!/bin/sh\nexec "{sys.executable}" "{standin_cli}" "$@"\n')
+        (bin_dir / "pulumi").write_text(
+            f'#!/bin/sh\nexec "{sys.executable}" "{standin_cli}" "$@"\n')
         (bin_dir / "pulumi").chmod(0o755)
         shutil.copy(REPO / "tests" / "standin" / "docker", bin_dir / "docker")
         with FakeGoogle() as google, FakeApp() as app:

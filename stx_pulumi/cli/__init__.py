@@ -25,6 +25,10 @@ def main() -> None:
     import signal
     import threading
 
+    # gRPC's C core (automation's event and language servers) logs at INFO to stderr, e.g.
+    # "Got goaway" when the engine closes a stream: keep only its errors out of our output.
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+
     def interrupt(signum: int, frame: Any) -> None:
         _forward_to_children(signum)
         raise KeyboardInterrupt
@@ -32,7 +36,7 @@ def main() -> None:
     signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
     threading.excepthook = _thread_exception
-    app()
+    app(prog_name="stx-pulumi")
 
 
 def _forward_to_children(signum: int) -> None:

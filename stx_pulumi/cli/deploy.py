@@ -57,8 +57,7 @@ def cost(
     *,
     options: DeployOptions,
 ) -> None:
-    """Estimate what an event costs, and the idle cost; without --users/--hours, a table for
-    1,000 students."""
+    """Estimate what an event costs, and the idle cost (without --users/--hours: 1,000 students)."""
     from stx_pulumi.cost import estimate
     from stx_pulumi.prices import load_prices
 
@@ -182,8 +181,7 @@ def up(
     *,
     options: DeployOptions,
 ) -> None:
-    """Deploy the app; the given options are written into the stack config only when the
-    update succeeded."""
+    """Deploy the app; the options given are saved to the stack config once it succeeded."""
     from stx_pulumi.workspace import config_updates, moved_settings, unset_keys
 
     _check_wait(wait_timeout, poll_interval)
@@ -291,9 +289,7 @@ def outputs(app_name: AppArg = None, env: EnvOpt = None, json_output: JsonOpt = 
 @command(deploy_options=True)
 def doctor(app_name: AppArg = None, json_output: JsonOpt = False, *,
            options: DeployOptions) -> None:
-    """Is this machine ready to deploy? Checks tools, credentials, APIs, backend, secrets and,
-    with APP, the app's spec. Exit 2 when the spec is invalid, else 3 when a prerequisite
-    fails."""
+    """Is this machine ready to deploy? Tools, credentials, APIs, backend, secrets, the spec."""
     from stx_pulumi.checks import FAIL
     from stx_pulumi.doctor import app_checks, prerequisites
     from stx_pulumi.workspace import locate_workspace

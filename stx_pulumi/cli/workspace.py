@@ -52,8 +52,7 @@ def init(
 
 @command("install-cli")
 def install_cli() -> None:
-    """Install the Pulumi CLI matching the installed Pulumi SDK into stx-pulumi's own folder
-    (needs internet)."""
+    """Install the Pulumi CLI matching the Pulumi SDK into stx-pulumi's folder (needs internet)."""
     from stx_pulumi.engine import install_cli as install
     from stx_pulumi.engine import sdk_version
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,8 @@ SECRET_MEMBER = "gcp:secretmanager/secretIamMember:SecretIamMember"
 class Cloud:
     """The side effects of resource operations that tests look at."""
 
+    lock = threading.Lock()  # registrations arrive on parallel gRPC threads
+
     def __init__(self, backend_root: Path) -> None:
         self.file = backend_root / ".standin-cloud.json"
 
@@ -43,13 +46,16 @@ class Cloud:
         """Record a create, update, replace or delete of a resource."""
         if (new or old or {}).get("type") != SECRET_MEMBER:
             return
-        bindings = self.bindings()
-        if old is not None and op in ("delete", "replace"):
-            _member(bindings, old, add=False)
-        if new is not None and op in ("create", "replace"):
-            _member(bindings, new, add=True)
-        self.file.parent.mkdir(parents=True, exist_ok=True)
-        self.file.write_text(json.dumps(bindings, indent=1))
+        with self.lock:
+            bindings = self.bindings()
+            if old is not None and op in ("delete", "replace"):
+                _member(bindings, old, add=False)
+            if new is not None and op in ("create", "replace"):
+                _member(bindings, new, add=True)
+            self.file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(bindings, indent=1))
+            tmp.replace(self.file)
 
 
 def _member(bindings: dict[str, list[str]], res: dict[str, Any], add: bool) -> None:

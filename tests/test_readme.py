@@ -1,0 +1,39 @@
+"""The README shows real output: every generated block is what tests/readme.py makes now, and
+no machine path leaks in. (`python tests/readme.py` rewrites the blocks.)"""
+
+from __future__ import annotations
+
+import difflib
+import re
+
+import pytest
+import readme
+
+pytestmark = pytest.mark.e2e
+
+
+def test_readme_outputs_are_what_the_commands_print_now() -> None:
+    current = readme.README.read_text(encoding="utf-8")
+    fresh = readme.render(current)
+    diff = "".join(difflib.unified_diff(current.splitlines(True), fresh.splitlines(True)))
+    assert not diff, f"README.md drifted: run `python tests/readme.py` and commit it\n{diff}"
+
+
+def test_readme_shows_no_machine_path_and_labels_stand_in_output() -> None:
+    text = readme.README.read_text(encoding="utf-8")
+    assert not re.search(r"(/work/|/root/|/tmp/[\w-]+|/home/\w+/)", text)
+    for name in ("deploy", "doctor"):
+        before = text[:text.index(f"<!-- generated: {name} -->")]
+        assert "stand-in" in before.rsplit("\n\n", 2)[-2], name  # said just above the block
+
+
+def test_every_exit_code_is_in_the_readme() -> None:
+    from stx_pulumi.errors import EXIT_CODES, StxError
+
+    text = readme.README.read_text(encoding="utf-8")
+    codes = {cls.exit_code for cls in [StxError, *_subclasses(StxError)]}
+    assert codes <= set(EXIT_CODES) and all(f"| {c} |" in text for c in EXIT_CODES)
+
+
+def _subclasses(cls: type) -> list[type]:
+    return [s for c in cls.__subclasses__() for s in (c, *_subclasses(c))]
