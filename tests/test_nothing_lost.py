@@ -305,3 +305,28 @@ def test_13_region_change_needs_yes_and_says_what_is_replaced(deployed: Path) ->
     assert "gcp:region europe-west1 → us-central1 replaces the Cloud Run service" in (
         result.output)
     assert "--yes" in result.output and snapshot(deployed) == before
+
+
+def test_8_interrupt_during_verification_is_one_message(deployed: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from fake_app import FakeApp
+
+    with FakeApp("never") as silent:
+        monkeypatch.setenv("STANDIN_SERVICE_URL", silent.url)
+        assert stx("up", "hello-course", "--max", "12", "--yes", "--no-verify").exit_code == 0
+        proc = stx_process("verify", "hello-course", "--wait-timeout", "60",
+                           "--poll-interval", "1", cwd=deployed)
+        time.sleep(3)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1
+    assert "interrupted during the verification of hello-course.dev" in err
+    assert "Traceback" not in err
+
+
+def test_8_engine_errors_without_a_stack_name_no_none(workspace: Path, pulumi_cli: PulumiStandIn,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PULUMI_BACKEND_URL", "s3://team-state/stx")  # the stand-in has no s3
+    result = stx("stacks")
+    assert result.exit_code == 1
+    assert "the engine failed: " in result.output and "None" not in result.output

@@ -120,3 +120,18 @@ def test_init_writes_a_portable_workspace(tmp_path: Path,
     assert "from stx_pulumi.pulumi_main import main" in (tmp_path / "__main__.py").read_text()
     text = json.dumps(project) + (tmp_path / "__main__.py").read_text()
     assert str(tmp_path) not in text and "site-packages" not in text
+
+
+def test_a_scale_only_up_needs_no_docker_and_skip_checks_skips_all(
+        workspace: Path, pulumi_cli: PulumiStandIn, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert stx("up", "hello-course", "--yes", "--no-verify").exit_code == 0
+    monkeypatch.setenv("STANDIN_DOCKER_DOWN", "1")
+    result = stx("up", "hello-course", "--max", "14", "--yes", "--no-verify")
+    assert result.exit_code == 0, result.output  # the tag is deployed: nothing to build
+    (workspace / "examples" / "hello-course" / "book.py").write_text("# edited\n")
+    result = stx("up", "hello-course", "--yes", "--no-verify")
+    assert result.exit_code == 3 and "docker: the Docker daemon is not reachable" in (
+        result.output)
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(workspace / "nobody-logged-in"))
+    result = stx("up", "hello-course", "--yes", "--no-verify", "--skip-checks")
+    assert result.exit_code == 0, result.output  # CI: checked once with doctor

@@ -63,6 +63,8 @@ def test_previous_release_upgrades_with_one_up(workspace: Path, pulumi_cli: Pulu
     assert data["changes"]["replace"] == 0 and data["changes"]["delete"] == 0
     after = resources(workspace, "hello-course.dev")
     assert after["hello-course-dev"]["outputs"]["uri"] == url == data["outputs"]["url"]
+    image = "hello-course-dev-image"
+    assert after[image]["inputs"] == before[image]["inputs"]  # no rebuild: the tag is the same
     assert after["hello-course-dev"]["outputs"]["latestCreatedRevision"] == before[
         "hello-course-dev"]["outputs"]["latestCreatedRevision"]  # no new revision
     assert [n for n in after if "-secret-" in n] == ["hello-course-dev-secret-course-auth"]
