@@ -90,37 +90,15 @@ def session(standin: bool) -> Iterator[Session]:
             yield Session(root, env)
 
 
-def block_help() -> str:
-    with session(standin=False) as s:
-        return s.run("stx-pulumi --help")
+def run_block(standin: bool, *commands: str) -> Callable[[], str]:
+    """A block made by running `commands` in one fresh session."""
+    def make() -> str:
+        with session(standin) as s:
+            return "\n".join(s.run(command) for command in commands)
+    return make
 
 
-def block_plan() -> str:
-    with session(standin=False) as s:
-        return s.run("stx-pulumi plan examples/hello-course --max 100")
-
-
-def block_cost() -> str:
-    with session(standin=False) as s:
-        return s.run("stx-pulumi cost examples/hello-course")
-
-
-def block_doctor() -> str:
-    with session(standin=True) as s:
-        return s.run("stx-pulumi doctor examples/hello-course")
-
-
-def block_deploy() -> str:
-    with session(standin=True) as s:
-        return "\n".join(s.run(c) for c in (
-            'stx-pulumi up examples/hello-course --max 100 -m lab-1',
-            "stx-pulumi up hello-course --max 13 --no-verify",
-            "stx-pulumi preview hello-course --max 20 --diff",
-            "stx-pulumi stacks",
-            "stx-pulumi destroy hello-course --yes"))
-
-
-def block_exit_codes() -> str:
+def exit_codes() -> str:
     from stx_pulumi.errors import EXIT_CODES
 
     rows = "\n".join(f"| {code} | {meaning} |" for code, meaning in EXIT_CODES.items())
@@ -128,8 +106,16 @@ def block_exit_codes() -> str:
 
 
 BLOCKS: dict[str, Callable[[], str]] = {
-    "help": block_help, "plan": block_plan, "cost": block_cost, "doctor": block_doctor,
-    "deploy": block_deploy, "exit-codes": block_exit_codes,
+    "help": run_block(False, "stx-pulumi --help"),
+    "plan": run_block(False, "stx-pulumi plan examples/hello-course --max 100"),
+    "cost": run_block(False, "stx-pulumi cost examples/hello-course"),
+    "doctor": run_block(True, "stx-pulumi doctor examples/hello-course"),
+    "deploy": run_block(True, "stx-pulumi up examples/hello-course --max 100 -m lab-1",
+                        "stx-pulumi up hello-course --max 13 --no-verify",
+                        "stx-pulumi preview hello-course --max 20 --diff",
+                        "stx-pulumi stacks",
+                        "stx-pulumi destroy hello-course --yes"),
+    "exit-codes": exit_codes,
 }
 
 
