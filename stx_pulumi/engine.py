@@ -257,6 +257,11 @@ class Engine:
         if stack is None:
             stack = self._stack(spec.stack, program, create=True)
         stack.workspace.program = program
+        # The settings reach the stack file only after success: the default gcp provider gets
+        # the project and region from its environment meanwhile (a first up has no config;
+        # GOOGLE_PROJECT comes first of its project variables: Pulumi registry, GCP setup).
+        stack.workspace.env_vars = {**stack.workspace.env_vars, "GOOGLE_PROJECT": spec.project,
+                                    "GOOGLE_REGION": spec.region}
         carried["migration"] = self._migration(resources, spec)
         self._state.pop(spec.stack, None)  # the update changes it
         result = self._run(spec.stack, "up", lambda: stack.up(
@@ -267,10 +272,10 @@ class Engine:
             for key, value in updates:
                 stack.set_config(key, auto.ConfigValue(value, secret=False),
                                  path="." in key.partition(":")[2])
-            if cloudflare_token and self._stored_token(stack) != cloudflare_token:
-                replaced = self._stored_token(stack) is not None
+            stored = self._stored_token(stack) if cloudflare_token else None
+            if cloudflare_token and stored != cloudflare_token:
                 self._set_secret(spec.stack, "cloudflare:apiToken", cloudflare_token)
-                if replaced:
+                if stored is not None:
                     result.notices.append("cloudflare:apiToken: replaced the stored token "
                                           "with CLOUDFLARE_API_TOKEN")
         return result
