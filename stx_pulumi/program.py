@@ -119,6 +119,7 @@ class StreamtexApp(pulumi.ComponentResource):
             "ready_revision": self.service.latest_ready_revision,
             "traffic": self.service.traffic_statuses.apply(_traffic),
             "serve_mode": spec.serve_mode,
+            "port": spec.port,
             "public": spec.public,
             "protected": spec.protected,
         }
@@ -333,7 +334,8 @@ def cloudflare_token(given: str | None = None,
 
 
 def _plain_env(spec: AppSpec) -> list[tuple[str, str]]:
-    env = [("STX_SERVE_MODE", spec.serve_mode)]
+    # STX_SERVE_MODE as the user or the image chose it; a mode decided from EXPOSE is not sent
+    env = [("STX_SERVE_MODE", spec.serve_mode)] if spec.send_serve_mode else []
     if spec.folder:
         env.append(("FOLDER", spec.folder))
     env += [("STREAMLIT_SERVER_FILE_WATCHER_TYPE", "none"),

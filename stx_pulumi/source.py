@@ -8,20 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import pathspec
 
+from stx_pulumi.dockerfile import read_dockerfile
+
 # Files StreamTeX uses for deploy secrets and passwords: they must never ship in an image.
 SECRET_FILES = (".env", ".stx-deploy.env", ".stx-passwords.toml")
 
-_SERVE_MODE_RE = re.compile(
-    r"^\s*ENV\s+(?:.*\s)?STX_SERVE_MODE(?:=|\s+)[\"']?([A-Za-z0-9_-]+)", re.MULTILINE
-)
-_COPIES_UV_LOCK_RE = re.compile(r"^\s*(?:COPY|ADD)\b[^\n]*\buv\.lock\b", re.MULTILINE | re.I)
 
 
 @dataclass(frozen=True)
@@ -32,6 +29,8 @@ class SourceFacts:
     exists: bool
     has_dockerfile: bool = False
     dockerfile_serve_mode: str | None = None
+    exposed_ports: frozenset[int] = frozenset()
+    has_nginx: bool = False
     is_streamtex: bool = False
     copies_uv_lock: bool = False
     has_uv_lock: bool = False
@@ -47,16 +46,17 @@ def inspect_source(path: Path) -> SourceFacts:
     dockerfile = path / "Dockerfile"
     if not dockerfile.is_file():
         return SourceFacts(path=path, exists=True)
-    text = dockerfile.read_text(encoding="utf-8", errors="replace")
-    modes = _SERVE_MODE_RE.findall(text)
+    facts = read_dockerfile(dockerfile.read_text(encoding="utf-8", errors="replace"))
     ignore = dockerignore_spec(path)
     return SourceFacts(
         path=path,
         exists=True,
         has_dockerfile=True,
-        dockerfile_serve_mode=modes[-1] if modes else None,
+        dockerfile_serve_mode=facts.serve_mode,
+        exposed_ports=facts.exposed,
+        has_nginx=facts.has_nginx,
         is_streamtex=(path / "book.py").is_file(),
-        copies_uv_lock=bool(_COPIES_UV_LOCK_RE.search(text)),
+        copies_uv_lock=facts.copies_uv_lock,
         has_uv_lock=(path / "uv.lock").is_file(),
         unignored_secret_files=tuple(
             name

@@ -37,8 +37,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("gcp:project", "--project", "GOOGLE_CLOUD_PROJECT, else gcloud's project",
             "Google Cloud project id."),
     Setting("gcp:region", "--region", "europe-west1", "Cloud Run region."),
-    Setting("stx:serveMode", "--serve-mode", "the Dockerfile's STX_SERVE_MODE, else dual",
+    Setting("stx:serveMode", "--serve-mode", "the Dockerfile's (see the README's table)",
             "dual | static-only | streamlit-only."),
+    Setting("stx:port", "--port", "80 for dual/static-only, 8501 for streamlit-only",
+            "The container port Cloud Run sends requests to."),
     Setting("stx:minInstances", "--min", "0", "Minimum instances (0 = scale to zero)."),
     Setting("stx:maxInstances", "--max", "10", "Maximum instances, 1-1000."),
     Setting("stx:cpu", "--cpu", "1", "vCPU per instance: 1, 2, 4, 6 or 8."),
@@ -133,6 +135,8 @@ class AppSpec:
     timeout_s: int
     public: bool
     protected: bool
+    port: int = 80
+    send_serve_mode: bool = False  # the user's or the image's choice, never a guess
     domain: str | None = None
     cloudflare_zone_id: str | None = None
     has_cloudflare_token: bool = False
@@ -162,10 +166,6 @@ class AppSpec:
     @property
     def service_account_id(self) -> str:
         return service_account_id(self.app, self.env)
-
-    @property
-    def port(self) -> int:
-        return SERVE_MODE_PORTS[self.serve_mode]
 
     @property
     def registry(self) -> str:
@@ -317,13 +317,9 @@ def build_spec(
         problems.append(f"{option_label('gcp:region')}: {region!r} is not a region "
                         "such as europe-west1")
 
-    serve_mode = reader.text("stx:serveMode") or source.dockerfile_serve_mode or "dual"
-    if serve_mode not in SERVE_MODE_PORTS:
-        where = option_label("stx:serveMode")
-        if not reader.text("stx:serveMode"):
-            where = f"the Dockerfile's STX_SERVE_MODE in {source.path}"
-        problems.append(f"{where}: {serve_mode!r} is not one of {', '.join(SERVE_MODE_PORTS)}")
-        serve_mode = "dual"
+    chosen_mode = reader.text("stx:serveMode") or None
+    serve_mode, port = serving(chosen_mode, reader.integer("stx:port", 0) or None, source,
+                               problems)
 
     min_i = reader.integer("stx:minInstances", 0)
     max_i = reader.integer("stx:maxInstances", 10)
@@ -368,6 +364,11 @@ def build_spec(
     if clash:
         problems.append(f"{option_label('stx:secretEnv')}: {', '.join(sorted(clash))} also "
                         f"set by {option_label('stx:envVars')}")
+    auth = [n for n in [*dict(env_vars), *(r.var for r in secret_env)] if n.startswith("STX_AUTH_")]
+    if serve_mode == "streamlit-only" and auth:
+        problems.append(f"{option_label('stx:secretEnv')}: STX_AUTH_* asks for StreamTeX's "
+                        "login screen, which its Nginx serves: streamlit-only has no Nginx and "
+                        "the container would not start; use dual")
     if not public and domain:
         warnings.append("the service is private: the custom domain will answer 403 to "
                         "visitors without an identity token")
@@ -381,10 +382,53 @@ def build_spec(
         serve_mode=serve_mode, project=project, region=region,
         min_instances=min_i, max_instances=max_i, cpu=cpu, memory=memory,
         concurrency=concurrency, timeout_s=timeout, public=public, protected=protected,
+        port=port, send_serve_mode=bool(chosen_mode or source.dockerfile_serve_mode),
         domain=domain, cloudflare_zone_id=zone, has_cloudflare_token=has_token,
         folder=folder, env_vars=env_vars, secret_env=secret_env,
         project_is_placeholder=placeholder, warnings=tuple(warnings),
     )
+
+
+def serving(mode: str | None, port: int | None, source: SourceFacts,
+            problems: list[str]) -> tuple[str, int]:
+    """What serves and on which port: the user's --serve-mode/--port, else the Dockerfile's
+    STX_SERVE_MODE, else its EXPOSE and whether it has Nginx (the README's table). An image
+    that says neither is a problem naming both options."""
+    where = f"the Dockerfile in {source.path}"
+    if mode is None and source.dockerfile_serve_mode:
+        mode = source.dockerfile_serve_mode
+        if mode not in SERVE_MODE_PORTS:
+            problems.append(f"{where}: STX_SERVE_MODE {mode!r} is not one of "
+                            f"{', '.join(SERVE_MODE_PORTS)}")
+            return "dual", 80
+    elif mode is not None and mode not in SERVE_MODE_PORTS:
+        problems.append(f"{option_label('stx:serveMode')}: {mode!r} is not one of "
+                        f"{', '.join(SERVE_MODE_PORTS)}")
+        return "dual", 80
+    if mode is None:
+        mode = _mode_from_image(source, port)
+    if mode is None:
+        if source.exists and source.has_dockerfile:
+            exposed = ", ".join(map(str, sorted(source.exposed_ports))) or "no port"
+            problems.append(f"{where} sets no STX_SERVE_MODE and exposes {exposed}"
+                            f"{'' if source.has_nginx else ' with no Nginx'}: say how it serves "
+                            f"with {option_label('stx:serveMode')} and/or "
+                            f"{option_label('stx:port')}")
+        return "dual", 80
+    port = port or SERVE_MODE_PORTS[mode]
+    if not 1 <= port <= 65535:
+        problems.append(f"{option_label('stx:port')}: must be between 1 and 65535, got {port}")
+    return mode, port
+
+
+def _mode_from_image(source: SourceFacts, port: int | None) -> str | None:
+    exposed = source.exposed_ports
+    if port == 8501 or (port is None and exposed == {8501}):
+        return "streamlit-only"
+    if source.has_nginx and (port == 80 or (port is None and 80 in exposed
+                                            and exposed <= {80, 8501})):
+        return "dual"
+    return None
 
 
 def _check_names(app: str, env: str, problems: list[str]) -> None:

@@ -49,6 +49,7 @@ class Session:
         text = text.replace(str(self.root.parent), SHOWN_HOME)
         text = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:8080", text)
         text = re.sub(r"\(\d+\.\ds\)", "(…s)", text)
+        text = re.sub(r"attempt\(s\), \d+s", "attempt(s), …s", text)
         text = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", "2026-12-01 07:30 UTC", text)
         text = re.sub(r"(hello-course-\w+)-[0-9a-f]{5}\b", r"\1-00001", text)
         text = re.sub(r"Pulumi CLI \d+\.\d+\.\d+", "Pulumi CLI 3.x", text)

@@ -65,6 +65,7 @@ def mocks() -> Recorder:
 
 def make_spec(env: str = "dev", serve_mode: str | None = None, **settings: Any) -> AppSpec:
     source = SourceFacts(path=Path("/apps/hello-course"), exists=True, has_dockerfile=True,
+                         exposed_ports=frozenset({80, 8501}), has_nginx=True,
                          dockerfile_serve_mode=serve_mode, image_tag="sha-abc1234")
     return build_spec({"gcp:project": PROJECT, **settings}, app="hello-course", env=env,
                       source=source)
@@ -163,7 +164,8 @@ def test_service_defaults(mocks: Recorder) -> Any:
         assert probe["initialDelaySeconds"] == 0
         assert probe["timeoutSeconds"] <= probe["periodSeconds"]
         envs = {e["name"]: e["value"] for e in c["envs"]}
-        assert envs == {"STX_SERVE_MODE": "dual", "STREAMLIT_SERVER_FILE_WATCHER_TYPE": "none",
+        # a mode decided from the image's EXPOSE and Nginx is not sent to it
+        assert envs == {"STREAMLIT_SERVER_FILE_WATCHER_TYPE": "none",
                         "STREAMLIT_SERVER_RUN_ON_SAVE": "false"}
         assert uri == "https://hello-course-dev-abc123-ew.a.run.app"
 
@@ -203,9 +205,23 @@ def test_container_port_follows_serve_mode(mocks: Recorder, mode: str, port: int
         c = mocks.one("gcp:cloudrunv2/service:Service")["template"]["containers"][0]
         assert c["ports"]["containerPort"] == port
         assert c["startupProbe"]["tcpSocket"]["port"] == port
-        assert {"name": "STX_SERVE_MODE", "value": mode} in c["envs"]
+        assert {"name": "STX_SERVE_MODE", "value": mode} in c["envs"]  # the image's choice
 
     return app.service.urn.apply(check)
+
+
+@pulumi.runtime.test
+def test_a_mode_the_user_chose_is_sent_with_its_port(mocks: Recorder) -> Any:
+    app = build(make_spec(**{"stx:serveMode": "streamlit-only"}))
+
+    def check(outputs: list[Any]) -> None:
+        c = mocks.one("gcp:cloudrunv2/service:Service")["template"]["containers"][0]
+        assert {"name": "STX_SERVE_MODE", "value": "streamlit-only"} in c["envs"]
+        assert c["ports"]["containerPort"] == 8501 == outputs[1]
+        assert outputs[0] == "streamlit-only"
+
+    return pulumi.Output.all(app.outputs["serve_mode"], app.outputs["port"],
+                             app.service.urn).apply(check)
 
 
 @pulumi.runtime.test
@@ -344,6 +360,7 @@ def test_stack_outputs_are_exported(mocks: Recorder) -> Any:
             "traffic": [{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "revision": "",
                          "percent": 100}],
             "serve_mode": "dual",
+            "port": 80,
             "public": True,
             "protected": False,
         }

@@ -165,7 +165,8 @@ def test_service_account_id_is_shortened_deterministically() -> None:
 
 
 def test_defaults() -> None:
-    facts = SourceFacts(path=Path("/app"), exists=True, has_dockerfile=True, image_tag="src-x")
+    facts = SourceFacts(path=Path("/app"), exists=True, has_dockerfile=True, image_tag="src-x",
+                        exposed_ports=frozenset({80, 8501}), has_nginx=True)
     spec = build_spec({"gcp:project": "course-project-1"}, app="c", env="dev", source=facts)
     assert (spec.region, spec.min_instances, spec.max_instances, spec.cpu, spec.memory,
             spec.concurrency, spec.timeout_s, spec.public, spec.protected, spec.serve_mode) == (
@@ -187,7 +188,8 @@ def test_serve_mode_comes_from_the_dockerfile_unless_set() -> None:
 
 
 def test_region_without_domain_mappings_warns() -> None:
-    facts = SourceFacts(path=Path("/app"), exists=True, has_dockerfile=True, image_tag="src-x")
+    facts = SourceFacts(path=Path("/app"), exists=True, has_dockerfile=True, image_tag="src-x",
+                        exposed_ports=frozenset({80, 8501}), has_nginx=True)
     spec = build_spec({"gcp:region": "europe-west3", "stx:domain": "c.example.org"},
                       app="c", env="dev", source=facts)
     assert any("europe-west3 has no Cloud Run domain mappings" in w for w in spec.warnings)

@@ -70,6 +70,7 @@ class DeployOptions:
     concurrency: int | None = None
     timeout: int | None = None
     serve_mode: str | None = None
+    port: int | None = None
     public: bool | None = None
     domain: str | None = None
     cloudflare_zone: str | None = None
@@ -89,6 +90,7 @@ class DeployOptions:
             "stx:concurrency": self.concurrency,
             "stx:timeout": self.timeout,
             "stx:serveMode": self.serve_mode,
+            "stx:port": self.port,
             "stx:public": self.public,
             "stx:domain": self.domain,
             "stx:cloudflareZoneId": self.cloudflare_zone,
@@ -140,7 +142,10 @@ _DEPLOY_PARAMS = [
             "--timeout", help="Request timeout in seconds, 1-3600. Default: 3600.")], None),
         ("serve_mode", Annotated[str | None, _opt(
             "--serve-mode", help="dual, static-only or streamlit-only. Default: the "
-            "Dockerfile's STX_SERVE_MODE, else dual.")], None),
+            "Dockerfile's STX_SERVE_MODE, else from its EXPOSE and Nginx.")], None),
+        ("port", Annotated[int | None, _opt(
+            "--port", help="Container port Cloud Run sends requests to. Default: 80 for "
+            "dual/static-only, 8501 for streamlit-only.")], None),
         ("public", Annotated[bool | None, _opt(
             "--public/--private", help="Public access (allUsers → run.invoker). "
             "Default: public.", show_default=False)], None),

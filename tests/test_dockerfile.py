@@ -1,0 +1,110 @@
+"""The Dockerfile's truth (issue #10, part 1): real-world Dockerfile shapes and the port and
+serve mode each must give, or the exit 2 it must cause; --serve-mode and --port override."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from helpers import stx
+
+from stx_pulumi.errors import SpecError
+from stx_pulumi.source import inspect_source
+from stx_pulumi.spec import build_spec
+
+NGINX = "RUN apt-get update && apt-get install -y --no-install-recommends \\\n    nginx-light\n"
+ASK = "sets no STX_SERVE_MODE"
+SHAPES: list[tuple[str, str, tuple[str, int] | str]] = [
+    ("ENV K=V", f"FROM python:3.12\n{NGINX}ENV STX_SERVE_MODE=dual\nEXPOSE 80\n", ("dual", 80)),
+    ("ENV K V", "FROM python:3.12\nENV STX_SERVE_MODE streamlit-only\n",
+     ("streamlit-only", 8501)),
+    ("multi-line ENV", "FROM python:3.12\nENV A=1 \\\n    STX_SERVE_MODE=static-only \\\n"
+     "    B=2\nEXPOSE 80\n", ("static-only", 80)),
+    ("quoted ENV", 'FROM python:3.12\nENV STX_SERVE_MODE="dual"\n', ("dual", 80)),
+    ("later ENV wins", "FROM python:3.12\nENV STX_SERVE_MODE=dual\n"
+     "ENV STX_SERVE_MODE=static-only\n", ("static-only", 80)),
+    ("EXPOSE 80 8501 with Nginx", f"FROM python:3.12\n{NGINX}EXPOSE 80 8501\n", ("dual", 80)),
+    ("EXPOSE 80 with apk Nginx", "FROM python:3.12-alpine\nRUN apk add --no-cache nginx\n"
+     "EXPOSE 80/tcp\n", ("dual", 80)),
+    ("books root: EXPOSE 8501, no Nginx", "FROM python:3.12\nWORKDIR /app\nCOPY . .\n"
+     "EXPOSE 8501\nENTRYPOINT [\"sh\", \"-c\", \"cd /app/${FOLDER} && streamlit run book.py "
+     "--server.port=8501\"]\n", ("streamlit-only", 8501)),
+    ("EXPOSE 80, no Nginx", "FROM python:3.12\nEXPOSE 80\n", ASK),
+    ("no EXPOSE, no mode", "FROM python:3.12\nCMD [\"streamlit\", \"run\", \"book.py\"]\n", ASK),
+    ("another port", "FROM python:3.12\nEXPOSE 8080\n", ASK),
+    ("ARG-based port", "ARG PORT=8501\nFROM python:3.12\nARG PORT\nEXPOSE ${PORT}\n",
+     ("streamlit-only", 8501)),
+    ("ARG default in the reference", "FROM python:3.12\nEXPOSE ${PORT:-8501}\n",
+     ("streamlit-only", 8501)),
+    ("Nginx copied from another stage", "FROM nginx:1.27 AS web\nFROM python:3.12\n"
+     "COPY --from=web /usr/sbin/nginx /usr/sbin/nginx\nEXPOSE 80 8501\n", ("dual", 80)),
+    ("nginx base image", "FROM nginx:1.27-alpine\nEXPOSE 80\n", ("dual", 80)),
+    ("mode only in an earlier stage", "FROM python:3.12 AS build\nENV STX_SERVE_MODE=dual\n"
+     "FROM python:3.12-slim\nEXPOSE 8501\n", ("streamlit-only", 8501)),
+    ("lower-case instructions", "from python:3.12\nexpose 8501\n", ("streamlit-only", 8501)),
+    ("invalid mode", "FROM python:3.12\nENV STX_SERVE_MODE=both\n", "STX_SERVE_MODE 'both'"),
+]
+
+
+def decide(tmp_path: Path, dockerfile: str, **settings: object) -> tuple[str, int]:
+    (tmp_path / "Dockerfile").write_text(dockerfile)
+    spec = build_spec({"gcp:project": "course-project-1", **settings}, app="c", env="dev",
+                      source=inspect_source(tmp_path))
+    return spec.serve_mode, spec.port
+
+
+def test_there_are_at_least_15_shapes() -> None:
+    assert len(SHAPES) >= 15
+
+
+@pytest.mark.parametrize(("dockerfile", "want"), [s[1:] for s in SHAPES],
+                         ids=[s[0] for s in SHAPES])
+def test_dockerfile_shape_gives_mode_and_port(tmp_path: Path, dockerfile: str,
+                                              want: tuple[str, int] | str) -> None:
+    if isinstance(want, str):
+        with pytest.raises(SpecError) as err:
+            decide(tmp_path, dockerfile)
+        assert want in str(err.value)
+        if want == ASK:
+            assert "--serve-mode" in str(err.value) and "--port" in str(err.value)
+    else:
+        assert decide(tmp_path, dockerfile) == want
+
+
+def test_options_override_the_image(tmp_path: Path) -> None:
+    dockerfile = "FROM python:3.12\nEXPOSE 80\n"  # undecidable alone
+    assert decide(tmp_path, dockerfile, **{"stx:serveMode": "static-only"}) == (
+        "static-only", 80)
+    assert decide(tmp_path, dockerfile, **{"stx:port": "8501"}) == ("streamlit-only", 8501)
+    assert decide(tmp_path, dockerfile, **{"stx:serveMode": "streamlit-only",
+                                           "stx:port": 8080}) == ("streamlit-only", 8080)
+
+
+def test_login_needs_nginx(tmp_path: Path) -> None:
+    with pytest.raises(SpecError) as err:
+        decide(tmp_path, "FROM python:3.12\nEXPOSE 8501\n",
+               **{"stx:secretEnv": {"STX_AUTH_LIVE": "course-auth"}})
+    assert "STX_AUTH_*" in str(err.value) and "streamlit-only has no Nginx" in str(err.value)
+
+
+def test_port_option_reaches_the_container(workspace: Path) -> None:
+    result = stx("plan", "hello-course", "--serve-mode", "streamlit-only", "--port", "8080",
+                 "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    service = next(r for r in data["resources"] if r["type"] == "gcp:cloudrunv2/service:Service")
+    container = service["inputs"]["template"]["containers"][0]
+    assert container["ports"]["containerPort"] == 8080
+    assert container["startupProbe"]["tcpSocket"]["port"] == 8080
+    assert data["outputs"]["port"] == 8080
+
+
+def test_an_undecidable_image_is_exit_2_naming_both_options(workspace: Path) -> None:
+    dockerfile = workspace / "examples" / "hello-course" / "Dockerfile"
+    dockerfile.write_text("FROM python:3.12\nCOPY . /app\nEXPOSE 80\n")
+    result = stx("plan", "hello-course")
+    assert result.exit_code == 2
+    assert "sets no STX_SERVE_MODE and exposes 80 with no Nginx" in result.output
+    assert "stx:serveMode (--serve-mode)" in result.output and "stx:port (--port)" in (
+        result.output)
