@@ -304,7 +304,8 @@ def deploy_from_config(environ: Mapping[str, str] = os.environ) -> StreamtexApp:
         raise InputError(f"{option_label('stx:path')}: not set in stack {pulumi.get_stack()}")
     ws = Workspace(workspace_root())
     spec = build_spec(settings, app=app, env=env,
-                      source=inspect_source(ws.root / str(settings["stx:path"])))
+                      source=inspect_source(ws.root / str(settings["stx:path"]),
+                                            settings.get("stx:folder")))
     if spec.project_is_placeholder:
         raise InputError(f"{option_label('gcp:project')}: not set in stack {pulumi.get_stack()}")
     return deploy(replace(spec, context=ws.relative(spec.source)), cloudflare_token(None, environ))

@@ -36,10 +36,14 @@ class SourceFacts:
     has_uv_lock: bool = False
     unignored_secret_files: tuple[str, ...] = ()
     image_tag: str | None = None
+    copies_context: bool = False         # the Dockerfile COPYs the build context (`COPY . DEST`)
+    folder: str | None = None            # FOLDER asked for, and what was found there:
+    folder_inside: bool = True           # resolves inside the build context
+    folder_has_book: bool = False        # is a folder holding a book.py
 
 
-def inspect_source(path: Path) -> SourceFacts:
-    """Read everything the spec needs from the app folder at `path`."""
+def inspect_source(path: Path, folder: str | None = None) -> SourceFacts:
+    """Read everything the spec needs from the app folder at `path` (and FOLDER inside it)."""
     path = path.resolve()
     if not path.is_dir():
         return SourceFacts(path=path, exists=False)
@@ -64,7 +68,18 @@ def inspect_source(path: Path) -> SourceFacts:
             if (path / name).exists() and not ignore.match_file(name)
         ),
         image_tag=image_tag(path, ignore),
+        copies_context=facts.copies_context_to is not None,
+        **_folder_facts(path, folder),
     )
+
+
+def _folder_facts(path: Path, folder: str | None) -> dict[str, object]:
+    if not folder:
+        return {}
+    target = (path / folder).resolve()
+    inside = target == path or path in target.parents
+    return {"folder": folder, "folder_inside": inside,
+            "folder_has_book": inside and (target / "book.py").is_file()}
 
 
 def dockerignore_spec(path: Path) -> pathspec.PathSpec:

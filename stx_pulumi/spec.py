@@ -57,7 +57,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("stx:envVars", "--env-var", "{}", "Extra environment variables, K=V."),
     Setting("stx:secretEnv", "--secret-env", "{}",
             "Env vars read from Secret Manager, VAR=SECRET[:VERSION]."),
-    Setting("stx:folder", None, "(none)", "FOLDER: path of the app inside its repository."),
+    Setting("stx:folder", "--folder", "(none)",
+            "FOLDER: the book's folder inside the build context (a repository of books)."),
     Setting("stx:protected", None, "true for env prod",
             "Deletion protection; protected envs need explicit confirmation."),
 )
@@ -355,9 +356,7 @@ def build_spec(
     _check_domain(domain, zone, has_token, region, problems, warnings)
 
     folder = reader.text("stx:folder") or None
-    if folder and (folder.startswith("/") or ".." in Path(folder).parts):
-        problems.append(f"{option_label('stx:folder')}: {folder!r} must be a relative path "
-                        "inside the repository")
+    _check_folder(folder, source, problems, warnings)
     env_vars = _env_vars(reader.mapping("stx:envVars"), problems)
     secret_env = _secret_env(reader.mapping("stx:secretEnv"), problems)
     clash = {k for k, _ in env_vars} & {s.var for s in secret_env}
@@ -482,6 +481,23 @@ def _check_source(source: SourceFacts, problems: list[str]) -> None:
                         f"{source.path / '.dockerignore'}")
 
 
+def _check_folder(folder: str | None, source: SourceFacts, problems: list[str],
+                  warnings: list[str]) -> None:
+    """FOLDER names a folder with a book.py inside the build context, which the image holds."""
+    if not folder or not source.has_dockerfile:
+        return
+    where = option_label("stx:folder")
+    if folder.startswith("/") or ".." in Path(folder).parts or not source.folder_inside:
+        problems.append(f"{where}: {folder!r} must be a relative path inside the build "
+                        f"context {source.path}")
+    elif source.folder == folder and not source.folder_has_book:
+        problems.append(f"{where}: {source.path / folder} is not a folder holding a book.py")
+    elif not source.copies_context:
+        warnings.append(f"{where}: the Dockerfile in {source.path} does not copy the build "
+                        f"context into the image (COPY . DEST): FOLDER={folder} may not exist "
+                        "there")
+
+
 def _check_memory(memory: str, cpu: int | None, problems: list[str]) -> None:
     match = MEMORY_RE.match(memory)
     if not match:
@@ -550,7 +566,7 @@ def _env_name_ok(name: str) -> bool:
 
 
 def _folder_hint(name: str) -> str:
-    return "; set FOLDER with the stx:folder setting" if name == "FOLDER" else ""
+    return "; set FOLDER with --folder (stx:folder)" if name == "FOLDER" else ""
 
 
 def _case_clashes(key: str, names: list[str], problems: list[str]) -> None:

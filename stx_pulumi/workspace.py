@@ -362,13 +362,18 @@ def load_spec(
     # Config paths are relative to the workspace (the folder holding Pulumi.yaml).
     source_path = (ws.root / str(settings["stx:path"])).resolve()
     spec = build_spec(with_machine_defaults(settings, environ), app=target.app, env=env,
-                      source=inspect_source(source_path))
+                      source=inspect_source(source_path, _folder(settings)))
     spec = replace(spec, context=ws.relative(spec.source))
     if spec.project_is_placeholder and not allow_placeholder_project:
         raise InputError(f"{option_label('gcp:project')}: no Google Cloud project: pass "
                          "--project, set GOOGLE_CLOUD_PROJECT, or run `gcloud config set "
                          "project ID`")
     return spec, ws
+
+
+def _folder(settings: Mapping[str, Any]) -> str | None:
+    value = settings.get("stx:folder")
+    return str(value).strip() or None if value is not None else None
 
 
 def config_updates(spec: AppSpec, overrides: Mapping[str, Any], config: Mapping[str, Any],

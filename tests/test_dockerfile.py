@@ -108,3 +108,53 @@ def test_an_undecidable_image_is_exit_2_naming_both_options(workspace: Path) -> 
     assert "sets no STX_SERVE_MODE and exposes 80 with no Nginx" in result.output
     assert "stx:serveMode (--serve-mode)" in result.output and "stx:port (--port)" in (
         result.output)
+
+
+BOOKS = Path(__file__).resolve().parent.parent / "examples" / "course-books"
+
+
+def test_a_book_of_a_repository_of_books(workspace: Path) -> None:
+    """The root Dockerfile serves Streamlit alone on 8501; --folder picks the book."""
+    import shutil
+
+    shutil.copytree(BOOKS, workspace / "examples" / "course-books")
+    result = stx("plan", "physics-intro", "--path", "examples/course-books", "--folder",
+                 "manuals/intro", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    service = next(r for r in data["resources"] if r["type"] == "gcp:cloudrunv2/service:Service")
+    container = service["inputs"]["template"]["containers"][0]
+    envs = {e["name"]: e["value"] for e in container["envs"]}
+    assert envs["FOLDER"] == "manuals/intro" and "STX_SERVE_MODE" not in envs
+    assert container["ports"]["containerPort"] == 8501
+    assert data["outputs"]["serve_mode"] == "streamlit-only"
+
+
+@pytest.mark.parametrize(("folder", "named"), [
+    ("manuals/missing", "is not a folder holding a book.py"),
+    ("shared_blocks", "is not a folder holding a book.py"),
+    ("../hello-course", "must be a relative path inside the build context"),
+    ("/etc", "must be a relative path inside the build context"),
+])
+def test_a_folder_that_is_not_a_book_is_exit_2(workspace: Path, folder: str,
+                                               named: str) -> None:
+    import shutil
+
+    shutil.copytree(BOOKS, workspace / "examples" / "course-books")
+    result = stx("plan", "physics-intro", "--path", "examples/course-books", "--folder", folder)
+    assert result.exit_code == 2 and "stx:folder (--folder)" in result.output
+    assert named in result.output
+
+
+def test_folder_env_var_points_to_the_option(workspace: Path) -> None:
+    result = stx("plan", "hello-course", "--env-var", "FOLDER=manuals/intro")
+    assert result.exit_code == 2 and "set FOLDER with --folder" in result.output
+
+
+def test_folder_warns_when_the_image_does_not_hold_the_context(tmp_path: Path) -> None:
+    (tmp_path / "book").mkdir()
+    (tmp_path / "book" / "book.py").write_text("")
+    (tmp_path / "Dockerfile").write_text("FROM python:3.12\nCOPY book.py /app/\nEXPOSE 8501\n")
+    spec = build_spec({"gcp:project": "course-project-1", "stx:folder": "book"}, app="c",
+                      env="dev", source=inspect_source(tmp_path, "book"))
+    assert any("does not copy the build context" in w for w in spec.warnings)

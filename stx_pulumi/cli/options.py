@@ -74,6 +74,7 @@ class DeployOptions:
     public: bool | None = None
     domain: str | None = None
     cloudflare_zone: str | None = None
+    folder: str | None = None
     env_var: tuple[str, ...] = ()
     secret_env: tuple[str, ...] = ()
 
@@ -94,6 +95,7 @@ class DeployOptions:
             "stx:public": self.public,
             "stx:domain": self.domain,
             "stx:cloudflareZoneId": self.cloudflare_zone,
+            "stx:folder": self.folder,
             "stx:envVars": _pairs("--env-var", "K=V", self.env_var),
             "stx:secretEnv": _pairs("--secret-env", "VAR=SECRET[:VERSION]", self.secret_env),
         }
@@ -154,6 +156,9 @@ _DEPLOY_PARAMS = [
         ("cloudflare_zone", Annotated[str | None, _opt(
             "--cloudflare-zone", help="Cloudflare zone id: create the domain's CNAME there "
             "(token: CLOUDFLARE_API_TOKEN).")], None),
+        ("folder", Annotated[str | None, _opt(
+            "--folder", help="FOLDER: the book's folder inside the build context, for a "
+            "repository of books sharing one Dockerfile.")], None),
         ("env_var", Annotated[list[str] | None, _opt(
             "--env-var", help="Extra environment variable K=V (repeatable).")], None),
         ("secret_env", Annotated[list[str] | None, _opt(
