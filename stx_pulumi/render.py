@@ -40,8 +40,8 @@ _CONTROL.update({0x0A: "\\n", 0x09: "\\t", 0x0D: "\\r"})
 
 
 OUTPUT_ORDER = ("url", "custom_url", "service", "image", "image_tag", "region", "project",
-                "min_instances", "max_instances", "serve_mode", "public", "revision",
-                "ready_revision", "traffic", "dns_records")
+                "min_instances", "max_instances", "serve_mode", "port", "public", "protected",
+                "revision", "ready_revision", "traffic", "dns_records")
 
 
 def _console(**kwargs: Any) -> Console:
@@ -62,7 +62,7 @@ def stderr() -> Console:
 def ordered_outputs(outputs: dict[str, Any]) -> dict[str, Any]:
     """Stack outputs in a fixed, readable order."""
     known = {k: outputs[k] for k in OUTPUT_ORDER if k in outputs}
-    return {**known, **{k: v for k, v in outputs.items() if k not in known}}
+    return {**known, **{k: outputs[k] for k in sorted(outputs) if k not in known}}
 
 
 def safe(text: Any) -> str:

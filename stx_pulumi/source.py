@@ -7,6 +7,7 @@ spec module decides what they mean.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 from dataclasses import dataclass
@@ -34,7 +35,10 @@ class SourceFacts:
     is_streamtex: bool = False
     copies_uv_lock: bool = False
     has_uv_lock: bool = False
-    unignored_secret_files: tuple[str, ...] = ()
+    unignored_secret_files: tuple[str, ...] = ()  # secret files and keys the image would hold
+    heavy_folders: tuple[tuple[str, int], ...] = ()  # (folder, bytes) in the context, untagged
+    context_bytes: int = 0
+    largest_folders: tuple[tuple[str, int], ...] = ()  # the three largest top-level folders
     image_tag: str | None = None
     copies_context: bool = False         # the Dockerfile COPYs the build context (`COPY . DEST`)
     folder: str | None = None            # FOLDER asked for, and what was found there:
@@ -51,7 +55,7 @@ def inspect_source(path: Path, folder: str | None = None) -> SourceFacts:
     if not dockerfile.is_file():
         return SourceFacts(path=path, exists=True)
     facts = read_dockerfile(dockerfile.read_text(encoding="utf-8", errors="replace"))
-    ignore = dockerignore_spec(path)
+    scan = scan_context(path, dockerignore_spec(path))
     return SourceFacts(
         path=path,
         exists=True,
@@ -62,12 +66,11 @@ def inspect_source(path: Path, folder: str | None = None) -> SourceFacts:
         is_streamtex=(path / "book.py").is_file(),
         copies_uv_lock=facts.copies_uv_lock,
         has_uv_lock=(path / "uv.lock").is_file(),
-        unignored_secret_files=tuple(
-            name
-            for name in SECRET_FILES
-            if (path / name).exists() and not ignore.match_file(name)
-        ),
-        image_tag=image_tag(path, ignore),
+        unignored_secret_files=scan.secrets,
+        heavy_folders=scan.heavy,
+        context_bytes=scan.total_bytes,
+        largest_folders=scan.largest,
+        image_tag=image_tag(path, scan),
         copies_context=facts.copies_context_to is not None,
         **_folder_facts(path, folder),
     )
@@ -102,34 +105,95 @@ def dockerignore_spec(path: Path) -> pathspec.PathSpec:
     return pathspec.GitIgnoreSpec.from_lines(anchored)
 
 
-def image_tag(path: Path, ignore: pathspec.PathSpec | None = None) -> str:
+# Folders that never belong in an image: their size is reported and they never count in the
+# content tag (a host .venv's .pyc churn would change the tag, rebuild and roll a revision).
+HEAVY_FOLDERS = frozenset({".venv", "venv", "node_modules", "__pycache__", ".git",
+                           ".pulumi-state"})
+KEY_FILE_MAX = 64 * 1024
+
+
+@dataclass(frozen=True)
+class ContextScan:
+    """One walk of the Docker build context, through its .dockerignore."""
+
+    files: tuple[str, ...]                     # what Docker sends, heavy folders left out
+    secrets: tuple[str, ...] = ()              # secret files and service-account keys
+    heavy: tuple[tuple[str, int], ...] = ()    # (folder, bytes) of heavy folders it holds
+    total_bytes: int = 0
+    largest: tuple[tuple[str, int], ...] = ()  # the three largest top-level folders
+
+
+def scan_context(root: Path, ignore: pathspec.PathSpec) -> ContextScan:
+    """Every file Docker would send, and what should not be among them."""
+    files, secrets, heavy = [], [], []
+    total, by_top = 0, dict[str, int]()
+    negation = _has_negation(ignore)
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = Path(dirpath).relative_to(root).as_posix()
+        prefix = "" if rel_dir == "." else rel_dir + "/"
+        # An excluded folder may still hold re-included files (`!`): prune only without them.
+        if not negation:
+            dirnames[:] = [d for d in dirnames if not ignore.match_file(prefix + d + "/")]
+        for name in [d for d in dirnames if d in HEAVY_FOLDERS]:
+            dirnames.remove(name)
+            if ignore.match_file(prefix + name + "/"):
+                continue  # left out by .dockerignore (a pattern elsewhere re-includes files)
+            size = _tree_size(Path(dirpath) / name)
+            heavy.append((prefix + name, size))
+            total += size
+        for name in filenames:
+            rel = prefix + name
+            if ignore.match_file(rel):
+                continue
+            size = _size(Path(dirpath) / name)
+            total += size
+            top = rel.split("/", 1)[0] if "/" in rel else "."
+            by_top[top] = by_top.get(top, 0) + size
+            files.append(rel)
+            if name in SECRET_FILES or (name.endswith(".json") and size <= KEY_FILE_MAX
+                                        and _is_service_account_key(Path(dirpath) / name)):
+                secrets.append(rel)
+    largest = sorted(by_top.items(), key=lambda item: -item[1])[:3]
+    return ContextScan(tuple(sorted(files)), tuple(sorted(secrets)), tuple(heavy), total,
+                       tuple(largest))
+
+
+def _is_service_account_key(file: Path) -> bool:
+    try:
+        data = json.loads(file.read_bytes())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("type") == "service_account" and bool(
+        data.get("private_key"))
+
+
+def _size(file: Path) -> int:
+    try:
+        return file.lstat().st_size
+    except OSError:
+        return 0
+
+
+def _tree_size(folder: Path) -> int:
+    return sum(_size(Path(d) / f) for d, _, names in os.walk(folder) for f in names)
+
+
+def image_tag(path: Path, scan: ContextScan | None = None) -> str:
     """`sha-<7 hex>` of the folder's last commit when it is clean in git, else `src-<12 hex>`."""
     commit = _clean_git_commit(path)
     if commit:
         return f"sha-{commit[:7]}"
-    return f"src-{content_hash(path, ignore or dockerignore_spec(path))[:12]}"
+    scan = scan or scan_context(path, dockerignore_spec(path))
+    return f"src-{content_hash(path, scan)[:12]}"
 
 
-def content_hash(path: Path, ignore: pathspec.PathSpec) -> str:
+def content_hash(path: Path, scan: ContextScan) -> str:
     """SHA-256 over the relative paths and bytes of every file Docker would send."""
     digest = hashlib.sha256()
-    for rel in sorted(_context_files(path, ignore)):
+    for rel in scan.files:
         digest.update(rel.encode() + b"\0")
         digest.update(hashlib.sha256((path / rel).read_bytes()).digest())
     return digest.hexdigest()
-
-
-def _context_files(root: Path, ignore: pathspec.PathSpec) -> list[str]:
-    files = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        rel_dir = Path(dirpath).relative_to(root).as_posix()
-        prefix = "" if rel_dir == "." else rel_dir + "/"
-        # An excluded folder may still hold re-included files (`!`), so only prune folders
-        # when no pattern re-includes anything.
-        if not _has_negation(ignore):
-            dirnames[:] = [d for d in dirnames if not ignore.match_file(prefix + d + "/")]
-        files += [prefix + f for f in filenames if not ignore.match_file(prefix + f)]
-    return files
 
 
 def _has_negation(ignore: pathspec.PathSpec) -> bool:

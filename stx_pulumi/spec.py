@@ -103,6 +103,7 @@ ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 SECRET_REF_RE = re.compile(r"^([A-Za-z0-9_-]{1,255})(?::([1-9][0-9]*|latest))?$")
 ZONE_RE = re.compile(r"^[0-9a-f]{32}$")
 SERVICE_NAME_MAX = 49
+CONTEXT_WARN_BYTES = 500_000_000
 MAX_INSTANCES = 1000
 REVISION_DEFAULT_MAX = 100
 SERVICE_ACCOUNT_ID_MAX = 30
@@ -357,6 +358,7 @@ def build_spec(
 
     folder = reader.text("stx:folder") or None
     _check_folder(folder, source, problems, warnings)
+    _context_warnings(source, warnings)
     env_vars = _env_vars(reader.mapping("stx:envVars"), problems)
     secret_env = _secret_env(reader.mapping("stx:secretEnv"), problems)
     clash = {k for k, _ in env_vars} & {s.var for s in secret_env}
@@ -477,8 +479,9 @@ def _check_source(source: SourceFacts, problems: list[str]) -> None:
         problems.append(f"{where}: the Dockerfile copies uv.lock but {source.path} has none: "
                         f"run `uv lock` in {source.path}")
     for name in source.unignored_secret_files:
-        problems.append(f"{where}: {name} would ship in the image: add {name} to "
-                        f"{source.path / '.dockerignore'}")
+        line = name if "/" not in name else f"**/{name.rsplit('/', 1)[1]}"
+        problems.append(f"{where}: {name} would ship in the image (a secret): add the line "
+                        f"`{line}` to {source.path / '.dockerignore'}")
 
 
 def _check_folder(folder: str | None, source: SourceFacts, problems: list[str],
@@ -496,6 +499,23 @@ def _check_folder(folder: str | None, source: SourceFacts, problems: list[str],
         warnings.append(f"{where}: the Dockerfile in {source.path} does not copy the build "
                         f"context into the image (COPY . DEST): FOLDER={folder} may not exist "
                         "there")
+
+
+def _context_warnings(source: SourceFacts, warnings: list[str]) -> None:
+    for folder, size in source.heavy_folders:
+        warnings.append(f"{folder}/ ({_megabytes(size)}) is in the build context of "
+                        f"{source.path}: add `{folder.rsplit('/', 1)[-1]}/` to its .dockerignore "
+                        "(it is left out of the image tag)")
+    if source.context_bytes > CONTEXT_WARN_BYTES:
+        largest = ", ".join(f"{name} {_megabytes(size)}" for name, size in
+                            source.largest_folders)
+        warnings.append(f"the build context {source.path} holds "
+                        f"{_megabytes(source.context_bytes)}: every build sends it all "
+                        f"(largest: {largest})")
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:.0f} MB" if size >= 1e6 else f"{size / 1e3:.0f} kB"
 
 
 def _check_memory(memory: str, cpu: int | None, problems: list[str]) -> None:

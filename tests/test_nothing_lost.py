@@ -311,12 +311,14 @@ def test_8_interrupt_during_verification_is_one_message(deployed: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     from fake_app import FakeApp
 
-    with FakeApp("never") as silent:
-        monkeypatch.setenv("STANDIN_SERVICE_URL", silent.url)
+    with FakeApp("slow", slow_polls=1000) as starting:  # health answers 503 for a long time
+        monkeypatch.setenv("STANDIN_SERVICE_URL", starting.url)
         assert stx("up", "hello-course", "--max", "12", "--yes", "--no-verify").exit_code == 0
         proc = stx_process("verify", "hello-course", "--wait-timeout", "60",
                            "--poll-interval", "1", cwd=deployed)
-        time.sleep(3)
+        deadline = time.monotonic() + 60
+        while not starting.requests and time.monotonic() < deadline:
+            time.sleep(0.1)  # until verification is waiting for health
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 1

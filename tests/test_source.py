@@ -3,8 +3,12 @@ context that honours .dockerignore."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from stx_pulumi.source import dockerignore_spec, image_tag, inspect_source
 
@@ -90,3 +94,51 @@ def test_inspect_source_reads_the_dockerfile(app_dir: Path) -> None:
     dockerfile.write_text(dockerfile.read_text().replace('STX_SERVE_MODE="dual"',
                                                          "STX_SERVE_MODE=static-only"))
     assert inspect_source(app_dir).dockerfile_serve_mode == "static-only"
+
+
+def _spec(app_dir: Path) -> Any:
+    from stx_pulumi.spec import build_spec
+
+    return build_spec({"gcp:project": "course-project-1"}, app="hello-course", env="dev",
+                      source=inspect_source(app_dir))
+
+
+def test_secret_files_at_any_depth_and_keys_by_content_are_refused(app_dir: Path) -> None:
+    from stx_pulumi.errors import SpecError
+
+    (app_dir / "modules" / "week1").mkdir(parents=True)
+    (app_dir / "modules" / "week1" / ".env").write_text("TOKEN=x\n")
+    (app_dir / "keys").mkdir()
+    (app_dir / "keys" / "deployer.json").write_text(json.dumps(
+        {"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----\n..."}))
+    (app_dir / "keys" / "settings.json").write_text('{"type": "settings"}')
+    with pytest.raises(SpecError) as err:
+        _spec(app_dir)
+    problems = err.value.problems
+    assert any("modules/week1/.env would ship" in p and "`**/.env`" in p for p in problems)
+    assert any("keys/deployer.json would ship" in p for p in problems)
+    assert not any("settings.json" in p for p in problems)
+    (app_dir / ".dockerignore").write_text(
+        (app_dir / ".dockerignore").read_text() + "**/.env\nkeys/deployer.json\n")
+    assert _spec(app_dir).app == "hello-course"
+
+
+def test_heavy_folders_warn_with_their_size_and_never_change_the_tag(app_dir: Path) -> None:
+    (app_dir / "node_modules" / "lib").mkdir(parents=True)  # not in its .dockerignore
+    (app_dir / "node_modules" / "lib" / "big.js").write_bytes(b"x" * 3_000_000)
+    (app_dir / ".pulumi-state").mkdir()
+    (app_dir / ".pulumi-state" / "passphrase").write_text("secret")
+    spec = _spec(app_dir)
+    assert any("node_modules/ (3 MB) is in the build context" in w and "`node_modules/`" in w
+               for w in spec.warnings)
+    assert any(w.startswith(".pulumi-state/") for w in spec.warnings)
+    (app_dir / "node_modules" / "lib" / "churn.js").write_bytes(b"new build")
+    assert _spec(app_dir).image_tag == spec.image_tag
+
+
+def test_a_huge_context_names_its_largest_folders(app_dir: Path) -> None:
+    (app_dir / "videos").mkdir()
+    with open(app_dir / "videos" / "lecture.mp4", "wb") as video:
+        video.truncate(600_000_000)  # sparse: no disk used
+    warning = next(w for w in _spec(app_dir).warnings if "every build sends it all" in w)
+    assert "largest: videos 600 MB" in warning
