@@ -61,6 +61,14 @@ class OperationResult:
                 "duration_s": round(self.duration_s, 1)}
 
 
+@dataclass(frozen=True)
+class Deployed:
+    """What a stack's state records: the image tag and the container port."""
+
+    image_tag: str | None = None
+    port: int | None = None
+
+
 @dataclass
 class StackInfo:
     """One stack of the backend, for `stx-pulumi stacks`."""
@@ -314,13 +322,19 @@ class Engine:
         return any(r.get("type") == SERVICE_TYPE and
                    (r.get("inputs") or {}).get("deletionProtection") for r in resources)
 
-    def deployed_image_tag(self, stack_name: str) -> str | None:
-        """The image tag the stack's state records, or None (never deployed from here)."""
+    def deployed(self, stack_name: str) -> Deployed:
+        """What the stack's state records of its image and service (nothing for a stack never
+        deployed from here); read once and shared with the update that follows."""
         _, resources = self._selected(stack_name)
+        tag = port = None
         for res in resources:
+            inputs = res.get("inputs") or {}
             if res.get("type") == IMAGE_TYPE:
-                return str((res.get("inputs") or {}).get("imageName", "")).rsplit(":", 1)[-1]
-        return None
+                tag = str(inputs.get("imageName", "")).rsplit(":", 1)[-1]
+            elif res.get("type") == SERVICE_TYPE:
+                containers = (inputs.get("template") or {}).get("containers") or [{}]
+                port = ((containers[0].get("ports") or {}).get("containerPort"))
+        return Deployed(tag, int(port) if port else None)
 
     def _selected(self, stack_name: str) -> tuple[auto.Stack | None, list[dict[str, Any]]]:
         """The stack and its exported resources (memory only, never written to a file), read

@@ -158,3 +158,17 @@ def test_folder_warns_when_the_image_does_not_hold_the_context(tmp_path: Path) -
     spec = build_spec({"gcp:project": "course-project-1", "stx:folder": "book"}, app="c",
                       env="dev", source=inspect_source(tmp_path, "book"))
     assert any("does not copy the build context" in w for w in spec.warnings)
+
+
+def test_a_changed_port_of_a_deployed_stack_needs_yes(workspace: Path,
+                                                      pulumi_cli: object) -> None:
+    from helpers import snapshot
+
+    assert stx("up", "hello-course", "--yes", "--no-verify").exit_code == 0
+    before = snapshot(workspace)
+    result = stx("up", "hello-course", "--serve-mode", "streamlit-only", input="")
+    assert result.exit_code == 2
+    assert "the container port changes from 80 to 8501 (streamlit-only" in result.output
+    assert snapshot(workspace) == before
+    result = stx("up", "hello-course", "--serve-mode", "streamlit-only", "--yes", "--no-verify")
+    assert result.exit_code == 0, result.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -60,3 +61,42 @@ def test_new_streamtex_app_plans_after_uv_lock(made_app: Path, monkeypatch: pyte
     data = json.loads(runner.invoke(app, ["plan", "demo", "--json"]).stdout)
     assert container(data)["ports"]["containerPort"] == 8501
     assert {"name": "STX_SERVE_MODE", "value": "streamlit-only"} in container(data)["envs"]
+
+
+def _stx() -> str:
+    stx = shutil.which("stx") or str(Path(sys.executable).parent / "stx")
+    if not Path(stx).exists():
+        pytest.skip("the streamtex package is not installed (pip install -e '.[streamtex]')")
+    return stx
+
+
+def _scaffolds() -> list[list[str]]:
+    """Every way `stx project new --help` offers to scaffold a project, read at test time."""
+    stx = shutil.which("stx") or str(Path(sys.executable).parent / "stx")
+    if not Path(stx).exists():
+        return [[]]
+    text = subprocess.run([stx, "project", "new", "--help"], capture_output=True, text=True,
+                          timeout=60, check=False).stdout
+    match = re.search(r"--template \[([\w|-]+)\]", text)
+    templates = match.group(1).split("|") if match else []
+    return [[], *([["--collection"]] if "--collection" in text else []),
+            *[["--template", t] for t in templates]]
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("form", _scaffolds(), ids=lambda f: " ".join(f) or "default")
+def test_every_scaffold_plans_and_deploys_with_no_edit_but_uv_lock(
+        form: list[str], tmp_path: Path, pulumi_cli: object,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    done = subprocess.run([_stx(), "project", "new", "course", *form, "--no-git", "--no-sync",
+                           "--no-claude"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=180, check=False)
+    if done.returncode != 0 and "requires a StreamTeX workspace" in done.stdout + done.stderr:
+        pytest.skip(f"`stx project new {' '.join(form)}` needs `stx install` (network)")
+    assert done.returncode == 0, done.stdout + done.stderr
+    (tmp_path / "course" / "uv.lock").write_text("version = 1\n")  # what `uv lock` writes
+    monkeypatch.chdir(tmp_path)
+    plan = runner.invoke(app, ["plan", "course"])
+    assert plan.exit_code == 0, plan.output
+    up = runner.invoke(app, ["up", "course", "--yes", "--no-verify"])
+    assert up.exit_code == 0, up.output

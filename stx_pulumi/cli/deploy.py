@@ -76,14 +76,14 @@ def cost(
 
 
 
-def _preflight(engine: Any, spec: Any) -> None:
+def _preflight(engine: Any, spec: Any, deployed: Any) -> None:
     """The checks this `up` needs, concurrently: no Docker when the tag is already deployed
     (a scale-only change builds nothing)."""
     from stx_pulumi.checks import PASS, SKIP, Check
     from stx_pulumi.doctor import docker_check, require
 
     def docker() -> Check:
-        if engine.deployed_image_tag(spec.stack) == spec.image_tag:
+        if deployed.image_tag == spec.image_tag:
             return Check("docker", SKIP, f"nothing to build: {spec.image_tag} is deployed")
         return docker_check(os.environ)
 
@@ -195,8 +195,14 @@ def up(
         raise InputError(f"{moved}: pass --yes to go ahead")
     updates, notices = config_updates(spec, overrides, config, ws)
     engine, progress = open_engine(ws, f"up {spec.stack}", quiet=json_output)
+    deployed = engine.deployed(spec.stack)
+    if deployed.port and deployed.port != spec.port and not yes:
+        raise InputError(f"the container port changes from {deployed.port} to {spec.port} "
+                         f"({spec.serve_mode}, as the Dockerfile or --serve-mode/--port now "
+                         "say): the service would be served on the new port; pass --yes to "
+                         "go ahead")
     if not skip_checks:  # exit 3 before the engine starts: nothing half-created
-        _preflight(engine, spec)
+        _preflight(engine, spec, deployed)
     engine.prepare()
     _passphrase_notice(engine)
     for notice in notices:
