@@ -193,3 +193,21 @@ def test_region_without_domain_mappings_warns() -> None:
     spec = build_spec({"gcp:region": "europe-west3", "stx:domain": "c.example.org"},
                       app="c", env="dev", source=facts)
     assert any("europe-west3 has no Cloud Run domain mappings" in w for w in spec.warnings)
+
+
+@pytest.mark.parametrize(("package", "known"), [("pulumi_gcp", "GCP_PROVIDER_KEYS"),
+                                                ("pulumi_cloudflare", "CLOUDFLARE_PROVIDER_KEYS")])
+def test_provider_key_lists_match_the_installed_providers(package: str, known: str) -> None:
+    """The keys each provider reads from the stack config (its config/vars.py), so an
+    unknown-key error never hits a real provider setting; gcp's *CustomEndpoint keys go by
+    their suffix."""
+    import importlib.util
+    import re
+
+    from stx_pulumi import spec
+
+    origin = importlib.util.find_spec(package).origin  # the package, not imported (3.5 s)
+    source = (Path(origin).parent / "config" / "vars.py").read_text()
+    keys = set(re.findall(r"__config__\.get\w*\('([A-Za-z0-9]+)'", source))
+    assert keys, f"no config keys found in {package}"
+    assert {k for k in keys if not k.endswith("CustomEndpoint")} == getattr(spec, known)
