@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +23,11 @@ from pulumi_gcp import (
 )
 
 from stx_pulumi.errors import InputError
-from stx_pulumi.source import inspect_source
 from stx_pulumi.spec import (
     KEEP_IMAGES,
     SETTINGS,
     AppSpec,
     Migration,
-    build_spec,
     option_label,
     revision_max_instances,
     secret_member_name,
@@ -302,13 +299,10 @@ def deploy_from_config(environ: Mapping[str, str] = os.environ) -> StreamtexApp:
     settings = with_machine_defaults(settings_from_config(), environ)
     if not settings.get("stx:path"):
         raise InputError(f"{option_label('stx:path')}: not set in stack {pulumi.get_stack()}")
-    ws = Workspace(workspace_root())
-    spec = build_spec(settings, app=app, env=env,
-                      source=inspect_source(ws.root / str(settings["stx:path"]),
-                                            settings.get("stx:folder")))
+    spec = Workspace(workspace_root()).spec(settings, app, env)
     if spec.project_is_placeholder:
         raise InputError(f"{option_label('gcp:project')}: not set in stack {pulumi.get_stack()}")
-    return deploy(replace(spec, context=ws.relative(spec.source)), cloudflare_token(None, environ))
+    return deploy(spec, cloudflare_token(None, environ))
 
 
 def workspace_root() -> Path:

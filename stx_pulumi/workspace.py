@@ -155,6 +155,14 @@ class Workspace:
         paths.discard("None")
         return paths.pop() if len(paths) == 1 else None
 
+    def spec(self, settings: Mapping[str, Any], app: str, env: str) -> AppSpec:
+        """The validated spec of `settings`, whose paths are relative to this workspace: the
+        app folder is read (FOLDER inside it too) and the image builds from it, relative."""
+        folder = str(settings.get("stx:folder") or "").strip() or None
+        source = inspect_source((self.root / str(settings["stx:path"])).resolve(), folder)
+        spec = build_spec(settings, app=app, env=env, source=source)
+        return replace(spec, context=self.relative(spec.source))
+
     def relative(self, path: Path) -> str:
         """`path` relative to the workspace (with `..` when outside it): state and config
         never hold a machine's absolute path, so another clone sees the same values."""
@@ -359,21 +367,12 @@ def load_spec(
     if not settings.get("stx:path"):
         raise InputError(f"{option_label('stx:path')}: no app folder known for "
                          f"{stack_name(target.app, env)}: give APP as a folder or --path")
-    # Config paths are relative to the workspace (the folder holding Pulumi.yaml).
-    source_path = (ws.root / str(settings["stx:path"])).resolve()
-    spec = build_spec(with_machine_defaults(settings, environ), app=target.app, env=env,
-                      source=inspect_source(source_path, _folder(settings)))
-    spec = replace(spec, context=ws.relative(spec.source))
+    spec = ws.spec(with_machine_defaults(settings, environ), target.app, env)
     if spec.project_is_placeholder and not allow_placeholder_project:
         raise InputError(f"{option_label('gcp:project')}: no Google Cloud project: pass "
                          "--project, set GOOGLE_CLOUD_PROJECT, or run `gcloud config set "
                          "project ID`")
     return spec, ws
-
-
-def _folder(settings: Mapping[str, Any]) -> str | None:
-    value = settings.get("stx:folder")
-    return str(value).strip() or None if value is not None else None
 
 
 def config_updates(spec: AppSpec, overrides: Mapping[str, Any], config: Mapping[str, Any],

@@ -30,7 +30,7 @@ def main() -> None:
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
     def interrupt(signum: int, frame: Any) -> None:
-        _forward_to_children(signum)
+        _forward_to_children()
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGINT, interrupt)
@@ -39,7 +39,8 @@ def main() -> None:
     app(prog_name="stx-pulumi")
 
 
-def _forward_to_children(signum: int) -> None:
+def _forward_to_children() -> None:
+    """SIGINT to our child processes (the Pulumi CLI): it stops an update cleanly on it."""
     import signal
 
     proc = Path("/proc")
