@@ -1,4 +1,5 @@
-"""What an event costs on Cloud Run, and what the app costs at idle, for one AppSpec.
+"""What an event costs on Cloud Run, and what the app costs at idle, for one AppSpec: per
+service (the app's, or each book's, whose students are counted per book).
 
 Gross figures (before the monthly free tier), request-based billing, USD.
 """
@@ -9,7 +10,7 @@ import math
 from typing import Any
 
 from stx_pulumi.prices import SOURCES, Prices
-from stx_pulumi.spec import KEEP_IMAGES, MEMORY_RE, AppSpec
+from stx_pulumi.spec import KEEP_IMAGES, MEMORY_RE, AppSpec, ServiceSpec
 
 REQUESTS_PER_USER_HOUR = 30  # page loads and assets; Streamlit then talks over one WebSocket
 IMAGE_GB = 0.5  # a StreamTeX image (Python, Streamlit, Nginx) as stored
@@ -18,27 +19,28 @@ SCENARIOS = (("2-hour lab", 2.0), ("8-hour day", 8.0), ("month: 20 days x 4 h", 
 DEFAULT_USERS = 1000
 
 
-def memory_gib(spec: AppSpec) -> float:
+def memory_gib(spec: ServiceSpec) -> float:
     match = MEMORY_RE.match(spec.memory)
     assert match is not None  # the spec validated it
     return int(match.group(1)) / (1 if match.group(2) == "Gi" else 1024)
 
 
-def instances_needed(spec: AppSpec, users: int) -> int:
+def instances_needed(spec: ServiceSpec, users: int) -> int:
     """Instances that serve `users` concurrent sessions: max(min, ⌈users ÷ concurrency⌉)."""
     return max(spec.min_instances, math.ceil(users / spec.concurrency))
 
 
-def warnings_for(spec: AppSpec, users: int) -> list[str]:
+def warnings_for(spec: ServiceSpec, users: int) -> list[str]:
     needed = instances_needed(spec, users)
     if needed <= spec.max_instances:
         return []
+    option = f"--max {spec.book}={needed}" if spec.book else f"--max {needed}"
     return [f"max {spec.max_instances} instances × concurrency {spec.concurrency} serve "
             f"{spec.max_instances * spec.concurrency} sessions: the service would turn students "
-            f"away above that; use --max {needed} for {users} users (costs below assume it)"]
+            f"away above that; use {option} for {users} users (the costs assume it)"]
 
 
-def event_cost(spec: AppSpec, users: int, hours: float, prices: Prices) -> dict[str, Any]:
+def event_cost(spec: ServiceSpec, users: int, hours: float, prices: Prices) -> dict[str, Any]:
     """The cost of `users` students for `hours` hours, once max allows enough instances."""
     instances = instances_needed(spec, users)
     seconds = instances * hours * 3600
@@ -57,9 +59,11 @@ def event_cost(spec: AppSpec, users: int, hours: float, prices: Prices) -> dict[
 
 
 def idle_monthly(spec: AppSpec, prices: Prices) -> dict[str, Any]:
-    """A month with no students: min instances at the idle rate, plus the kept images."""
-    instances = spec.min_instances * MONTH_S * (
-        spec.cpu * prices.idle_vcpu_second + memory_gib(spec) * prices.idle_gib_second)
+    """A month with no students: every service's min instances at the idle rate, plus the
+    kept images (one registry, whatever the number of books)."""
+    instances = sum(svc.min_instances * MONTH_S * (
+        svc.cpu * prices.idle_vcpu_second + memory_gib(svc) * prices.idle_gib_second)
+        for svc in spec.services)
     stored_gb = KEEP_IMAGES * IMAGE_GB
     storage = max(0.0, stored_gb - prices.free_registry_gb) * prices.registry_gb_month
     return {"total_usd": round(instances + storage, 2),
@@ -69,30 +73,43 @@ def idle_monthly(spec: AppSpec, prices: Prices) -> dict[str, Any]:
 
 def estimate(spec: AppSpec, prices: Prices, users: int | None = None,
              hours: float | None = None, overridden: list[str] | None = None) -> dict[str, Any]:
-    """One event when users or hours are given, else the scenario table for 1,000 students."""
-    if users is not None or hours is not None:
-        result = event_cost(spec, users or DEFAULT_USERS, hours or 2.0, prices)
-    else:
-        result = {
-            "users": DEFAULT_USERS,
-            "instances": instances_needed(spec, DEFAULT_USERS),
-            "scenarios": [{"name": name, **_brief(event_cost(spec, DEFAULT_USERS, h, prices))}
-                          for name, h in SCENARIOS],
-            "warnings": warnings_for(spec, DEFAULT_USERS),
-        }
+    """One event when users or hours are given, else the scenario table for 1,000 students;
+    for a stack of books, under `books`, one per book (`users` students each)."""
+    per = {svc.book: service_estimate(svc, prices, users, hours) for svc in spec.services}
+    result: dict[str, Any] = {"books": per} if spec.books else dict(per[None])
     result["idle_monthly"] = idle_monthly(spec, prices)
     result["assumptions"] = {
         "billing": "request-based (CPU only while serving), tier-1 region",
         "requests_per_user_hour": REQUESTS_PER_USER_HOUR,
         "image_gb": IMAGE_GB, "kept_images": KEEP_IMAGES,
-        "vcpu": spec.cpu, "memory_gib": memory_gib(spec), "concurrency": spec.concurrency,
     }
+    if not spec.books:
+        result["assumptions"].update({k: result[k] for k in ("vcpu", "memory_gib",
+                                                             "concurrency")})
     result["free_tier_monthly"] = {"vcpu_seconds": prices.free_vcpu_seconds,
                                    "gib_seconds": prices.free_gib_seconds,
                                    "requests": prices.free_requests}
     result["price_sources"] = {k: "--prices file" if k in (overridden or []) else v
                                for k, v in SOURCES.items()}
     return result
+
+
+def service_estimate(svc: ServiceSpec, prices: Prices, users: int | None,
+                     hours: float | None) -> dict[str, Any]:
+    """The event or the scenarios for one service, and the shape of its instances."""
+    if users is not None or hours is not None:
+        result = event_cost(svc, users or DEFAULT_USERS, hours or 2.0, prices)
+    else:
+        result = {
+            "users": DEFAULT_USERS,
+            "instances": instances_needed(svc, DEFAULT_USERS),
+            "scenarios": [{"name": name, **_brief(event_cost(svc, DEFAULT_USERS, h, prices))}
+                          for name, h in SCENARIOS],
+            "warnings": warnings_for(svc, DEFAULT_USERS),
+        }
+    return {**result, "min_instances": svc.min_instances, "vcpu": svc.cpu,
+            "memory": svc.memory, "memory_gib": memory_gib(svc),
+            "concurrency": svc.concurrency}
 
 
 def _brief(cost: dict[str, Any]) -> dict[str, Any]:

@@ -66,12 +66,12 @@ def _spec_prerequisites(spec: AppSpec | None) -> list[Check]:
         checks.append(Check("cloudflare token", PASS, "configured") if spec.has_cloudflare_token
                       else Check("cloudflare token", FAIL, "a Cloudflare zone is set but no "
                                  "token", "set CLOUDFLARE_API_TOKEN"))
-    if spec and spec.domain:
+    for domain in spec.domains if spec else []:
         where = ("supports domain mappings" if spec.region in DOMAIN_MAPPING_REGIONS
                  else "has NO Cloud Run domain mappings")
-        checks.append(Check("custom domain", WARN, f"{spec.domain}: Google requires the domain "
+        checks.append(Check("custom domain", WARN, f"{domain}: Google requires the domain "
                             f"to be verified for your account; region {spec.region} {where}",
-                            f"gcloud domains verify {spec.domain}"))
+                            f"gcloud domains verify {domain}"))
     return checks
 
 

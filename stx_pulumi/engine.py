@@ -63,10 +63,11 @@ class OperationResult:
 
 @dataclass(frozen=True)
 class Deployed:
-    """What a stack's state records: the image tag and the container port."""
+    """What a stack's state records: the image tag, the container port, the services."""
 
     image_tag: str | None = None
     port: int | None = None
+    services: tuple[str, ...] = ()
 
 
 @dataclass
@@ -276,7 +277,7 @@ class Engine:
             on_event=self._event, message=message, color="never"))
         with self._errors(spec.stack):
             for key in unset:
-                stack.remove_config(key)
+                stack.remove_config(key, path="." in key.partition(":")[2])
             for key, value in updates:
                 stack.set_config(key, auto.ConfigValue(value, secret=False),
                                  path="." in key.partition(":")[2])
@@ -327,6 +328,7 @@ class Engine:
         deployed from here); read once and shared with the update that follows."""
         _, resources = self._selected(stack_name)
         tag = port = None
+        services = []
         for res in resources:
             inputs = res.get("inputs") or {}
             if res.get("type") == IMAGE_TYPE:
@@ -334,7 +336,8 @@ class Engine:
             elif res.get("type") == SERVICE_TYPE:
                 containers = (inputs.get("template") or {}).get("containers") or [{}]
                 port = ((containers[0].get("ports") or {}).get("containerPort"))
-        return Deployed(tag, int(port) if port else None)
+                services.append(str(inputs.get("name")))
+        return Deployed(tag, int(port) if port else None, tuple(services))
 
     def _selected(self, stack_name: str) -> tuple[auto.Stack | None, list[dict[str, Any]]]:
         """The stack and its exported resources (memory only, never written to a file), read
@@ -353,12 +356,12 @@ class Engine:
         return self._state[stack_name]
 
     def unprotect(self, spec: AppSpec) -> OperationResult:
-        """Lift deletion protection with an update of the service alone (no image build)."""
+        """Lift deletion protection with an update of the services alone (no image build)."""
         stack = self._stack(spec.stack, _program(spec, None, None))
-        service_urn = (f"urn:pulumi:{spec.stack}::{PROJECT_NAME}::{COMPONENT}$"
-                       f"{SERVICE_TYPE}::{spec.service_name}")
+        urns = [f"urn:pulumi:{spec.stack}::{PROJECT_NAME}::{COMPONENT}${SERVICE_TYPE}::{svc.name}"
+                for svc in spec.services]
         return self._run(spec.stack, "up", lambda: stack.up(
-            on_event=self._event, target=[service_urn], message="stx-pulumi: lift deletion "
+            on_event=self._event, target=urns, message="stx-pulumi: lift deletion "
             "protection before destroy", color="never"))
 
     def destroy(self, stack_name: str, remove: bool = False) -> OperationResult:
@@ -402,7 +405,7 @@ class Engine:
                 history = stack.history(page_size=1, show_secrets=False)
                 outputs = stack.outputs() if summary.resource_count else {}
             last = history[0] if history else None
-            url = outputs.get("url")
+            url = outputs.get("url") or _books_urls(outputs.get("books"))
             infos.append(StackInfo(
                 stack=name, app=app, env=env,
                 last_update=_when(last.end_time or last.start_time) if last else None,
@@ -536,6 +539,14 @@ def _program(spec: AppSpec, cloudflare_token: str | None,
                        (carried or {}).get("migration"))
 
     return run
+
+
+def _books_urls(books: auto.OutputValue | None) -> auto.OutputValue | None:
+    """A stack of books' URLs, one line: `intro https://..., advanced https://...`."""
+    if books is None or books.secret or not isinstance(books.value, dict):
+        return None
+    return auto.OutputValue(", ".join(f"{name} {values.get('url')}"
+                                      for name, values in books.value.items()), False)
 
 
 def _no_program() -> None:

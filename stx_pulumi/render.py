@@ -116,9 +116,14 @@ def plan_tree(plan: Plan) -> None:
         if resource.custom:
             _resource_node(tree, resource)
     console.print(tree)
-    outputs = {k: v for k, v in ordered_outputs(plan.outputs).items() if k != "dns_records"}
+    outputs = {k: v for k, v in ordered_outputs(plan.outputs).items()
+               if k not in ("dns_records", "books")}
     console.print("[bold]Outputs[/]  " + ", ".join(
         f"{k}={UNKNOWN if v is None else v}" for k, v in outputs.items()))
+    for book, values in sorted((plan.outputs.get("books") or {}).items()):
+        console.print(f"  book {safe(book)}: service {safe(values.get('service'))}, FOLDER "
+                      f"{safe(values.get('folder'))}, instances {values.get('min_instances')}"
+                      f"–{values.get('max_instances')}")
     for warning in plan.warnings:
         console.print(f"[yellow]warning:[/] {safe(warning)}")
     console.print("[dim]Offline plan: nothing in the cloud was read or changed. "
@@ -313,25 +318,30 @@ def operation(result: Any) -> None:
         outputs_table(ordered_outputs(result.outputs))
 
 
-def outputs_table(outputs: dict[str, Any]) -> None:
+def outputs_table(outputs: dict[str, Any], indent: str = "  ") -> None:
+    """The URL(s) first, then every output; a stack of books shows each book's in turn."""
     console = stdout()
     if not outputs:
         console.print("no outputs: the stack is not deployed (or was destroyed)")
         return
+    for book, values in sorted((outputs.get("books") or {}).items()):
+        console.print(f"[bold]book {safe(book)}[/]")
+        outputs_table(ordered_outputs(values), indent + "  ")
     if outputs.get("url"):
-        console.print(f"[bold green]URL[/] {safe(outputs['url'])}")
+        console.print(f"{indent[2:]}[bold green]URL[/] {safe(outputs['url'])}")
     if outputs.get("custom_url"):
-        console.print(f"[bold green]Custom domain[/] {safe(outputs['custom_url'])}")
+        console.print(f"{indent[2:]}[bold green]Custom domain[/] {safe(outputs['custom_url'])}")
     for key, value in outputs.items():
-        if key in ("url", "custom_url", "traffic"):  # traffic: see `verify`
+        if key in ("url", "custom_url", "traffic", "books"):  # traffic: see `verify`
             continue
         if key == "dns_records" and value:
-            console.print("[bold]DNS records to create[/] (DNS only, not proxied):")
+            console.print(f"{indent[2:]}[bold]DNS records to create[/] (DNS only, not "
+                          "proxied):")
             for record in value:
-                console.print("  " + safe(f"{record.get('name')} {record.get('type')} "
+                console.print(indent + safe(f"{record.get('name')} {record.get('type')} "
                                           f"{record.get('rrdata')}"))
         else:
-            console.print(f"  {safe(key)}: {safe(value)}")
+            console.print(f"{indent}{safe(key)}: {safe(value)}")
 
 
 def stacks_table(backend: str, infos: list[Any]) -> None:
@@ -352,29 +362,17 @@ def stacks_table(backend: str, infos: list[Any]) -> None:
 
 
 def cost(spec: Any, data: dict[str, Any]) -> None:
-    """The event cost, or the scenario table, then idle cost, warnings and assumptions."""
-    from rich.table import Table
-
+    """The event cost, or the scenario table (per book for books), then idle cost, warnings
+    and assumptions."""
     console = stdout()
-    a = data["assumptions"]
-    console.print(f"[bold]Cost of {spec.stack}[/] for {data['users']} students: {a['vcpu']} "
-                  f"vCPU, {spec.memory}, concurrency {a['concurrency']} → "
-                  f"{data['instances']} instances")
-    table = Table(box=None, padding=(0, 2))
-    for column, justify in (("scenario", "left"), ("hours", "right"), ("instances", "right"),
-                            ("USD", "right")):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
-    rows = data.get("scenarios") or [{"name": f"{data['users']} students", **data}]
-    for row in rows:
-        table.add_row(row["name"], f"{row['hours']:g}", str(row["instances"]),
-                      f"{row['total_usd']:.2f}")
+    for book, part in (data.get("books") or {None: data}).items():
+        name = spec.stack + (f" book {book}" if book else "")
+        _cost_table(console, name, part)
     idle = data["idle_monthly"]
-    table.add_row("idle, per month", "-", str(spec.min_instances), f"{idle['total_usd']:.2f}")
-    console.print(table)
-    console.print(f"  idle: min instances ${idle['min_instances_usd']:.2f}, "
-                  f"{idle['stored_gb']:g} GB of images ${idle['storage_usd']:.2f}")
-    for warning in data["warnings"]:
-        console.print(f"[yellow]warning:[/] {safe(warning)}")
+    console.print(f"  idle, per month: ${idle['total_usd']:.2f} (min instances "
+                  f"${idle['min_instances_usd']:.2f}, {idle['stored_gb']:g} GB of images "
+                  f"${idle['storage_usd']:.2f})")
+    a = data["assumptions"]
     free = data["free_tier_monthly"]
     console.print(f"[dim]Gross USD, {a['billing']}. Free each month per billing account: "
                   f"{free['vcpu_seconds']:,.0f} vCPU-s, {free['gib_seconds']:,.0f} GiB-s, "
@@ -387,9 +385,30 @@ def cost(spec: Any, data: dict[str, Any]) -> None:
                       f"{', '.join(others)}.[/]")
 
 
-def verification(report: Any) -> None:
-    """The verification's checks (on stderr: stdout may hold the deployment's result)."""
-    checks_table(f"verify {report.stack}", report.checks, stderr())
+def _cost_table(console: Console, name: str, data: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    console.print(f"[bold]Cost of {safe(name)}[/] for {data['users']} students: {data['vcpu']} "
+                  f"vCPU, {data['memory']}, concurrency {data['concurrency']} → "
+                  f"{data['instances']} instances")
+    table = Table(box=None, padding=(0, 2))
+    for column, justify in (("scenario", "left"), ("hours", "right"), ("instances", "right"),
+                            ("USD", "right")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    rows = data.get("scenarios") or [{"name": f"{data['users']} students", **data}]
+    for row in rows:
+        table.add_row(row["name"], f"{row['hours']:g}", str(row["instances"]),
+                      f"{row['total_usd']:.2f}")
+    console.print(table)
+    for warning in data["warnings"]:
+        console.print(f"[yellow]warning:[/] {safe(warning)}")
+
+
+def verification(verification: Any) -> None:
+    """The verification's checks, per book for books (on stderr: stdout may hold the
+    deployment's result)."""
+    for report in verification.reports.values():
+        checks_table(f"verify {report.stack}", report.checks, stderr())
 
 
 def checks_table(title: str, checks: list[Any], console: Console | None = None) -> None:

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,13 +42,15 @@ class SourceFacts:
     largest_folders: tuple[tuple[str, int], ...] = ()  # the three largest top-level folders
     image_tag: str | None = None
     copies_context: bool = False         # the Dockerfile COPYs the build context (`COPY . DEST`)
-    folder: str | None = None            # FOLDER asked for, and what was found there:
-    folder_inside: bool = True           # resolves inside the build context
-    folder_has_book: bool = False        # is a folder holding a book.py
+    books: tuple[tuple[str, str], ...] = ()  # (FOLDER asked for, "ok" | "outside" | "no-book")
+
+    def folder_state(self, folder: str) -> str:
+        """What was found at FOLDER: "ok", "outside" (the build context) or "no-book"."""
+        return dict(self.books).get(folder, "ok")
 
 
-def inspect_source(path: Path, folder: str | None = None) -> SourceFacts:
-    """Read everything the spec needs from the app folder at `path` (and FOLDER inside it)."""
+def inspect_source(path: Path, folders: Sequence[str] = ()) -> SourceFacts:
+    """Read everything the spec needs from the app folder at `path` (and each FOLDER in it)."""
     path = path.resolve()
     if not path.is_dir():
         return SourceFacts(path=path, exists=False)
@@ -72,17 +75,16 @@ def inspect_source(path: Path, folder: str | None = None) -> SourceFacts:
         largest_folders=scan.largest,
         image_tag=image_tag(path, scan),
         copies_context=facts.copies_context_to is not None,
-        **_folder_facts(path, folder),
+        books=tuple((folder, _folder_state(path, folder)) for folder in folders),
     )
 
 
-def _folder_facts(path: Path, folder: str | None) -> dict[str, object]:
-    if not folder:
-        return {}
+def _folder_state(path: Path, folder: str) -> str:
     target = (path / folder).resolve()
-    inside = target == path or path in target.parents
-    return {"folder": folder, "folder_inside": inside,
-            "folder_has_book": inside and (target / "book.py").is_file()}
+    if folder.startswith("/") or ".." in Path(folder).parts or not (
+            target == path or path in target.parents):
+        return "outside"
+    return "ok" if (target / "book.py").is_file() else "no-book"
 
 
 def dockerignore_spec(path: Path) -> pathspec.PathSpec:

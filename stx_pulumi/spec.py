@@ -59,6 +59,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Env vars read from Secret Manager, VAR=SECRET[:VERSION]."),
     Setting("stx:folder", "--folder", "(none)",
             "FOLDER: the book's folder inside the build context (a repository of books)."),
+    Setting("stx:books", "--book", "(none)",
+            "Books of one build context, one Cloud Run service each: NAME=FOLDER (see the "
+            "README's books section)."),
     Setting("stx:protected", None, "true for env prod",
             "Deletion protection; protected envs need explicit confirmation."),
 )
@@ -76,6 +79,10 @@ PLACEHOLDER_PROJECT = "your-gcp-project"
 PROTECTED_ENV = "prod"
 KEEP_IMAGES = 5  # images the registry's cleanup policy keeps
 RESERVED_ENV_VARS = frozenset({"PORT", "STX_SERVE_MODE", "FOLDER"})
+# What a book may set for itself (stx:books.NAME.KEY), and the setting it overrides.
+BOOK_KEYS = {"minInstances": "stx:minInstances", "maxInstances": "stx:maxInstances",
+             "cpu": "stx:cpu", "memory": "stx:memory", "concurrency": "stx:concurrency",
+             "timeout": "stx:timeout", "public": "stx:public", "domain": "stx:domain"}
 RESERVED_ENV_PREFIX = "K_"  # Cloud Run sets K_SERVICE, K_REVISION, K_CONFIGURATION
 # Provider settings the gcp and cloudflare providers read from the stack config
 # (pulumi_gcp/config/vars.py, pulumi_cloudflare/config/vars.py; tests/test_validation.py keeps
@@ -119,6 +126,23 @@ class SecretEnv:
 
 
 @dataclass(frozen=True)
+class ServiceSpec:
+    """One Cloud Run service: the app's own, or one book's (its FOLDER in the shared image)."""
+
+    name: str
+    book: str | None
+    folder: str | None
+    min_instances: int
+    max_instances: int
+    cpu: int
+    memory: str
+    concurrency: int
+    timeout_s: int
+    public: bool
+    domain: str | None = None
+
+
+@dataclass(frozen=True)
 class AppSpec:
     """Everything needed to deploy one app to one environment, validated."""
 
@@ -148,6 +172,16 @@ class AppSpec:
     project_is_placeholder: bool = False
     warnings: tuple[str, ...] = ()
     context: str = ""  # the app folder relative to the workspace: what the image build gets
+    books: tuple[ServiceSpec, ...] = ()  # a repository of books: one service each
+
+    @property
+    def services(self) -> tuple[ServiceSpec, ...]:
+        """What serves: one service per book, else the app's one service."""
+        return self.books or (ServiceSpec(
+            name=self.service_name, book=None, folder=self.folder,
+            min_instances=self.min_instances, max_instances=self.max_instances, cpu=self.cpu,
+            memory=self.memory, concurrency=self.concurrency, timeout_s=self.timeout_s,
+            public=self.public, domain=self.domain),)
 
     @property
     def build_context(self) -> str:
@@ -159,6 +193,8 @@ class AppSpec:
 
     @property
     def service_name(self) -> str:
+        """The app's service, and the name its shared resources (registry, image, runtime
+        account) are made under, books or not."""
         return f"{self.app}-{self.env}"
 
     @property
@@ -183,8 +219,16 @@ class AppSpec:
 
     @property
     def cloudflare_dns(self) -> bool:
-        """True when stx-pulumi creates the domain's DNS record in Cloudflare itself."""
-        return bool(self.domain and self.cloudflare_zone_id and not is_apex(self.domain))
+        """True when stx-pulumi creates a DNS record in Cloudflare itself."""
+        return any(self.cloudflare_record(svc) for svc in self.services)
+
+    def cloudflare_record(self, service: ServiceSpec) -> bool:
+        """True when stx-pulumi creates this service's domain record in Cloudflare."""
+        return bool(service.domain and self.cloudflare_zone_id and not is_apex(service.domain))
+
+    @property
+    def domains(self) -> list[str]:
+        return [svc.domain for svc in self.services if svc.domain]
 
 
 @dataclass(frozen=True)
@@ -282,17 +326,28 @@ def key_problems(config: Mapping[str, Any]) -> list[str]:
 
 
 def merge_settings(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """Overrides win; the two map-valued keys (env vars, secret env) are merged entry by entry."""
+    """Overrides win; the map-valued keys (env vars, secret env, books) are merged entry by
+    entry, a book's settings key by key."""
     merged = dict(base)
     for key, value in overrides.items():
         if value is None:
             continue
-        if isinstance(value, Mapping) and key in ("stx:envVars", "stx:secretEnv"):
+        if isinstance(value, Mapping) and key in ("stx:envVars", "stx:secretEnv", "stx:books"):
             old = _as_mapping(merged.get(key))
-            merged[key] = {**(old if isinstance(old, dict) else {}), **value}
+            merged[key] = _merge_maps(old if isinstance(old, dict) else {}, value)
         else:
             merged[key] = value
     return merged
+
+
+def _merge_maps(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(old)
+    for key, value in new.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge_maps(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def build_spec(
@@ -322,42 +377,19 @@ def build_spec(
     chosen_mode = reader.text("stx:serveMode") or None
     serve_mode, port = serving(chosen_mode, reader.integer("stx:port", 0) or None, source,
                                problems)
-
-    min_i = reader.integer("stx:minInstances", 0)
-    max_i = reader.integer("stx:maxInstances", 10)
-    if min_i is not None and min_i < 0:
-        problems.append(f"{option_label('stx:minInstances')}: must be 0 or more, got {min_i}")
-    if max_i is not None and not 1 <= max_i <= MAX_INSTANCES:
-        problems.append(f"{option_label('stx:maxInstances')}: must be between 1 and 1000, "
-                        f"got {max_i}")
-    if min_i is not None and max_i is not None and min_i >= 0 and 1 <= max_i < min_i:
-        problems.append(f"{option_label('stx:minInstances')}: {min_i} is more than "
-                        f"{option_label('stx:maxInstances')} {max_i}")
-
-    cpu = reader.integer("stx:cpu", 1)
-    if cpu is not None and cpu not in CPU_MEMORY_MIB:
-        problems.append(f"{option_label('stx:cpu')}: must be one of 1, 2, 4, 6, 8, got {cpu}")
-    memory = reader.text("stx:memory") or "512Mi"
-    _check_memory(memory, cpu, problems)
-
-    concurrency = reader.integer("stx:concurrency", 80)
-    if concurrency is not None and not 1 <= concurrency <= 1000:
-        problems.append(f"{option_label('stx:concurrency')}: must be between 1 and 1000, "
-                        f"got {concurrency}")
-    timeout = reader.integer("stx:timeout", 3600)
-    if timeout is not None and not 1 <= timeout <= 3600:
-        problems.append(f"{option_label('stx:timeout')}: must be between 1 and 3600 seconds, "
-                        f"got {timeout}")
-
-    public = reader.boolean("stx:public", True)
+    folder = reader.text("stx:folder") or None
+    base = _service(reader, f"{app}-{env}", None, folder, region, problems, warnings)
+    books = _books(reader, settings, app, env, region, problems, warnings)
+    if not books:
+        _check_folder(folder, source, problems, warnings)
+    for book in books:
+        _check_folder(book.folder, source, problems, warnings,
+                      f"stx:books.{book.book}.folder (--book {book.book}=FOLDER)")
     protected = is_protected(settings, env, problems)
-    domain = (reader.text("stx:domain") or "").lower() or None
     zone = reader.text("stx:cloudflareZoneId") or None
     has_token = bool(settings.get("cloudflare:apiToken"))
-    _check_domain(domain, zone, has_token, region, problems, warnings)
-
-    folder = reader.text("stx:folder") or None
-    _check_folder(folder, source, problems, warnings)
+    domains = [svc.domain for svc in (books or [base]) if svc and svc.domain]
+    _check_zone(zone, has_token, domains, problems, warnings)
     _context_warnings(source, warnings)
     env_vars = _env_vars(reader.mapping("stx:envVars"), problems)
     secret_env = _secret_env(reader.mapping("stx:secretEnv"), problems)
@@ -370,24 +402,114 @@ def build_spec(
         problems.append(f"{option_label('stx:secretEnv')}: STX_AUTH_* asks for StreamTeX's "
                         "login screen, which its Nginx serves: streamlit-only has no Nginx and "
                         "the container would not start; use dual")
-    if not public and domain:
-        warnings.append("the service is private: the custom domain will answer 403 to "
-                        "visitors without an identity token")
 
-    if problems:
-        raise SpecError(problems)
-    assert min_i is not None and max_i is not None and cpu is not None
-    assert concurrency is not None and timeout is not None
+    if problems or base is None:
+        raise SpecError(list(dict.fromkeys(problems)))  # a base problem shows once, not per book
     return AppSpec(
         app=app, env=env, source=source.path, image_tag=source.image_tag or "",
         serve_mode=serve_mode, project=project, region=region,
-        min_instances=min_i, max_instances=max_i, cpu=cpu, memory=memory,
-        concurrency=concurrency, timeout_s=timeout, public=public, protected=protected,
-        port=port, send_serve_mode=bool(chosen_mode or source.dockerfile_serve_mode),
-        domain=domain, cloudflare_zone_id=zone, has_cloudflare_token=has_token,
+        min_instances=base.min_instances, max_instances=base.max_instances, cpu=base.cpu,
+        memory=base.memory, concurrency=base.concurrency, timeout_s=base.timeout_s,
+        public=base.public, protected=protected, port=port,
+        send_serve_mode=bool(chosen_mode or source.dockerfile_serve_mode),
+        domain=base.domain, cloudflare_zone_id=zone, has_cloudflare_token=has_token,
         folder=folder, env_vars=env_vars, secret_env=secret_env,
-        project_is_placeholder=placeholder, warnings=tuple(warnings),
+        project_is_placeholder=placeholder, warnings=tuple(dict.fromkeys(warnings)),
+        books=tuple(books),
     )
+
+
+def _service(reader: _Reader, name: str, book: str | None, folder: str | None, region: str,
+             problems: list[str], warnings: list[str]) -> ServiceSpec | None:
+    """One service's settings, validated; None when a value is unusable (a problem says why)."""
+    label = reader.label
+    min_i = reader.integer("stx:minInstances", 0)
+    max_i = reader.integer("stx:maxInstances", 10)
+    if min_i is not None and min_i < 0:
+        problems.append(f"{label('stx:minInstances')}: must be 0 or more, got {min_i}")
+    if max_i is not None and not 1 <= max_i <= MAX_INSTANCES:
+        problems.append(f"{label('stx:maxInstances')}: must be between 1 and 1000, "
+                        f"got {max_i}")
+    if min_i is not None and max_i is not None and min_i >= 0 and 1 <= max_i < min_i:
+        problems.append(f"{label('stx:minInstances')}: {min_i} is more than "
+                        f"{label('stx:maxInstances')} {max_i}")
+    cpu = reader.integer("stx:cpu", 1)
+    if cpu is not None and cpu not in CPU_MEMORY_MIB:
+        problems.append(f"{label('stx:cpu')}: must be one of 1, 2, 4, 6, 8, got {cpu}")
+    memory = reader.text("stx:memory") or "512Mi"
+    _check_memory(memory, cpu, label("stx:memory"), problems)
+    concurrency = reader.integer("stx:concurrency", 80)
+    if concurrency is not None and not 1 <= concurrency <= 1000:
+        problems.append(f"{label('stx:concurrency')}: must be between 1 and 1000, "
+                        f"got {concurrency}")
+    timeout = reader.integer("stx:timeout", 3600)
+    if timeout is not None and not 1 <= timeout <= 3600:
+        problems.append(f"{label('stx:timeout')}: must be between 1 and 3600 seconds, "
+                        f"got {timeout}")
+    public = reader.boolean("stx:public", True)
+    domain = (reader.text("stx:domain") or "").lower() or None
+    _check_domain(domain, label("stx:domain"), region, problems, warnings)
+    if not public and domain:
+        warnings.append(f"{name} is private: the custom domain {domain} will answer 403 to "
+                        "visitors without an identity token")
+    if None in (min_i, max_i, cpu, concurrency, timeout):
+        return None
+    assert min_i is not None and max_i is not None and cpu is not None
+    assert concurrency is not None and timeout is not None
+    return ServiceSpec(name=name, book=book, folder=folder, min_instances=min_i,
+                       max_instances=max_i, cpu=cpu, memory=memory, concurrency=concurrency,
+                       timeout_s=timeout, public=public, domain=domain)
+
+
+def _books(reader: _Reader, settings: Mapping[str, Any], app: str, env: str, region: str,
+           problems: list[str], warnings: list[str]) -> list[ServiceSpec]:
+    """`stx:books`: NAME → {folder, and any of BOOK_KEYS}; each book's settings are the app's
+    with its own on top. Names and folders are checked; one service per book."""
+    books = reader.mapping("stx:books")
+    if not books:
+        return []
+    for key, option in (("stx:folder", "--folder"), ("stx:domain", "--domain")):
+        if reader.text(key):
+            problems.append(f"{option_label(key)}: not with stx:books (--book): give each book "
+                            f"its own, e.g. {option} {next(iter(books))}=...")
+    out, domains = [], {}
+    for name, entry in sorted(books.items(), key=lambda item: str(item[0])):
+        where = f"stx:books.{name}"
+        entry = _as_mapping(entry)
+        if not isinstance(entry, Mapping):
+            problems.append(f"{where}: expected a map with a folder, e.g. `folder: "
+                            f"manuals/{name}`, got {entry!r}")
+            continue
+        service = f"{app}-{name}-{env}"
+        if not (APP_RE.match(str(name)) and len(service) <= SERVICE_NAME_MAX):
+            problems.append(f"{where}: the book name must be lowercase letters, digits or '-', "
+                            f"starting with a letter, and keep the service name {service!r} "
+                            f"within {SERVICE_NAME_MAX} characters")
+        for key in entry:
+            if key != "folder" and key not in BOOK_KEYS:
+                close = difflib.get_close_matches(str(key), ["folder", *BOOK_KEYS], n=1)
+                problems.append(f"{where}.{key}: not a book setting (folder, "
+                                f"{', '.join(BOOK_KEYS)})"
+                                + (f"; did you mean {close[0]}?" if close else ""))
+        folder = str(entry.get("folder") or "").strip()
+        if not folder:
+            problems.append(f"{where}: no folder: add it with --book {name}=FOLDER "
+                            f"({where}.folder)")
+        own = {setting: entry[key] for key, setting in BOOK_KEYS.items() if key in entry}
+        labels = {setting: f"{where}.{key}" + (
+            f" ({SETTINGS_BY_KEY[setting].option} {name}=...)" if setting != "stx:public" else "")
+            for key, setting in BOOK_KEYS.items() if key in entry}
+        book_reader = _Reader({**settings, "stx:domain": None, **own}, problems, labels)
+        spec = _service(book_reader, service, str(name), folder or None, region, problems,
+                        warnings)
+        if spec and spec.domain:
+            if spec.domain in domains:
+                problems.append(f"{where}.domain: {spec.domain} is also the domain of book "
+                                f"{domains[spec.domain]}")
+            domains[spec.domain] = name
+        if spec and folder:
+            out.append(spec)
+    return out
 
 
 def serving(mode: str | None, port: int | None, source: SourceFacts,
@@ -485,15 +607,15 @@ def _check_source(source: SourceFacts, problems: list[str]) -> None:
 
 
 def _check_folder(folder: str | None, source: SourceFacts, problems: list[str],
-                  warnings: list[str]) -> None:
+                  warnings: list[str], where: str = option_label("stx:folder")) -> None:
     """FOLDER names a folder with a book.py inside the build context, which the image holds."""
     if not folder or not source.has_dockerfile:
         return
-    where = option_label("stx:folder")
-    if folder.startswith("/") or ".." in Path(folder).parts or not source.folder_inside:
+    state = source.folder_state(folder)
+    if state == "outside":
         problems.append(f"{where}: {folder!r} must be a relative path inside the build "
                         f"context {source.path}")
-    elif source.folder == folder and not source.folder_has_book:
+    elif state == "no-book":
         problems.append(f"{where}: {source.path / folder} is not a folder holding a book.py")
     elif not source.copies_context:
         warnings.append(f"{where}: the Dockerfile in {source.path} does not copy the build "
@@ -518,17 +640,16 @@ def _megabytes(size: int) -> str:
     return f"{size / 1e6:.0f} MB" if size >= 1e6 else f"{size / 1e3:.0f} kB"
 
 
-def _check_memory(memory: str, cpu: int | None, problems: list[str]) -> None:
+def _check_memory(memory: str, cpu: int | None, where: str, problems: list[str]) -> None:
     match = MEMORY_RE.match(memory)
     if not match:
-        problems.append(f"{option_label('stx:memory')}: {memory!r} is not a size such as "
-                        "512Mi or 2Gi")
+        problems.append(f"{where}: {memory!r} is not a size such as 512Mi or 2Gi")
         return
     mib = int(match.group(1)) * (1024 if match.group(2) == "Gi" else 1)
     if cpu in CPU_MEMORY_MIB:
         low, high = CPU_MEMORY_MIB[cpu]
         if not low <= mib <= high:
-            problems.append(f"{option_label('stx:memory')}: {memory} is outside what {cpu} vCPU "
+            problems.append(f"{where}: {memory} is outside what {cpu} vCPU "
                             f"allows ({_size(low)} to {_size(high)})")
 
 
@@ -536,34 +657,42 @@ def _size(mib: int) -> str:
     return f"{mib // 1024}Gi" if mib % 1024 == 0 else f"{mib}Mi"
 
 
-def _check_domain(domain: str | None, zone: str | None, has_token: bool, region: str,
-                  problems: list[str], warnings: list[str]) -> None:
-    where = option_label("stx:domain")
-    if domain is not None:
-        labels = domain.split(".")
-        if len(domain) > 64 or len(labels) < 2 or not all(HOST_LABEL_RE.match(x) for x in labels):
-            problems.append(f"{where}: {domain!r} is not a hostname of at most 64 characters "
-                            "such as course.example.org (no wildcards)")
-        elif region not in DOMAIN_MAPPING_REGIONS:
-            warnings.append(f"region {region} has no Cloud Run domain mappings: the mapping for "
-                            f"{domain} will fail; use one of "
-                            f"{', '.join(sorted(DOMAIN_MAPPING_REGIONS))}")
+def _check_domain(domain: str | None, where: str, region: str, problems: list[str],
+                  warnings: list[str]) -> None:
+    if domain is None:
+        return
+    labels = domain.split(".")
+    if len(domain) > 64 or len(labels) < 2 or not all(HOST_LABEL_RE.match(x) for x in labels):
+        problems.append(f"{where}: {domain!r} is not a hostname of at most 64 characters "
+                        "such as course.example.org (no wildcards)")
+    elif region not in DOMAIN_MAPPING_REGIONS:
+        warnings.append(f"region {region} has no Cloud Run domain mappings: the mapping for "
+                        f"{domain} will fail; use one of "
+                        f"{', '.join(sorted(DOMAIN_MAPPING_REGIONS))}")
+
+
+def _check_zone(zone: str | None, has_token: bool, domains: list[str], problems: list[str],
+                warnings: list[str]) -> None:
+    """The Cloudflare zone: a well-formed id, a token, a domain to create records for."""
     if zone is None:
-        if domain:
+        for domain in domains:
             warnings.append(f"no Cloudflare zone: create the DNS records for {domain} by hand "
                             "(see the dns_records output)")
         return
     if not ZONE_RE.match(zone):
         problems.append(f"{option_label('stx:cloudflareZoneId')}: {zone!r} is not a Cloudflare "
                         "zone id (32 hex characters)")
-    if domain is None:
-        problems.append(f"{option_label('stx:cloudflareZoneId')}: needs {where}")
+    if not domains:
+        problems.append(f"{option_label('stx:cloudflareZoneId')}: needs "
+                        f"{option_label('stx:domain')}")
     if not has_token:
         problems.append(f"{option_label('cloudflare:apiToken')}: a Cloudflare zone needs an API "
                         "token: set CLOUDFLARE_API_TOKEN or the secret cloudflare:apiToken")
-    if domain and is_apex(domain):
-        warnings.append(f"{domain} is an apex domain: create its A/AAAA records in Cloudflare "
-                        "by hand from the dns_records output (DNS only, not proxied)")
+    for domain in domains:
+        if is_apex(domain):
+            warnings.append(f"{domain} is an apex domain: create its A/AAAA records in "
+                            "Cloudflare by hand from the dns_records output (DNS only, not "
+                            "proxied)")
 
 
 def _env_vars(values: Mapping[str, Any], problems: list[str]) -> tuple[tuple[str, str], ...]:
@@ -624,9 +753,15 @@ def _as_mapping(value: Any) -> Any:
 class _Reader:
     """Reads typed values from settings whose values are native (YAML) or strings (pulumi)."""
 
-    def __init__(self, settings: Mapping[str, Any], problems: list[str]) -> None:
+    def __init__(self, settings: Mapping[str, Any], problems: list[str],
+                 labels: Mapping[str, str] | None = None) -> None:
         self.settings = settings
         self.problems = problems
+        self.labels = labels or {}
+
+    def label(self, key: str) -> str:
+        """How messages name `key`: a book's own key, else the setting and its option."""
+        return self.labels.get(key) or option_label(key)
 
     def text(self, key: str) -> str:
         value = self.settings.get(key)
@@ -644,7 +779,7 @@ class _Reader:
                 return int(number)
         except (TypeError, ValueError):
             pass
-        self.problems.append(f"{option_label(key)}: {value!r} is not a whole number")
+        self.problems.append(f"{self.label(key)}: {value!r} is not a whole number")
         return None
 
     def boolean(self, key: str, default: bool) -> bool:
@@ -658,7 +793,7 @@ class _Reader:
             return True
         if text in ("false", "no", "0"):
             return False
-        self.problems.append(f"{option_label(key)}: {value!r} is not true or false")
+        self.problems.append(f"{self.label(key)}: {value!r} is not true or false")
         return default
 
     def mapping(self, key: str) -> Mapping[str, Any]:

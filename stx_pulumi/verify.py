@@ -39,6 +39,43 @@ class Report:
                 "checks": [c.__dict__ for c in self.checks]}
 
 
+@dataclass
+class Verification:
+    """The reports of one verification: the app's service, or each book's."""
+
+    reports: dict[str | None, Report]
+
+    @property
+    def failed(self) -> list[Check]:
+        return [c for r in self.reports.values() for c in r.failed]
+
+    def as_json(self) -> dict[str, Any]:
+        if None in self.reports:
+            return self.reports[None].as_json()
+        return {"result": "failed" if self.failed else "passed",
+                "books": {book: r.as_json() for book, r in self.reports.items()}}
+
+
+def verify_stack(stack: str, outputs: Mapping[str, Any], **options: Any) -> Verification:
+    """Verify every service of the stack: the app's, or each book's in turn."""
+    books = outputs.get("books") or {}
+    targets = {book: {**outputs, **values} for book, values in sorted(books.items())} or {
+        None: outputs}
+    return Verification({book: verify(stack if book is None else f"{stack} book {book}", out,
+                                      serve_mode=str(outputs.get("serve_mode") or "dual"),
+                                      public=out.get("public") is not False, **options)
+                         for book, out in targets.items()})
+
+
+def logs_command_for(verification: Verification, outputs: Mapping[str, Any]) -> str:
+    """The logs command of the first service whose checks failed."""
+    books = outputs.get("books") or {}
+    for book, report in verification.reports.items():
+        if report.failed and book is not None:
+            return logs_command({**outputs, **books.get(book, {})})
+    return logs_command(outputs)
+
+
 def verify(
     stack: str,
     outputs: Mapping[str, Any],

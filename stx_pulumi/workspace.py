@@ -158,8 +158,8 @@ class Workspace:
     def spec(self, settings: Mapping[str, Any], app: str, env: str) -> AppSpec:
         """The validated spec of `settings`, whose paths are relative to this workspace: the
         app folder is read (FOLDER inside it too) and the image builds from it, relative."""
-        folder = str(settings.get("stx:folder") or "").strip() or None
-        source = inspect_source((self.root / str(settings["stx:path"])).resolve(), folder)
+        source = inspect_source((self.root / str(settings["stx:path"])).resolve(),
+                                _folders(settings))
         spec = build_spec(settings, app=app, env=env, source=source)
         return replace(spec, context=self.relative(spec.source))
 
@@ -167,6 +167,18 @@ class Workspace:
         """`path` relative to the workspace (with `..` when outside it): state and config
         never hold a machine's absolute path, so another clone sees the same values."""
         return Path(os.path.relpath(path.resolve(), self.root)).as_posix()
+
+
+def _folders(settings: Mapping[str, Any]) -> list[str]:
+    """The FOLDERs the settings name: stx:folder and each book's (malformed ones are left to
+    the spec to report)."""
+    books = settings.get("stx:books")
+    books = json.loads(books) if isinstance(books, str) and books.strip() else books
+    folders = [str(settings.get("stx:folder") or "").strip()]
+    if isinstance(books, Mapping):
+        folders += [str(b.get("folder") or "").strip() for b in books.values()
+                    if isinstance(b, Mapping)]
+    return [f for f in folders if f]
 
 
 def load_yaml(file: Path) -> dict[str, Any]:
@@ -325,11 +337,15 @@ def unset_keys(names: Sequence[str]) -> list[str]:
     """The config keys named by `--unset` values; exit 2 on an unknown one."""
     keys = []
     for name in names:
+        book = name.removeprefix("stx:").removeprefix("books.")
+        if book != name.removeprefix("stx:") and APP_RE.match(book):
+            keys.append(f"stx:books.{book}")  # one book: its service is deleted
+            continue
         key = setting_key(name)
         if key is None or key == "stx:path":
             allowed = ", ".join(s.key.partition(":")[2] for s in SETTINGS if s.key != "stx:path")
             raise InputError(f"--unset: {name!r} is not a setting that can be removed; one of: "
-                             f"{allowed}")
+                             f"{allowed}, or books.NAME for one book")
         keys.append(key)
     return keys
 
@@ -358,7 +374,7 @@ def load_spec(
                          "folder as --path")
     config = ws.stack_config(stack_name(target.app, env))
     for key in unset_keys(unset):
-        config.pop(key, None)
+        drop_setting(config, key)
     settings = merge_settings(config, overrides)
     if target.path is not None and "stx:path" not in overrides:
         settings["stx:path"] = str(target.path)
@@ -373,6 +389,18 @@ def load_spec(
                          "--project, set GOOGLE_CLOUD_PROJECT, or run `gcloud config set "
                          "project ID`")
     return spec, ws
+
+
+def drop_setting(config: dict[str, Any], key: str) -> bool:
+    """Remove `key` (or one book, `stx:books.NAME`) from `config`; True when it was there."""
+    top, _, book = key.partition(".")
+    if not book:
+        return config.pop(key, None) is not None
+    books = config.get(top)
+    if not isinstance(books, dict) or book not in books:
+        return False
+    config[top] = {k: v for k, v in books.items() if k != book}
+    return True
 
 
 def config_updates(spec: AppSpec, overrides: Mapping[str, Any], config: Mapping[str, Any],
@@ -395,10 +423,21 @@ def config_updates(spec: AppSpec, overrides: Mapping[str, Any], config: Mapping[
     updates = []
     for key, value in values.items():
         if isinstance(value, Mapping):
-            updates += [(f"{key}.{k}", str(v)) for k, v in value.items()]
+            updates += _paths(key, value)
         elif _text(config.get(key)) != _text(value):
             updates.append((key, _text(value)))
     return updates, notices
+
+
+def _paths(prefix: str, value: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """A map as `key.entry[.entry]` path updates, one per leaf."""
+    out = []
+    for key, item in value.items():
+        if isinstance(item, Mapping):
+            out += _paths(f"{prefix}.{key}", item)
+        else:
+            out.append((f"{prefix}.{key}", _text(item)))
+    return out
 
 
 def moved_settings(spec: AppSpec, config: Mapping[str, Any]) -> str | None:
@@ -409,7 +448,7 @@ def moved_settings(spec: AppSpec, config: Mapping[str, Any]) -> str | None:
     if not moves:
         return None
     return (f"{' and '.join(moves)} replaces the Cloud Run service (a new URL), its image "
-            "registry, runtime account" + (" and domain mapping" if spec.domain else "")
+            "registry, runtime account" + (" and domain mapping" if spec.domains else "")
             + " of the deployed stack")
 
 

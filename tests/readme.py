@@ -51,9 +51,26 @@ class Session:
         text = re.sub(r"\(\d+\.\ds\)", "(…s)", text)
         text = re.sub(r"attempt\(s\), \d+s", "attempt(s), …s", text)
         text = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", "2026-12-01 07:30 UTC", text)
-        text = re.sub(r"(hello-course-\w+)-[0-9a-f]{5}\b", r"\1-00001", text)
+        text = re.sub(r"\b((?:hello-course|course)-[\w-]+)-[0-9a-f]{5}\b", r"\1-00001", text)
         text = re.sub(r"Pulumi CLI \d+\.\d+\.\d+", "Pulumi CLI 3.x", text)
-        return "\n".join(line.rstrip() for line in text.splitlines()).strip() + "\n"
+        lines = _in_order([line.rstrip() for line in text.splitlines()])
+        return "\n".join(lines).strip() + "\n"
+
+
+def _in_order(lines: list[str]) -> list[str]:
+    """Progress lines in a fixed order: independent resources of one kind (two books'
+    services) finish in either order, so adjacent lines of one kind are sorted by name."""
+    def kind(line: str) -> str | None:
+        found = re.match(r"  (created|updated|deleted|replaced) +(\D+?) [\w-]+ \(", line)
+        return found.group(1) + found.group(2) if found else None
+
+    out: list[str] = []
+    for line in lines:
+        run_start = len(out)
+        while run_start and kind(line) and kind(out[run_start - 1]) == kind(line):
+            run_start -= 1
+        out[run_start:] = sorted([*out[run_start:], line])
+    return out
 
 
 @contextmanager
@@ -116,6 +133,10 @@ BLOCKS: dict[str, Callable[[], str]] = {
                         "stx-pulumi preview hello-course --max 20 --diff",
                         "stx-pulumi stacks",
                         "stx-pulumi destroy hello-course --yes"),
+    "books": run_block(True, "stx-pulumi up course --path examples/course-books "
+                       "--book intro=manuals/intro --book advanced=manuals/advanced "
+                       "--max advanced=50", "stx-pulumi up course --unset books.advanced "
+                       "--yes --no-verify"),
     "exit-codes": exit_codes,
 }
 

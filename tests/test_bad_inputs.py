@@ -43,6 +43,23 @@ BAD_DEPLOY_OPTIONS: list[tuple[tuple[str, ...], str]] = [
     (("--env", ""), "env (--env)"),
     (("--env", "Prod"), "env (--env)"),
     (("--path", "no/such/folder"), "does not exist"),
+    # books (issue #10): hello-course's own folder holds a book.py, so `.` is a good FOLDER
+    (("--book", "Intro=."), "stx:books.Intro"),
+    (("--book", "intro=nowhere"), "stx:books.intro.folder (--book intro=FOLDER)"),
+    (("--book", "intro=../.."), "stx:books.intro.folder (--book intro=FOLDER)"),
+    (("--book", "NOEQUALS"), "--book"),
+    (("--book", "a" * 40 + "=."), "within 49 characters"),
+    (("--max", "intro=5"), "stx:books.intro: no folder: add it with --book intro=FOLDER"),
+    (("--book", "intro=.", "--max", "intro=0"), "stx:books.intro.maxInstances (--max intro="),
+    (("--book", "intro=.", "--max", "intro=x"), "stx:books.intro.maxInstances (--max intro="),
+    (("--book", "intro=.", "--memory", "intro=1Tb"), "stx:books.intro.memory (--memory intro="),
+    (("--book", "intro=.", "--min", "intro=3", "--max", "2"), "stx:books.intro.minInstances"),
+    (("--book", "intro=.", "--folder", "."), "stx:folder (--folder): not with stx:books"),
+    (("--book", "intro=.", "--domain", "c.example.org"),
+     "stx:domain (--domain): not with stx:books"),
+    (("--book", "a=.", "--book", "b=.", "--domain", "a=c.example.org", "--domain",
+      "b=c.example.org"), "also the domain of book a"),
+    (("--max", "=5"), "--max: '=5' is not VALUE or BOOK=VALUE"),
 ]
 
 
@@ -69,7 +86,13 @@ CASES: list[tuple[str, Callable[[Path], None], tuple[str, ...], str]] = [
     *[(f"{cmd} {' '.join(args)}", _none, (cmd, "hello-course", *args), named)
       for cmd in ("plan", "preview", "up") for args, named in BAD_DEPLOY_OPTIONS],
     ("plan max not a number", _none, ("plan", "hello-course", "--max", "abc"),
-     "Invalid value for '--max'"),
+     "stx:maxInstances (--max): 'abc' is not a whole number"),
+    ("book key misspelt", _config(stx__books={"intro": {"folder": ".", "maxInstance": 3}}),
+     ("plan", "hello-course"), "stx:books.intro.maxInstance: not a book setting"),
+    ("book not a map", _config(stx__books={"intro": "examples/hello-course"}),
+     ("plan", "hello-course"), "stx:books.intro: expected a map with a folder"),
+    ("books not a map", _config(stx__books=["intro"]), ("plan", "hello-course"),
+     "stx:books (--book): expected a map"),
     ("up unknown option", _none, ("up", "hello-course", "--maxx", "3"), "--maxx"),
     ("unknown command", _none, ("plna",), "No such command 'plna'"),
     ("cost users 0", _none, ("cost", "hello-course", "--users", "0"), "--users"),

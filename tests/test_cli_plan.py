@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import runpy
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 import pulumi
 import pytest
 import yaml
+from conftest import REPO
 from typer.testing import CliRunner
 
 from stx_pulumi.cli import app
@@ -218,24 +220,38 @@ class _Recorder(pulumi.runtime.Mocks):
         return {"accessToken": "offline-plan"}
 
 
+BOOKS_STACK = {"config": {
+    "stx:path": "examples/course-books", "gcp:project": "course-project-1",
+    "stx:maxInstances": "20",
+    "stx:books": {"intro": {"folder": "manuals/intro", "maxInstances": "100"},
+                  "advanced": {"folder": "manuals/advanced"}}}}
+
+
+@pytest.mark.parametrize("app", ["hello-course", "course"])
 @pytest.mark.parametrize("how", ["root set, cwd at main's folder", "no root, cwd below"])
-def test_pulumi_yaml_main_registers_what_plan_shows(workspace: Path, how: str,
+def test_pulumi_yaml_main_registers_what_plan_shows(workspace: Path, how: str, app: str,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """`pulumi preview --stack hello-course.dev` runs the same program as `plan`, the way the
     CLI runs `main`: working directory at main's folder and the root directory set; without a
-    root directory (inline programs, mocks) from any folder of the workspace."""
+    root directory (inline programs, mocks) from any folder of the workspace. `course` is a
+    stack of books, whose map the CLI hands the program as JSON."""
     from pulumi.runtime import settings
 
     from stx_pulumi.plan import wire_value
 
-    planned = plan_json("hello-course")
+    if app == "course":
+        shutil.copytree(REPO / "examples" / "course-books",
+                        workspace / "examples" / "course-books")
+        (workspace / "stacks" / "Pulumi.course.dev.yaml").write_text(yaml.safe_dump(BOOKS_STACK))
+    planned = plan_json(app)
     project = yaml.safe_load((workspace / "Pulumi.yaml").read_text())
     stack_file = yaml.safe_load(
-        (workspace / "stacks" / "Pulumi.hello-course.dev.yaml").read_text())
+        (workspace / "stacks" / f"Pulumi.{app}.dev.yaml").read_text())
     recorder = _Recorder()
-    pulumi.runtime.set_mocks(recorder, project="stx-pulumi", stack="hello-course.dev",
+    pulumi.runtime.set_mocks(recorder, project="stx-pulumi", stack=f"{app}.dev",
                              preview=True)
-    pulumi.runtime.set_all_config({k: str(v) for k, v in stack_file["config"].items()})
+    pulumi.runtime.set_all_config({k: json.dumps(v) if isinstance(v, dict) else str(v)
+                                   for k, v in stack_file["config"].items()})
     main = workspace / project["main"]
     if how.startswith("root set"):
         settings.SETTINGS.root_directory = str(workspace)
@@ -258,4 +274,6 @@ def test_pulumi_yaml_main_registers_what_plan_shows(workspace: Path, how: str,
     want = [(r["type"], r["name"], r["inputs"]) for r in planned["resources"]]
     assert sorted(got, key=str) == sorted(want, key=str)
     image = next(i for t, _, i in got if t == "docker:index/image:Image")
-    assert image["build"]["context"] == "examples/hello-course"  # no machine path
+    assert image["build"]["context"] == stack_file["config"]["stx:path"]  # no machine path
+    services = [n for t, n, _ in got if t == "gcp:cloudrunv2/service:Service"]
+    assert len(services) == (2 if app == "course" else 1)

@@ -156,7 +156,7 @@ def test_folder_warns_when_the_image_does_not_hold_the_context(tmp_path: Path) -
     (tmp_path / "book" / "book.py").write_text("")
     (tmp_path / "Dockerfile").write_text("FROM python:3.12\nCOPY book.py /app/\nEXPOSE 8501\n")
     spec = build_spec({"gcp:project": "course-project-1", "stx:folder": "book"}, app="c",
-                      env="dev", source=inspect_source(tmp_path, "book"))
+                      env="dev", source=inspect_source(tmp_path, ["book"]))
     assert any("does not copy the build context" in w for w in spec.warnings)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -21,17 +22,23 @@ from helpers import resources, stx_json
 
 pytestmark = pytest.mark.e2e
 PREVIOUS_RELEASE = "5970745"  # the last commit of the release before issues 8 and 9
+LAST_RELEASE = "3b844f4"  # the release before books as one stack (issue 10)
 ACCOUNT = "serviceAccount:hello-course-dev-run@course-project-1.iam.gserviceaccount.com"
 
 
 @pytest.fixture
 def previous(tmp_path: Path) -> Path:
     """The previous release's `stx_pulumi` package, unpacked from git history."""
-    done = subprocess.run(["git", "-C", str(REPO), "archive", PREVIOUS_RELEASE, "stx_pulumi"],
+    return release(PREVIOUS_RELEASE, tmp_path)
+
+
+def release(commit: str, tmp_path: Path) -> Path:
+    """The `stx_pulumi` package of `commit`, unpacked from git history."""
+    done = subprocess.run(["git", "-C", str(REPO), "archive", commit, "stx_pulumi"],
                           capture_output=True, check=False)
     if done.returncode != 0:
-        pytest.skip(f"commit {PREVIOUS_RELEASE} is not in this clone's history")
-    root = tmp_path / "previous-release"
+        pytest.skip(f"commit {commit} is not in this clone's history")
+    root = tmp_path / f"release-{commit}"
     with tarfile.open(fileobj=BytesIO(done.stdout)) as archive:
         archive.extractall(root, filter="data")
     return root
@@ -89,3 +96,27 @@ def test_renaming_a_variable_keeps_the_secret_binding(workspace: Path,
              "--secret-env", "STX_AUTH_LIVE=course-auth", "--secret-env",
              "STX_AUTH_B=course-auth")
     assert bindings(workspace) == {"course-auth|roles/secretmanager.secretAccessor": [ACCOUNT]}
+
+
+@pytest.mark.parametrize("app", [
+    ("hello-course", "--max", "100"),
+    ("course", "--path", "examples/course-books", "--folder", "manuals/intro"),
+], ids=["hello-course", "one-book-folder"])
+def test_a_stack_of_the_last_release_upgrades_with_nothing_to_change(
+        workspace: Path, pulumi_cli: PulumiStandIn, tmp_path: Path, app: tuple[str, ...]) -> None:
+    """Books came with a new layout of the program (one service per book): an app with one
+    service, FOLDER or not, keeps every name and input."""
+    shutil.copytree(REPO / "examples" / "course-books", workspace / "examples" / "course-books")
+    old = run_previous(release(LAST_RELEASE, tmp_path), workspace, "up", *app, "--yes",
+                       "--no-verify")
+    assert old.returncode == 0, old.stderr
+    before = resources(workspace, f"{app[0]}.dev")
+
+    data = stx_json("up", app[0], "--yes", "--no-verify")
+
+    assert data["changes"] == {"create": 0, "update": 0, "replace": 0, "delete": 0,
+                               "same": len(before) + 1}
+    after = resources(workspace, f"{app[0]}.dev")
+    service = f"{app[0]}-dev"
+    assert after[service]["outputs"]["uri"] == before[service]["outputs"]["uri"]
+    assert data["outputs"]["url"] == before[service]["outputs"]["uri"]

@@ -123,24 +123,24 @@ def _show(result: Any, json_output: bool, report: Any = None) -> None:
 def _fail_verification(report: Any, outputs: dict[str, Any]) -> None:
     """Exit 5 with what failed and where the logs are (the JSON, if any, is already out)."""
     from stx_pulumi.errors import VerificationError
-    from stx_pulumi.verify import logs_command
+    from stx_pulumi.verify import logs_command_for
 
     if report.failed:
-        names = ", ".join(c.name for c in report.failed)
-        render.error(VerificationError(f"verification of {report.stack} failed: {names}",
-                                       hint=f"logs: {logs_command(outputs)}"))
+        failed = [f"verification of {r.stack} failed: {', '.join(c.name for c in r.failed)}"
+                  for r in report.reports.values() if r.failed]
+        render.error(VerificationError("; ".join(failed),
+                                       hint=f"logs: {logs_command_for(report, outputs)}"))
         raise typer.Exit(VerificationError.exit_code)
 
 
 def _verify(stack: str, outputs: dict[str, Any], wait_timeout: float,
             poll_interval: float) -> Any:
     from stx_pulumi.errors import StxError
-    from stx_pulumi.verify import verify
+    from stx_pulumi.verify import verify_stack
 
     try:
-        return verify(stack, outputs, serve_mode=str(outputs.get("serve_mode") or "dual"),
-                      public=outputs.get("public") is not False, timeout_s=wait_timeout,
-                      interval_s=poll_interval, environ=os.environ, on_progress=render.info)
+        return verify_stack(stack, outputs, timeout_s=wait_timeout, interval_s=poll_interval,
+                            environ=os.environ, on_progress=render.info)
     except KeyboardInterrupt:
         raise StxError(f"interrupted during the verification of {stack}: the deployment "
                        "itself is done", hint=f"check it later with `stx-pulumi verify "
@@ -182,7 +182,7 @@ def up(
     options: DeployOptions,
 ) -> None:
     """Deploy the app; the options given are saved to the stack config once it succeeded."""
-    from stx_pulumi.workspace import config_updates, moved_settings, unset_keys
+    from stx_pulumi.workspace import config_updates, drop_setting, moved_settings, unset_keys
 
     _check_wait(wait_timeout, poll_interval)
     overrides = options.overrides(Path.cwd())
@@ -201,6 +201,11 @@ def up(
                          f"({spec.serve_mode}, as the Dockerfile or --serve-mode/--port now "
                          "say): the service would be served on the new port; pass --yes to "
                          "go ahead")
+    gone = sorted(set(deployed.services) - {svc.name for svc in spec.services})
+    if gone and not yes:
+        raise InputError(f"this update deletes the service(s) {', '.join(gone)} (no longer in "
+                         "the stack's books or app): their URLs stop answering; pass --yes to "
+                         "go ahead")
     if not skip_checks:  # exit 3 before the engine starts: nothing half-created
         _preflight(engine, spec, deployed)
     engine.prepare()
@@ -210,8 +215,8 @@ def up(
     render.info(f"building {ws.relative(spec.source)} as {spec.image_tag}")
     token = os.environ.get("CLOUDFLARE_API_TOKEN") if spec.cloudflare_dns else None
     with progress:
-        result = engine.up(spec, updates, [k for k in unset_keys(unset or ()) if k in config],
-                           message, token)
+        result = engine.up(spec, updates, [k for k in unset_keys(unset or ())
+                                           if drop_setting(dict(config), k)], message, token)
     for notice in result.notices:
         render.info(notice)
     report = None if no_verify else _verify(spec.stack, result.outputs, wait_timeout,

@@ -63,43 +63,58 @@ class DeployOptions:
     path: Path | None = None
     project: str | None = None
     region: str | None = None
-    min: int | None = None
-    max: int | None = None
-    cpu: int | None = None
-    memory: str | None = None
-    concurrency: int | None = None
-    timeout: int | None = None
+    min: tuple[str, ...] = ()  # the options a book may set for itself: N or BOOK=N
+    max: tuple[str, ...] = ()
+    cpu: tuple[str, ...] = ()
+    memory: tuple[str, ...] = ()
+    concurrency: tuple[str, ...] = ()
+    timeout: tuple[str, ...] = ()
+    domain: tuple[str, ...] = ()
     serve_mode: str | None = None
     port: int | None = None
     public: bool | None = None
-    domain: str | None = None
     cloudflare_zone: str | None = None
     folder: str | None = None
+    book: tuple[str, ...] = ()
     env_var: tuple[str, ...] = ()
     secret_env: tuple[str, ...] = ()
 
     def overrides(self, cwd: Path) -> dict[str, Any]:
-        """The options as stack config keys (unset options are left out)."""
-        values = {
+        """The options as stack config keys (unset options are left out); `--max 20` sets
+        the app's value, `--max intro=100` book intro's (stx:books.intro.maxInstances)."""
+        books: dict[str, dict[str, str]] = {}
+        for name, folder in _pairs("--book", "NAME=FOLDER", self.book).items():
+            books.setdefault(name, {})["folder"] = folder
+        values: dict[str, Any] = {
             "stx:path": str((cwd / self.path).resolve()) if self.path else None,
             "gcp:project": self.project,
             "gcp:region": self.region,
-            "stx:minInstances": self.min,
-            "stx:maxInstances": self.max,
-            "stx:cpu": self.cpu,
-            "stx:memory": self.memory,
-            "stx:concurrency": self.concurrency,
-            "stx:timeout": self.timeout,
             "stx:serveMode": self.serve_mode,
             "stx:port": self.port,
             "stx:public": self.public,
-            "stx:domain": self.domain,
             "stx:cloudflareZoneId": self.cloudflare_zone,
             "stx:folder": self.folder,
             "stx:envVars": _pairs("--env-var", "K=V", self.env_var),
             "stx:secretEnv": _pairs("--secret-env", "VAR=SECRET[:VERSION]", self.secret_env),
         }
+        for field, (key, book_key) in PER_BOOK.items():
+            for item in getattr(self, field):
+                name, sep, value = item.rpartition("=")
+                if sep and not name:
+                    raise InputError(f"--{field}: {item!r} is not VALUE or BOOK=VALUE")
+                if sep:
+                    books.setdefault(name, {})[book_key] = value
+                else:
+                    values[key] = value
+        values["stx:books"] = books
         return {k: v for k, v in values.items() if v is not None and v != {}}
+
+
+# Options a book may set for itself (`--max intro=100`): field → (app key, key in the book).
+PER_BOOK = {"min": ("stx:minInstances", "minInstances"),
+            "max": ("stx:maxInstances", "maxInstances"), "cpu": ("stx:cpu", "cpu"),
+            "memory": ("stx:memory", "memory"), "concurrency": ("stx:concurrency", "concurrency"),
+            "timeout": ("stx:timeout", "timeout"), "domain": ("stx:domain", "domain")}
 
 
 def _pairs(option: str, form: str, items: tuple[str, ...]) -> dict[str, str]:
@@ -130,18 +145,24 @@ _DEPLOY_PARAMS = [
             "GOOGLE_CLOUD_PROJECT, then gcloud's project.")], None),
         ("region", Annotated[str | None, _opt(
             "--region", help="Cloud Run region. Default: europe-west1.")], None),
-        ("min", Annotated[int | None, _opt(
-            "--min", help="Minimum instances; 0 scales to zero. Default: 0.")], None),
-        ("max", Annotated[int | None, _opt(
-            "--max", help="Maximum instances, 1-1000. Default: 10.")], None),
-        ("cpu", Annotated[int | None, _opt(
-            "--cpu", help="vCPU per instance: 1, 2, 4, 6, 8. Default: 1.")], None),
-        ("memory", Annotated[str | None, _opt(
-            "--memory", help="Memory per instance (512Mi, 2Gi...). Default: 512Mi.")], None),
-        ("concurrency", Annotated[int | None, _opt(
-            "--concurrency", help="Requests per instance, 1-1000. Default: 80.")], None),
-        ("timeout", Annotated[int | None, _opt(
-            "--timeout", help="Request timeout in seconds, 1-3600. Default: 3600.")], None),
+        ("min", Annotated[list[str] | None, _opt(
+            "--min", metavar="[BOOK=]N", help="Minimum instances; 0 scales to zero. "
+            "Default: 0.")], None),
+        ("max", Annotated[list[str] | None, _opt(
+            "--max", metavar="[BOOK=]N", help="Maximum instances, 1-1000. Default: 10.")],
+         None),
+        ("cpu", Annotated[list[str] | None, _opt(
+            "--cpu", metavar="[BOOK=]N", help="vCPU per instance: 1, 2, 4, 6, 8. Default: 1.")],
+         None),
+        ("memory", Annotated[list[str] | None, _opt(
+            "--memory", metavar="[BOOK=]SIZE", help="Memory per instance (512Mi, 2Gi...). "
+            "Default: 512Mi.")], None),
+        ("concurrency", Annotated[list[str] | None, _opt(
+            "--concurrency", metavar="[BOOK=]N", help="Requests per instance, 1-1000. "
+            "Default: 80.")], None),
+        ("timeout", Annotated[list[str] | None, _opt(
+            "--timeout", metavar="[BOOK=]S", help="Request timeout in seconds, 1-3600. "
+            "Default: 3600.")], None),
         ("serve_mode", Annotated[str | None, _opt(
             "--serve-mode", help="dual, static-only or streamlit-only. Default: the "
             "Dockerfile's STX_SERVE_MODE, else from its EXPOSE and Nginx.")], None),
@@ -151,14 +172,19 @@ _DEPLOY_PARAMS = [
         ("public", Annotated[bool | None, _opt(
             "--public/--private", help="Public access (allUsers → run.invoker). "
             "Default: public.", show_default=False)], None),
-        ("domain", Annotated[str | None, _opt(
-            "--domain", help="Custom domain (Cloud Run domain mapping).")], None),
+        ("domain", Annotated[list[str] | None, _opt(
+            "--domain", metavar="[BOOK=]HOST", help="Custom domain (Cloud Run domain "
+            "mapping).")], None),
         ("cloudflare_zone", Annotated[str | None, _opt(
             "--cloudflare-zone", help="Cloudflare zone id: create the domain's CNAME there "
             "(token: CLOUDFLARE_API_TOKEN).")], None),
         ("folder", Annotated[str | None, _opt(
             "--folder", help="FOLDER: the book's folder inside the build context, for a "
             "repository of books sharing one Dockerfile.")], None),
+        ("book", Annotated[list[str] | None, _opt(
+            "--book", metavar="NAME=FOLDER", help="A book of the build context, served by "
+            "its own service <app>-NAME-<env> from the one image (repeatable). The options "
+            "marked BOOK= set one book's value.")], None),
         ("env_var", Annotated[list[str] | None, _opt(
             "--env-var", help="Extra environment variable K=V (repeatable).")], None),
         ("secret_env", Annotated[list[str] | None, _opt(
@@ -166,6 +192,9 @@ _DEPLOY_PARAMS = [
             "(repeatable).")], None),
     ]
 ]
+
+
+_REPEATED = {"env_var", "secret_env", "book", *PER_BOOK}
 
 
 def command(*names: str, deploy_options: bool = False, target: typer.Typer | None = None,
@@ -181,8 +210,9 @@ def command(*names: str, deploy_options: bool = False, target: typer.Typer | Non
         def wrapper(**params: Any) -> Any:
             if deploy_options:
                 values = {p.name: params.pop(p.name) for p in _DEPLOY_PARAMS}
-                values["env_var"] = tuple(values["env_var"] or ())
-                values["secret_env"] = tuple(values["secret_env"] or ())
+                for name, value in values.items():
+                    if isinstance(value, list) or (value is None and name in _REPEATED):
+                        values[name] = tuple(value or ())
                 params["options"] = DeployOptions(**values)
             try:
                 return fn(**params)

@@ -243,15 +243,29 @@ class Cli:
             if "--secret" in self.flags:
                 stored = {"secure": self.cipher(stack).encrypt(value)}
             if "--path" in self.flags and "." in key.partition(":")[2]:
-                top, _, entry = key.partition(".")
-                current = config.get(top) if isinstance(config.get(top), dict) else {}
-                config[top] = {**current, entry: stored}
+                *parents, leaf = key.split(".")
+                node = config
+                for name in parents:  # like the real CLI: maps made on the way
+                    if not isinstance(node.get(name), dict):
+                        if name in node:
+                            raise Fail(f"an object was expected at {name!r}")
+                        node[name] = {}
+                    node = node[name]
+                node[leaf] = stored
             else:
                 config[key] = stored
             self.write_stack_file(stack, data)
             return 0
         if sub == "rm":
-            config.pop(self.positional[2], None)
+            key = self.positional[2]
+            if "--path" in self.flags and "." in key.partition(":")[2]:
+                *parents, leaf = key.split(".")
+                node = config
+                for name in parents:
+                    node = node.get(name) if isinstance(node.get(name), dict) else {}
+                node.pop(leaf, None)
+            else:
+                config.pop(key, None)
             self.write_stack_file(stack, data)
             return 0
         if sub == "get":

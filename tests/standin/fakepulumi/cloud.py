@@ -76,8 +76,10 @@ def computed(res: dict[str, Any], old: dict | None, unknown: bool) -> dict[str, 
 
     typ = res["type"]
     if typ == "gcp:cloudrunv2/service:Service":
-        put("uri", os.environ.get("STANDIN_SERVICE_URL")
-            or "http://127.0.0.1:9")  # never a real address: tests point it at a local app
+        # never a real address: tests point it at a local app (one per service, if named)
+        urls = json.loads(os.environ.get("STANDIN_SERVICE_URLS") or "{}")
+        put("uri", urls.get(inputs.get("name")) or os.environ.get("STANDIN_SERVICE_URL")
+            or "http://127.0.0.1:9")
         # a new revision only when the template changes; service-level scaling makes none
         same_template = old is not None and old["inputs"].get("template") == inputs.get(
             "template")

@@ -1,0 +1,139 @@
+"""The `StreamtexApp` component: registry, image, runtime identity and secret access, shared
+by the app's service or its books' services (`service.py`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pulumi
+from pulumi_gcp import artifactregistry, secretmanager, serviceaccount
+
+from stx_pulumi.program.image import local_image
+from stx_pulumi.program.service import serve
+from stx_pulumi.spec import KEEP_IMAGES, AppSpec, Migration, secret_member_name
+
+COMPONENT_TYPE = "stx:index:StreamtexApp"
+
+
+class StreamtexApp(pulumi.ComponentResource):
+    """A StreamTeX app on Cloud Run: registry, image, runtime identity, and one service (with
+    access and domain) for the app, or one per book."""
+
+    def __init__(
+        self,
+        name: str,
+        spec: AppSpec,
+        cloudflare_token: pulumi.Input[str] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+        migration: Migration | None = None,
+    ) -> None:
+        super().__init__(COMPONENT_TYPE, name, {}, opts)
+        self.spec = spec
+        child = pulumi.ResourceOptions(parent=self)
+        migration = migration or Migration()
+
+        self.repository = artifactregistry.Repository(
+            f"{name}-repo",
+            repository_id=spec.repository_id,
+            format="DOCKER",
+            location=spec.region,
+            project=spec.project,
+            description=f"Images of the StreamTeX app {spec.app} ({spec.env})",
+            labels=spec.labels,
+            cleanup_policy_dry_run=False,
+            cleanup_policies=_cleanup_policies(),
+            opts=child,
+        )
+        self.image = local_image(name, spec, migration.image_context or spec.build_context,
+                                 self.repository.repository_id, self)
+        self.service_account = serviceaccount.Account(
+            f"{name}-run-sa",
+            account_id=spec.service_account_id,
+            display_name=f"StreamTeX {spec.app} ({spec.env}) runtime",
+            project=spec.project,
+            opts=child,
+        )
+        self.secret_access = self._secret_access(name, spec, dict(migration.secret_members))
+        provider = _cloudflare(name, spec, cloudflare_token, child)
+        self.served = [serve(svc, spec, self.image, self.service_account.email,
+                             list(self.secret_access), provider, self)
+                       for svc in spec.services]
+        first = self.served[0]  # the app's service (of books, the first book's)
+        self.service, self.public_access = first.service, first.public_access
+        self.domain_mapping, self.dns_record = first.domain_mapping, first.dns_record
+
+        self.outputs: dict[str, Any] = {
+            "image": self.image.repo_digest,
+            "image_tag": spec.image_tag,
+            "region": spec.region,
+            "project": spec.project,
+            "serve_mode": spec.serve_mode,
+            "port": spec.port,
+            "protected": spec.protected,
+        }
+        if spec.books:
+            self.outputs["books"] = {s.spec.book: s.outputs() for s in self.served}
+        else:
+            self.outputs.update(first.outputs())
+        self.register_outputs(self.outputs)
+
+    def _secret_access(self, name: str, spec: AppSpec,
+                       legacy: Mapping[str, str]) -> list[secretmanager.SecretIamMember]:
+        """One member per secret; `legacy` names the member an earlier release made for it
+        (one per variable), adopted through an alias so the binding never goes away."""
+        member = pulumi.Output.concat("serviceAccount:", self.service_account.email)
+        return [
+            secretmanager.SecretIamMember(
+                secret_member_name(name, secret),
+                project=spec.project,
+                secret_id=secret,
+                role="roles/secretmanager.secretAccessor",
+                member=member,
+                opts=pulumi.ResourceOptions(parent=self, aliases=[
+                    pulumi.Alias(name=legacy[secret])] if secret in legacy else None),
+            )
+            for secret in sorted({ref.secret for ref in spec.secret_env})
+        ]
+
+
+def deploy(spec: AppSpec, cloudflare_token: pulumi.Input[str] | None = None,
+           migration: Migration | None = None) -> StreamtexApp:
+    """The stack program: one StreamtexApp and the stack outputs. Call inside a Pulumi run."""
+    for warning in spec.warnings:
+        pulumi.log.warn(warning)
+    app = StreamtexApp(spec.service_name, spec, cloudflare_token, migration=migration)
+    for key, value in app.outputs.items():
+        pulumi.export(key, value)
+    return app
+
+
+def _cloudflare(name: str, spec: AppSpec, token: pulumi.Input[str] | None,
+                child: pulumi.ResourceOptions) -> Any:
+    """The Cloudflare provider, when stx-pulumi creates DNS records (one for every book)."""
+    if not spec.cloudflare_dns or token is None:
+        return None
+    import pulumi_cloudflare as cloudflare  # 3.5 s to import: only on this path
+
+    return cloudflare.Provider(f"{name}-cloudflare", api_token=pulumi.Output.secret(token),
+                               opts=child)
+
+
+def _cleanup_policies() -> list[artifactregistry.RepositoryCleanupPolicyArgs]:
+    """Keep the few newest images, delete the rest: stored images are the only idle cost."""
+    return [
+        artifactregistry.RepositoryCleanupPolicyArgs(
+            id="keep-recent",
+            action="KEEP",
+            most_recent_versions=artifactregistry.RepositoryCleanupPolicyMostRecentVersionsArgs(
+                keep_count=KEEP_IMAGES
+            ),
+        ),
+        artifactregistry.RepositoryCleanupPolicyArgs(
+            id="delete-older",
+            action="DELETE",
+            condition=artifactregistry.RepositoryCleanupPolicyConditionArgs(
+                tag_state="ANY", older_than="86400s"
+            ),
+        ),
+    ]
