@@ -7,8 +7,11 @@ Gross figures (before the monthly free tier), request-based billing, USD.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
+from stx_pulumi.events import Window
 from stx_pulumi.prices import SOURCES, Prices
 from stx_pulumi.spec import KEEP_IMAGES, MEMORY_RE, AppSpec, ServiceSpec
 
@@ -91,7 +94,49 @@ def estimate(spec: AppSpec, prices: Prices, users: int | None = None,
                                    "requests": prices.free_requests}
     result["price_sources"] = {k: "--prices file" if k in (overridden or []) else v
                                for k, v in SOURCES.items()}
+    if spec.windows:
+        result["events"] = windows_cost(spec, prices)
     return result
+
+
+def window_cost(spec: AppSpec, window: Window, prices: Prices) -> dict[str, Any]:
+    """One window: the warm instances during the warm-up at the idle rate, then the class
+    (its students' event cost with --users; else the warm instances kept, at least), for
+    every service it covers; and its two scheduler jobs per service, billed per day until
+    the window ends."""
+    total, parts = 0.0, []
+    hours = window.duration.total_seconds() / 3600
+    services = [svc for svc in spec.services if window.covers(svc.book)]
+    for svc in services:
+        low, high = window.scaling(svc.concurrency, svc.max_instances)
+        idle = svc.cpu * prices.idle_vcpu_second + memory_gib(svc) * prices.idle_gib_second
+        warm = low * window.warm.total_seconds() * idle
+        if window.users:
+            during = event_cost(replace(svc, min_instances=low, max_instances=high),
+                                window.users, hours, prices)["total_usd"]
+        else:
+            during = low * hours * 3600 * idle
+        total += warm + during
+        parts.append(f"{svc.book or svc.name}: {low} warm, max {high}")
+    jobs = 2 * len(services)
+    days = max(1, math.ceil((window.end.astimezone(spec.now.tzinfo) - spec.now)
+                            / timedelta(days=1)))
+    scheduler = jobs * prices.scheduler_job_31_days / 31 * days
+    return {"name": window.name, "start": window.as_config()["start"], "tz": window.tz,
+            "active": window.active(spec.now), "jobs": jobs,
+            "total_usd": round(total + scheduler, 2), "scheduler_usd": round(scheduler, 4),
+            "detail": "; ".join(parts) + f"; {jobs} scheduler jobs"}
+
+
+def windows_cost(spec: AppSpec, prices: Prices) -> dict[str, Any]:
+    """Every window's cost, and each month's with windows: the idle month plus its windows."""
+    windows = [window_cost(spec, w, prices) for w in spec.windows]
+    idle = idle_monthly(spec, prices)["total_usd"]
+    months: dict[str, float] = {}
+    for cost, window in zip(windows, spec.windows, strict=True):
+        month = f"{window.start:%Y-%m}"
+        months[month] = round(months.get(month, idle) + cost["total_usd"], 2)
+    return {"windows": windows, "months_usd": months}
 
 
 def service_estimate(svc: ServiceSpec, prices: Prices, users: int | None,

@@ -29,6 +29,7 @@ from stx_pulumi.workspace import Workspace, default_project
 
 REQUIRED_APIS = ("run.googleapis.com", "artifactregistry.googleapis.com", "iam.googleapis.com")
 SECRET_API = "secretmanager.googleapis.com"
+SCHEDULER_API = "cloudscheduler.googleapis.com"  # event windows
 ADC_FIX = "run `gcloud auth application-default login` (or set GOOGLE_APPLICATION_CREDENTIALS)"
 
 
@@ -48,8 +49,8 @@ def prerequisites(ws: Workspace, spec: AppSpec | None, environ: Mapping[str, str
             creds = Check("credentials", PASS, f"usable ({source})")
         except GoogleError as err:
             credentials, creds = None, Check("credentials", FAIL, str(err), ADC_FIX)
-        apis = pool.submit(apis_check, credentials, project,
-                           bool(spec and spec.secret_env), environ) if project else None
+        apis = pool.submit(apis_check, credentials, project, _apis(spec),
+                           environ) if project else None
         backend = pool.submit(backend_check, ws, credentials, environ)
         checks = [cli.result(), daemon.result(), creds]
         checks.append(Check("project", PASS, project) if project else Check(
@@ -124,9 +125,16 @@ def docker_check(environ: Mapping[str, str]) -> Check:
                  "start Docker: `docker info` must work")
 
 
-def apis_check(credentials: Any, project: str, secrets: bool,
+def _apis(spec: AppSpec | None) -> tuple[str, ...]:
+    """The APIs this deployment uses: always Cloud Run, Artifact Registry and IAM; Secret
+    Manager with secret env vars; Cloud Scheduler with event windows."""
+    extra = [SECRET_API] if spec and spec.secret_env else []
+    extra += [SCHEDULER_API] if spec and spec.windows else []
+    return (*REQUIRED_APIS, *extra)
+
+
+def apis_check(credentials: Any, project: str, needed: tuple[str, ...],
                environ: Mapping[str, str]) -> Check:
-    needed = (*REQUIRED_APIS, SECRET_API) if secrets else REQUIRED_APIS
     enable = f"gcloud services enable {' '.join(needed)} --project {project}"
     if credentials is None:
         return Check("apis", SKIP, "not checked without credentials", enable)

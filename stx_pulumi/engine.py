@@ -273,8 +273,11 @@ class Engine:
                                     "GOOGLE_REGION": spec.region}
         carried["migration"] = self._migration(resources, spec)
         self._state.pop(spec.stack, None)  # the update changes it
+        # Scheduled jobs change the services' scaling behind Pulumi's back: with event windows,
+        # read the cloud first, so a job that failed is corrected rather than hidden.
+        refresh = bool(spec.windows or spec.expired) or None
         result = self._run(spec.stack, "up", lambda: stack.up(
-            on_event=self._event, message=message, color="never"))
+            on_event=self._event, message=message, color="never", refresh=refresh))
         with self._errors(spec.stack):
             for key in unset:
                 stack.remove_config(key, path="." in key.partition(":")[2])
@@ -288,6 +291,17 @@ class Engine:
                     result.notices.append("cloudflare:apiToken: replaced the stored token "
                                           "with CLOUDFLARE_API_TOKEN")
         return result
+
+    def write_config(self, stack_name: str, updates: list[tuple[str, str]],
+                     removed: list[str]) -> None:
+        """Settings written without an update (`event add` without --up): `key.entry` paths."""
+        stack = self._stack(stack_name)
+        with self._errors(stack_name):
+            for key in removed:
+                stack.remove_config(key, path="." in key.partition(":")[2])
+            for key, value in updates:
+                stack.set_config(key, auto.ConfigValue(value, secret=False),
+                                 path="." in key.partition(":")[2])
 
     def preview(self, spec: AppSpec, diff: bool = False) -> OperationResult:
         """What up would change with the given spec; nothing is written. A stack that does not

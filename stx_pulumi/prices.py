@@ -1,4 +1,4 @@
-"""Cloud Run and Artifact Registry prices, in USD, with where each comes from.
+"""Cloud Run, Artifact Registry and Cloud Scheduler prices, in USD, with where each comes from.
 
 Tier 1 regions, request-based billing (the program sets `cpu_idle`), checked 2026-11.
 `stx-pulumi cost --prices FILE` overrides any of them with a JSON object of the same keys.
@@ -31,6 +31,7 @@ class Prices:
     free_gib_seconds: float = 360_000
     free_requests: float = 2_000_000
     free_registry_gb: float = 0.5
+    scheduler_job_31_days: float = 0.10  # billed per day; 3 free jobs per billing account
 
 
 SOURCES = {
@@ -44,6 +45,7 @@ SOURCES = {
     "free_gib_seconds": SECONDARY,
     "free_requests": SECONDARY,
     "free_registry_gb": "cloud.google.com/artifact-registry/pricing",
+    "scheduler_job_31_days": "cloud.google.com/scheduler/pricing",
 }
 
 

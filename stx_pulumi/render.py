@@ -28,11 +28,21 @@ TYPE_LABELS = {
     "gcp:secretmanager/secretIamMember:SecretIamMember": "Secret access",
     "gcp:cloudrunv2/service:Service": "Cloud Run service",
     "gcp:cloudrunv2/serviceIamMember:ServiceIamMember": "Public access",
+    "gcp:serviceaccount/iAMMember:IAMMember": "Service account access",
+    "gcp:cloudscheduler/job:Job": "Scheduler job",
     "gcp:cloudrun/domainMapping:DomainMapping": "Domain mapping",
     "pulumi:providers:cloudflare": "Cloudflare provider",
     "cloudflare:index/dnsRecord:DnsRecord": "Cloudflare DNS record",
 }
 UNKNOWN = "(known after deploy)"
+
+
+def label(type_: str, name: str) -> str:
+    """How a resource is named in output; the scheduler's rights on a service are no public
+    access, though of the same type."""
+    if type_ == "gcp:cloudrunv2/serviceIamMember:ServiceIamMember" and name.endswith("-update"):
+        return "Scheduler rights"
+    return TYPE_LABELS.get(type_, type_)
 # Control characters (escape sequences, newlines, bells) in text from users or the engine are
 # shown as escapes, never sent to the terminal.
 _CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)]}
@@ -131,8 +141,7 @@ def plan_tree(plan: Plan) -> None:
 
 
 def _resource_node(tree: Tree, r: PlannedResource) -> None:
-    label = TYPE_LABELS.get(r.type, r.type)
-    node = tree.add(f"[cyan]{label}[/] {safe(r.name)}")
+    node = tree.add(f"[cyan]{label(r.type, r.name)}[/] {safe(r.name)}")
     for line in _details(r):
         node.add(safe(line))
 
@@ -149,13 +158,19 @@ def _details(r: PlannedResource) -> list[str]:
         return [f"{i.get('imageName') or UNKNOWN}",
                 f"built for {build.get('platform')} from {_near(build.get('context'))}, pushed"]
     if r.type == "gcp:serviceaccount/account:Account":
-        return [f"{i.get('accountId')}: runtime identity, no project-level roles"]
+        role = "event scheduler" if str(i.get("accountId")).endswith("-sched") else "runtime"
+        return [f"{i.get('accountId')}: {role} identity, no project-level roles"]
+    if r.type == "gcp:serviceaccount/iAMMember:IAMMember":
+        return [f"{i.get('member')} → {i.get('role')} on the runtime account"]
+    if r.type == "gcp:cloudscheduler/job:Job":
+        return _job_details(i)
     if r.type == "gcp:secretmanager/secretIamMember:SecretIamMember":
         return [f"{i.get('role')} on secret {i.get('secretId')}"]
     if r.type == "gcp:cloudrunv2/service:Service":
         return _service_details(i)
     if r.type == "gcp:cloudrunv2/serviceIamMember:ServiceIamMember":
-        return [f"{i.get('member')} → {i.get('role')}"]
+        when = (i.get("condition") or {}).get("expression")
+        return [f"{i.get('member')} → {i.get('role')}"] + ([f"only if {when}"] if when else [])
     if r.type == "gcp:cloudrun/domainMapping:DomainMapping":
         cert = (i.get("spec") or {}).get("certificateMode")
         return [f"{i.get('name')} → service {(i.get('spec') or {}).get('routeName')}, "
@@ -167,6 +182,20 @@ def _details(r: PlannedResource) -> list[str]:
     if r.type == "pulumi:providers:cloudflare":
         return [f"API token {i.get('apiToken')}"]
     return []
+
+
+def _job_details(i: dict[str, Any]) -> list[str]:
+    import base64
+
+    target = i.get("httpTarget") or {}
+    try:
+        body = json.loads(base64.b64decode(target.get("body") or "")).get("scaling", {})
+        scaling = f"min {body.get('minInstanceCount')}, max {body.get('maxInstanceCount')}"
+    except (ValueError, AttributeError):
+        scaling = "?"
+    return [f"cron '{i.get('schedule')}' in {i.get('timeZone')}: PATCH the service's "
+            f"scaling to {scaling}",
+            f"as {(target.get('oauthToken') or {}).get('serviceAccountEmail') or UNKNOWN}"]
 
 
 def _near(path: str | None) -> str:
@@ -269,8 +298,8 @@ class Progress:
             verb = f"would {row['op']}"
         else:
             verb = PAST.get(row["op"], row["op"])
-        label = TYPE_LABELS.get(row["type"], row["type"])
-        line = f"{verb:<10} {label} {safe(row['name'])}"
+        kind = label(row["type"], row["name"])
+        line = f"{verb:<10} {kind} {safe(row['name'])}"
         if self.diff and row["diffs"]:
             line += f": {', '.join(row['diffs'])} changed"
         return line if self.preview else f"{line} ({row['end'] - row['start']:.1f}s)"
@@ -285,7 +314,7 @@ class Progress:
         for row in self.rows.values():
             elapsed = (row["end"] or time.monotonic()) - row["start"]
             style = {"done": "green", "failed": "red"}.get(row["status"], "yellow")
-            cells = [row["op"], TYPE_LABELS.get(row["type"], row["type"]), row["name"],
+            cells = [row["op"], label(row["type"], row["name"]), row["name"],
                      f"[{style}]{row['status']}[/]", f"{elapsed:.0f}s"]
             table.add_row(*cells, *([", ".join(row["diffs"])] if self.diff else []))
         return table
@@ -334,7 +363,11 @@ def outputs_table(outputs: dict[str, Any], indent: str = "  ") -> None:
     for key, value in outputs.items():
         if key in ("url", "custom_url", "traffic", "books"):  # traffic: see `verify`
             continue
-        if key == "dns_records" and value:
+        if isinstance(value, dict) and key != "books":
+            console.print(f"{indent}{safe(key)}:")
+            for name, item in value.items():
+                console.print(f"{indent}  {safe(name)}: {safe(item)}")
+        elif key == "dns_records" and value:
             console.print(f"{indent[2:]}[bold]DNS records to create[/] (DNS only, not "
                           "proxied):")
             for record in value:
@@ -368,6 +401,11 @@ def cost(spec: Any, data: dict[str, Any]) -> None:
     for book, part in (data.get("books") or {None: data}).items():
         name = spec.stack + (f" book {book}" if book else "")
         _cost_table(console, name, part)
+    for window in (data.get("events") or {}).get("windows", []):
+        console.print(f"  event {safe(window['name'])} ({window['start']} {window['tz']}): "
+                      f"${window['total_usd']:.2f} ({safe(window['detail'])})")
+    for month, total in (data.get("events") or {}).get("months_usd", {}).items():
+        console.print(f"  {month} with its events and the idle month: ${total:.2f}")
     idle = data["idle_monthly"]
     console.print(f"  idle, per month: ${idle['total_usd']:.2f} (min instances "
                   f"${idle['min_instances_usd']:.2f}, {idle['stored_gb']:g} GB of images "
@@ -402,6 +440,21 @@ def _cost_table(console: Console, name: str, data: dict[str, Any]) -> None:
     console.print(table)
     for warning in data["warnings"]:
         console.print(f"[yellow]warning:[/] {safe(warning)}")
+
+
+def windows(spec: Any, data: dict[str, Any]) -> None:
+    """`event list`: each window, what it costs, and the scaling in force now."""
+    console = stdout()
+    if not spec.windows:
+        console.print(f"{spec.stack}: no event windows (`stx-pulumi event add` schedules one)")
+    for window, cost in zip(spec.windows, data["events"]["windows"], strict=True):
+        state = "ACTIVE" if cost["active"] else "upcoming"
+        console.print(f"{state:<8} {safe(window.describe())}: ${cost['total_usd']:.2f}")
+    for name, scaling in data["scaling"].items():
+        console.print(f"now {safe(name)}: min {scaling['min_instances']}, max "
+                      f"{scaling['max_instances']} ({safe(scaling['source'])})")
+    for month, total in data["events"]["months_usd"].items():
+        console.print(f"{month} with its events and the idle month: ${total:.2f}")
 
 
 def verification(verification: Any) -> None:

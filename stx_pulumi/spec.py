@@ -12,11 +12,14 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from stx_pulumi import events
 from stx_pulumi.errors import SpecError
+from stx_pulumi.serving import Scaling, decide
 from stx_pulumi.source import SourceFacts
 
 
@@ -62,6 +65,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("stx:books", "--book", "(none)",
             "Books of one build context, one Cloud Run service each: NAME=FOLDER (see the "
             "README's books section)."),
+    Setting("stx:events", None, "(none)",
+            "Event windows (set with `stx-pulumi event add`): scaling for a class, scheduled."),
     Setting("stx:protected", None, "true for env prod",
             "Deletion protection; protected envs need explicit confirmation."),
 )
@@ -173,6 +178,14 @@ class AppSpec:
     warnings: tuple[str, ...] = ()
     context: str = ""  # the app folder relative to the workspace: what the image build gets
     books: tuple[ServiceSpec, ...] = ()  # a repository of books: one service each
+    windows: tuple[events.Window, ...] = ()  # event windows not yet over
+    expired: tuple[str, ...] = ()  # windows over: dropped from stx:events by the next up
+    now: datetime = field(default_factory=events.clock)  # the clock every decision reads
+
+    def scaling(self, service: ServiceSpec) -> Scaling:
+        """The scaling in force now for `service`: its active window's, else its own."""
+        base = Scaling(service.min_instances, service.max_instances)
+        return decide(base, service.concurrency, self.windows, self.now, service.book)
 
     @property
     def services(self) -> tuple[ServiceSpec, ...]:
@@ -253,9 +266,9 @@ def split_stack_name(stack: str) -> tuple[str, str]:
     return app, env
 
 
-def service_account_id(app: str, env: str) -> str:
-    """`<app>-<env>-run`, shortened with a hash suffix to fit 6-30 characters."""
-    full = f"{app}-{env}-run"
+def service_account_id(app: str, env: str, role: str = "run") -> str:
+    """`<app>-<env>-<role>`, shortened with a hash suffix to fit 6-30 characters."""
+    full = f"{app}-{env}-{role}"
     if len(full) <= SERVICE_ACCOUNT_ID_MAX:
         return full
     suffix = hashlib.sha256(full.encode()).hexdigest()[:6]
@@ -332,7 +345,8 @@ def merge_settings(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dic
     for key, value in overrides.items():
         if value is None:
             continue
-        if isinstance(value, Mapping) and key in ("stx:envVars", "stx:secretEnv", "stx:books"):
+        if isinstance(value, Mapping) and key in ("stx:envVars", "stx:secretEnv", "stx:books",
+                                                  "stx:events"):
             old = _as_mapping(merged.get(key))
             merged[key] = _merge_maps(old if isinstance(old, dict) else {}, value)
         else:
@@ -351,7 +365,8 @@ def _merge_maps(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any
 
 
 def build_spec(
-    settings: Mapping[str, Any], *, app: str, env: str, source: SourceFacts
+    settings: Mapping[str, Any], *, app: str, env: str, source: SourceFacts,
+    now: datetime | None = None,
 ) -> AppSpec:
     """Validate `settings` (config key → value) with the app folder's facts into an AppSpec.
 
@@ -403,6 +418,19 @@ def build_spec(
                         "login screen, which its Nginx serves: streamlit-only has no Nginx and "
                         "the container would not start; use dual")
 
+    now = now or events.clock()
+    windows = events.stored_windows(reader.mapping("stx:events"), problems)
+    books_by_name = {b.book for b in books}
+    for window in windows:
+        if window.book and window.book not in books_by_name:
+            problems.append(f"stx:events.{window.name}.book: {window.book!r} is not a book of "
+                            f"this stack ({', '.join(sorted(books_by_name)) or 'it has none'})")
+    expired = tuple(w.name for w in windows if w.expired(now))
+    for window in windows:
+        if window.expired(now):
+            warnings.append(f"event {window.name} ended {window.end:%Y-%m-%d %H:%M} "
+                            f"{window.tz}: dropped from stx:events")
+
     if problems or base is None:
         raise SpecError(list(dict.fromkeys(problems)))  # a base problem shows once, not per book
     return AppSpec(
@@ -415,7 +443,8 @@ def build_spec(
         domain=base.domain, cloudflare_zone_id=zone, has_cloudflare_token=has_token,
         folder=folder, env_vars=env_vars, secret_env=secret_env,
         project_is_placeholder=placeholder, warnings=tuple(dict.fromkeys(warnings)),
-        books=tuple(books),
+        books=tuple(books), now=now, expired=expired,
+        windows=tuple(w for w in windows if not w.expired(now)),
     )
 
 

@@ -337,15 +337,15 @@ def unset_keys(names: Sequence[str]) -> list[str]:
     """The config keys named by `--unset` values; exit 2 on an unknown one."""
     keys = []
     for name in names:
-        book = name.removeprefix("stx:").removeprefix("books.")
-        if book != name.removeprefix("stx:") and APP_RE.match(book):
-            keys.append(f"stx:books.{book}")  # one book: its service is deleted
+        group, _, entry = name.removeprefix("stx:").partition(".")
+        if group in ("books", "events") and APP_RE.match(entry):
+            keys.append(f"stx:{group}.{entry}")  # one book (its service) or one event window
             continue
         key = setting_key(name)
         if key is None or key == "stx:path":
             allowed = ", ".join(s.key.partition(":")[2] for s in SETTINGS if s.key != "stx:path")
             raise InputError(f"--unset: {name!r} is not a setting that can be removed; one of: "
-                             f"{allowed}, or books.NAME for one book")
+                             f"{allowed}, or books.NAME / events.NAME for one book or event")
         keys.append(key)
     return keys
 

@@ -57,19 +57,31 @@ class Session:
         return "\n".join(lines).strip() + "\n"
 
 
+# Resources in the order their dependencies allow: the engine runs independent ones in
+# parallel, so the order they finish in varies; the README shows them in this one.
+KINDS = ["StreamTeX app", "Artifact Registry repository", "Service account", "Secret access",
+         "Image", "Cloud Run service", "Service account access", "Public access",
+         "Scheduler rights", "Domain mapping", "Cloudflare provider", "Cloudflare DNS record",
+         "Scheduler job"]
+PROGRESS = re.compile(r"  (created|updated|deleted|replaced) +(\D+?) ([\w-]+) \(")
+
+
 def _in_order(lines: list[str]) -> list[str]:
-    """Progress lines in a fixed order: independent resources of one kind (two books'
-    services) finish in either order, so adjacent lines of one kind are sorted by name."""
-    def kind(line: str) -> str | None:
-        found = re.match(r"  (created|updated|deleted|replaced) +(\D+?) [\w-]+ \(", line)
-        return found.group(1) + found.group(2) if found else None
+    """Each run of progress lines of one verb in KINDS order (reversed for deletions)."""
+    def key(line: str) -> tuple[int, str]:
+        found = PROGRESS.match(line)
+        assert found is not None
+        rank = KINDS.index(found.group(2)) if found.group(2) in KINDS else len(KINDS)
+        return (-rank if found.group(1) == "deleted" else rank, found.group(3))
 
     out: list[str] = []
     for line in lines:
-        run_start = len(out)
-        while run_start and kind(line) and kind(out[run_start - 1]) == kind(line):
-            run_start -= 1
-        out[run_start:] = sorted([*out[run_start:], line])
+        verb = PROGRESS.match(line)
+        start = len(out)
+        while verb and start and (prev := PROGRESS.match(out[start - 1])) and (
+                prev.group(1) == verb.group(1)):
+            start -= 1
+        out[start:] = sorted([*out[start:], line], key=key) if verb else [*out[start:], line]
     return out
 
 
@@ -108,10 +120,12 @@ def session(standin: bool) -> Iterator[Session]:
             yield Session(root, env)
 
 
-def run_block(standin: bool, *commands: str) -> Callable[[], str]:
-    """A block made by running `commands` in one fresh session."""
+def run_block(standin: bool, *commands: str, now: str | None = None) -> Callable[[], str]:
+    """A block made by running `commands` in one fresh session (at the time `now`)."""
     def make() -> str:
         with session(standin) as s:
+            if now:
+                s.env["STX_PULUMI_NOW"] = now
             return "\n".join(s.run(command) for command in commands)
     return make
 
@@ -137,6 +151,10 @@ BLOCKS: dict[str, Callable[[], str]] = {
                        "--book intro=manuals/intro --book advanced=manuals/advanced "
                        "--max advanced=50", "stx-pulumi up course --unset books.advanced "
                        "--yes --no-verify"),
+    "events": run_block(True, "stx-pulumi event add examples/hello-course --start "
+                        "2026-12-01T08:00 --end "
+                        "2026-12-01T10:00 --tz Europe/Paris --users 1000 --up",
+                        "stx-pulumi event list hello-course", now="2026-11-23T12:00Z"),
     "exit-codes": exit_codes,
 }
 

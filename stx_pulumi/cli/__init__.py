@@ -3,6 +3,7 @@
     options    the Typer app, the shared deployment options, the command decorator, helpers
     deploy     plan, cost, doctor, up, preview, refresh, destroy, outputs, verify, cancel
     workspace  stacks, init, install-cli, env
+    events     event add, event list, event remove
 
 Importing this package must stay cheap: Pulumi is imported inside the commands that need it.
 """
@@ -12,7 +13,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from stx_pulumi.cli import deploy, workspace  # noqa: F401  (registers the commands)
+from stx_pulumi.cli import deploy, events, workspace  # noqa: F401  (registers commands)
 from stx_pulumi.cli.options import _state, app
 
 __all__ = ["app", "main"]

@@ -182,11 +182,23 @@ def up(
     options: DeployOptions,
 ) -> None:
     """Deploy the app; the options given are saved to the stack config once it succeeded."""
+    deploy_app(app_name, options, options.overrides(Path.cwd()), unset or (), yes=yes,
+               message=message, verify=not no_verify, skip_checks=skip_checks,
+               wait=(wait_timeout, poll_interval), json_output=json_output)
+
+
+def deploy_app(app_name: str | None, options: DeployOptions, overrides: dict[str, Any],
+               unset: Any, *, yes: bool, message: str | None = None, verify: bool = True,
+               skip_checks: bool = False, wait: tuple[float, float] = (300, 10),
+               json_output: bool = False) -> None:
+    """`up` with these settings on top of the stack's (also `event add --up`): checks, the
+    update, then the settings written, then verification."""
     from stx_pulumi.workspace import config_updates, drop_setting, moved_settings, unset_keys
 
-    _check_wait(wait_timeout, poll_interval)
-    overrides = options.overrides(Path.cwd())
-    spec, ws = load_spec_for(app_name, options, overrides, unset or ())
+    _check_wait(*wait)
+    spec, ws = load_spec_for(app_name, options, overrides, unset)
+    for warning in spec.warnings:
+        render.warning(warning)
     config = ws.stack_config(spec.stack)
     if spec.protected:
         confirm_protected(spec.stack, yes, "update")
@@ -214,13 +226,13 @@ def up(
         render.info(notice)
     render.info(f"building {ws.relative(spec.source)} as {spec.image_tag}")
     token = os.environ.get("CLOUDFLARE_API_TOKEN") if spec.cloudflare_dns else None
+    removed = [k for k in unset_keys(unset) if drop_setting(dict(config), k)]
+    removed += [f"stx:events.{name}" for name in spec.expired]  # windows over
     with progress:
-        result = engine.up(spec, updates, [k for k in unset_keys(unset or ())
-                                           if drop_setting(dict(config), k)], message, token)
+        result = engine.up(spec, updates, removed, message, token)
     for notice in result.notices:
         render.info(notice)
-    report = None if no_verify else _verify(spec.stack, result.outputs, wait_timeout,
-                                            poll_interval)
+    report = _verify(spec.stack, result.outputs, *wait) if verify else None
     _show(result, json_output, report)
 
 
@@ -234,6 +246,8 @@ def preview(
 ) -> None:
     """Show what `up` would change; options apply to this preview only, nothing is written."""
     spec, ws = load_spec_for(app_name, options, options.overrides(Path.cwd()), ())
+    for warning in spec.warnings:
+        render.warning(warning)
     engine, progress = open_engine(ws, f"preview {spec.stack}", quiet=json_output, diff=diff)
     render.info(f"building {ws.relative(spec.source)} as {spec.image_tag}")
     with progress:

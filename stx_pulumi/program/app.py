@@ -10,6 +10,7 @@ import pulumi
 from pulumi_gcp import artifactregistry, secretmanager, serviceaccount
 
 from stx_pulumi.program.image import local_image
+from stx_pulumi.program.schedule import schedule
 from stx_pulumi.program.service import serve
 from stx_pulumi.spec import KEEP_IMAGES, AppSpec, Migration, secret_member_name
 
@@ -59,6 +60,7 @@ class StreamtexApp(pulumi.ComponentResource):
         self.served = [serve(svc, spec, self.image, self.service_account.email,
                              list(self.secret_access), provider, self)
                        for svc in spec.services]
+        self.scheduled = schedule(name, spec, self.served, self.service_account, self)
         first = self.served[0]  # the app's service (of books, the first book's)
         self.service, self.public_access = first.service, first.public_access
         self.domain_mapping, self.dns_record = first.domain_mapping, first.dns_record
@@ -72,6 +74,9 @@ class StreamtexApp(pulumi.ComponentResource):
             "port": spec.port,
             "protected": spec.protected,
         }
+        if spec.windows:
+            self.outputs["events"] = {w.name: w.describe().partition(": ")[2]
+                                      for w in spec.windows}
         if spec.books:
             self.outputs["books"] = {s.spec.book: s.outputs() for s in self.served}
         else:

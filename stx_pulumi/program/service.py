@@ -9,6 +9,7 @@ from typing import Any
 import pulumi
 from pulumi_gcp import cloudrun, cloudrunv2
 
+from stx_pulumi.serving import Scaling
 from stx_pulumi.spec import AppSpec, ServiceSpec, revision_max_instances
 
 CLOUDFLARE_CNAME_TARGET = "ghs.googlehosted.com"
@@ -24,6 +25,7 @@ class Served:
     """A service and the resources that expose it."""
 
     spec: ServiceSpec
+    scaling: Scaling  # in force now: the base, or the active event window's
     service: Any
     public_access: Any = None
     domain_mapping: Any = None
@@ -36,8 +38,8 @@ class Served:
             "url": self.service.uri,
             "custom_url": f"https://{svc.domain}" if svc.domain else None,
             "service": self.service.name,
-            "min_instances": svc.min_instances,
-            "max_instances": svc.max_instances,
+            "min_instances": self.scaling.min_instances,
+            "max_instances": self.scaling.max_instances,
             "revision": self.service.latest_created_revision,
             "ready_revision": self.service.latest_ready_revision,
             "traffic": self.service.traffic_statuses.apply(_traffic),
@@ -45,6 +47,8 @@ class Served:
         }
         if svc.book:
             out["folder"] = svc.folder
+        if self.scaling.source != "base":
+            out["scaling"] = self.scaling.source
         if self.dns_records is not None:
             out["dns_records"] = self.dns_records
         return out
@@ -55,7 +59,8 @@ def serve(svc: ServiceSpec, spec: AppSpec, image: Any, account_email: pulumi.Inp
     """The service `svc` running `image`, public if asked, with its domain if given."""
     child = pulumi.ResourceOptions(parent=parent)
     labels = {**spec.labels, "stx-book": svc.book} if svc.book else spec.labels
-    served = Served(svc, cloudrunv2.Service(
+    scaling = spec.scaling(svc)
+    served = Served(svc, scaling, cloudrunv2.Service(
         svc.name,
         name=svc.name,
         location=spec.region,
@@ -63,13 +68,13 @@ def serve(svc: ServiceSpec, spec: AppSpec, image: Any, account_email: pulumi.Inp
         ingress="INGRESS_TRAFFIC_ALL",
         labels=labels,
         deletion_protection=spec.protected,
-        scaling=cloudrunv2.ServiceScalingArgs(min_instance_count=svc.min_instances,
-                                              max_instance_count=svc.max_instances),
+        scaling=cloudrunv2.ServiceScalingArgs(min_instance_count=scaling.min_instances,
+                                              max_instance_count=scaling.max_instances),
         template=cloudrunv2.ServiceTemplateArgs(
             containers=[_container(svc, spec, image)],
             service_account=account_email,
             max_instance_request_concurrency=svc.concurrency,
-            scaling=_revision_scaling(svc),
+            scaling=_revision_scaling(svc, spec),
             timeout=f"{svc.timeout_s}s",
             session_affinity=True,
             labels=labels,
@@ -171,8 +176,13 @@ def plain_env(spec: AppSpec, svc: ServiceSpec) -> list[tuple[str, str]]:
     return env + list(spec.env_vars)
 
 
-def _revision_scaling(svc: ServiceSpec) -> cloudrunv2.ServiceTemplateScalingArgs | None:
-    ceiling = revision_max_instances(svc.max_instances)
+def _revision_scaling(svc: ServiceSpec,
+                      spec: AppSpec) -> cloudrunv2.ServiceTemplateScalingArgs | None:
+    """The revision ceiling, fixed for the largest max the service will have, windows
+    included: a scheduled job changes the service's scaling only, never the revision's."""
+    peak = max([svc.max_instances, *(w.scaling(svc.concurrency, svc.max_instances)[1]
+                                     for w in spec.windows if w.covers(svc.book))])
+    ceiling = revision_max_instances(peak)
     return None if ceiling is None else cloudrunv2.ServiceTemplateScalingArgs(
         max_instance_count=ceiling)
 

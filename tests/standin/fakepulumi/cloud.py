@@ -27,6 +27,9 @@ REPLACE_KEYS = {
     "cloudflare:index/dnsRecord:DnsRecord": ("zoneId",),
     "gcp:secretmanager/secretIamMember:SecretIamMember": ("secretId", "role", "member",
                                                          "project"),
+    "gcp:cloudrunv2/serviceIamMember:ServiceIamMember": ("name", "role", "member", "condition"),
+    "gcp:serviceaccount/iAMMember:IAMMember": ("serviceAccountId", "role", "member"),
+    "gcp:cloudscheduler/job:Job": ("name", "region", "project"),
 }
 SECRET_MEMBER = "gcp:secretmanager/secretIamMember:SecretIamMember"
 

@@ -1,0 +1,168 @@
+"""Event windows: `event add`, `event list`, `event remove`. A window is kept in the stack config
+(`stx:events`) and scheduled in Google Cloud by the next `up` (or at once with `--up`)."""
+
+from typing import Annotated, Any
+
+import typer
+
+from stx_pulumi import render
+from stx_pulumi.cli.options import (
+    AppArg,
+    DeployOptions,
+    EnvOpt,
+    JsonOpt,
+    YesOpt,
+    app,
+    command,
+    load_spec_for,
+    open_engine,
+    stack_ref,
+)
+from stx_pulumi.errors import InputError, SpecError
+
+event_app = typer.Typer(
+    help="Event windows: warm before a class, back to the base scaling after, scheduled in "
+         "Google Cloud (Cloud Scheduler), with nobody at the keyboard.",
+    no_args_is_help=True)
+app.add_typer(event_app, name="event")
+UpOpt = Annotated[bool, typer.Option(
+    "--up", help="Deploy now (the change is kept only if the update succeeds); else the next "
+    "`up` applies it.")]
+
+
+@command("add", target=event_app)
+def add(
+    app_name: AppArg = None,
+    start: Annotated[str, typer.Option("--start", help="When the class starts, e.g. "
+                                       "'2026-12-01 08:00' (in --tz).")] = "",
+    end: Annotated[str, typer.Option("--end", help="When it ends (at most 24 h after "
+                                     "--start unless --long).")] = "",
+    tz: Annotated[str, typer.Option("--tz", help="IANA time zone of --start/--end, e.g. "
+                                    "Europe/Paris.")] = "UTC",
+    users: Annotated[int | None, typer.Option(
+        "--users", help="Students at once: warm ⌈users ÷ concurrency⌉ instances.")] = None,
+    min_instances: Annotated[int | None, typer.Option(
+        "--min", help="Instances to keep warm (instead of --users).")] = None,
+    max_instances: Annotated[int | None, typer.Option(
+        "--max", help="Maximum instances in the window. Default: the larger of the base "
+        "max and the warm instances.")] = None,
+    warm: Annotated[str, typer.Option("--warm", help="How long before --start to warm up "
+                                      "(e.g. 15m, 1h).")] = "15m",
+    book: Annotated[str | None, typer.Option(
+        "--book", help="Only this book's service (a stack of books). Default: every service.")
+    ] = None,
+    name: Annotated[str | None, typer.Option(
+        "--name", help="The window's name. Default: w<YYYYMMDD>-<HHMM> of --start.")] = None,
+    long: Annotated[bool, typer.Option("--long", help="Allow a window over 24 h.")] = False,
+    up: UpOpt = False,
+    yes: YesOpt = False,
+    env: EnvOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Schedule a class: its scaling from --start minus --warm until --end."""
+    from stx_pulumi import events
+
+    values = {"start": start, "end": end, "tz": tz, "warm": warm, "users": users,
+              "min": min_instances, "max": max_instances, "book": book}
+    labels = {"name": "--name", "start": "--start", "end": "--end", "tz": "--tz",
+              "warm": "--warm", "users": "--users", "min": "--min", "max": "--max",
+              "book": "--book"}
+    problems: list[str] = []
+    window = events.read_window(name or "w", values, labels, problems, allow_long=long)
+    if window and not name:
+        window = events.Window(**{**window.__dict__, "name": events.default_name(window.start)})
+    now = events.clock()
+    if window and window.start <= now:
+        problems.append(f"--start: {window.start:%Y-%m-%d %H:%M} {window.tz} is not in the "
+                        "future")
+    if problems or window is None:
+        raise SpecError(problems)
+    options = DeployOptions(env=env)
+    current, ws = load_spec_for(app_name, options, {}, (), placeholder=not up)
+    clash = [w.name for w in events.overlaps(window, current.windows)]
+    if window.name in {w.name for w in current.windows}:
+        raise InputError(f"--name: the stack already has a window {window.name}: `stx-pulumi "
+                         f"event remove` it first, or choose another --name")
+    if clash:
+        raise InputError(f"--start/--end: overlaps the window {clash[0]} of {current.stack}")
+    overrides = {"stx:events": {window.name: window.as_config()}}
+    spec, _ = load_spec_for(app_name, options, overrides, (), placeholder=not up)  # books
+    if not up and not ws.stack_initialized(spec.stack):
+        raise InputError(f"{spec.stack} is not deployed yet: pass --up to deploy it with the "
+                         "window")
+    cost = _show_window(spec, window, json_output and up)
+    if up:
+        from stx_pulumi.cli.deploy import deploy_app
+
+        deploy_app(app_name, options, overrides, (), yes=yes,
+                   message=f"event add {window.name}", json_output=json_output)
+        return
+    _write(ws, spec.stack, [(f"stx:events.{window.name}.{k}", v)
+                            for k, v in window.as_config().items()], [])
+    if json_output:
+        render.print_json({"stack": spec.stack, "event": window.name,
+                           "window": window.as_config(), "cost": cost, "result": "saved"})
+    else:
+        render.info(f"event {window.name} saved in {spec.stack}: `stx-pulumi up` schedules it")
+
+
+@command("list", target=event_app)
+def list_(app_name: AppArg = None, env: EnvOpt = None, json_output: JsonOpt = False) -> None:
+    """The stack's windows, the scaling in force now, and what each window costs."""
+    from stx_pulumi.cost import windows_cost
+    from stx_pulumi.prices import Prices
+
+    stack_ref(app_name, env)  # the stack must exist
+    spec, _ = load_spec_for(app_name, DeployOptions(env=env), {}, (), placeholder=True)
+    data = {"stack": spec.stack, "now": spec.now.isoformat(timespec="minutes"),
+            "scaling": {svc.book or svc.name: spec.scaling(svc).__dict__
+                        for svc in spec.services},
+            "events": windows_cost(spec, Prices()), "expired": list(spec.expired)}
+    if json_output:
+        render.print_json(data)
+    else:
+        render.windows(spec, data)
+
+
+@command("remove", target=event_app)
+def remove(
+    app_name: AppArg = None,
+    name: Annotated[str, typer.Argument(help="The window's name (see `event list`).")] = "",
+    up: UpOpt = False,
+    yes: YesOpt = False,
+    env: EnvOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Remove a window: the next `up` (or --up) deletes its jobs and its scheduler rights."""
+    ws, stack = stack_ref(app_name, env)
+    names = {str(k) for k in (ws.stack_config(stack).get("stx:events") or {})}
+    if name not in names:
+        raise InputError(f"NAME: {stack} has no window {name!r}"
+                         + (f" (windows: {', '.join(sorted(names))})" if names else ""))
+    key = f"stx:events.{name}"
+    if up:
+        from stx_pulumi.cli.deploy import deploy_app
+
+        deploy_app(app_name, DeployOptions(env=env), {}, (f"events.{name}",), yes=yes,
+                   message=f"event remove {name}", json_output=json_output)
+        return
+    _write(ws, stack, [], [key])
+    render.info(f"event {name} removed from {stack}: `stx-pulumi up` deletes its jobs")
+
+
+def _write(ws: Any, stack: str, updates: list[tuple[str, str]], removed: list[str]) -> None:
+    engine, _ = open_engine(ws, quiet=True)
+    engine.write_config(stack, updates, removed)
+
+
+def _show_window(spec: Any, window: Any, quiet: bool) -> dict[str, Any]:
+    """The window and its cost, before anything is written (`quiet` under --json --up)."""
+    from stx_pulumi.cost import window_cost
+    from stx_pulumi.prices import Prices
+
+    cost = window_cost(spec, window, Prices())
+    if not quiet:
+        render.info(f"event {window.describe()}")
+        render.info(f"  estimated ${cost['total_usd']:.2f}: {cost['detail']}")
+    return cost
+

@@ -1,0 +1,284 @@
+"""Event windows: a class at a time, warm before it, back to the base scaling after it.
+
+Pure (no Pulumi, no I/O): a window read from the command line or from `stx:events`, checked,
+and what the schedule does with it. A window is active over [start − warm, end). Times are
+wall-clock times in the window's time zone (IANA name); a cron of Cloud Scheduler repeats every
+year, so each window's jobs are only *allowed* to change the service inside the window: the
+scheduler account's right to update the service is an IAM binding whose condition is that
+window's time span (`iam_condition`). A year later the job fires, is refused, changes nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from stx_pulumi.errors import InputError
+
+DEFAULT_TZ = "UTC"
+DEFAULT_WARM = timedelta(minutes=15)
+MAX_WINDOW = timedelta(hours=24)
+MAX_WARM = timedelta(hours=6)
+# How long after the end a window's jobs may still act: Cloud Scheduler retries a failed
+# attempt (RETRY_COUNT times, backing off up to MAX_BACKOFF_S) within this grace.
+GRACE = timedelta(hours=1)
+EARLY = timedelta(minutes=5)  # a job may fire a little early; its right starts this much before
+RETRY_COUNT = 3
+MAX_BACKOFF_S = 600
+NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+TIME_FORMATS = ("%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M")
+DURATION_RE = re.compile(r"^(\d+)\s*(m|min|h)?$")
+ADMIN_API = "https://run.googleapis.com/v2"
+UPDATE_MASK = "scaling.minInstanceCount,scaling.maxInstanceCount"
+
+
+def clock() -> datetime:
+    """Now, as an aware UTC time; STX_PULUMI_NOW (ISO 8601, e.g. 2026-11-30T07:00Z) sets
+    another, to see what an `up` or a cost would be then (tests replace this function too:
+    never sleep to reach a window)."""
+    fixed = os.environ.get("STX_PULUMI_NOW")
+    if fixed:
+        try:
+            when = datetime.fromisoformat(fixed.replace("Z", "+00:00"))
+        except ValueError:
+            raise InputError(f"STX_PULUMI_NOW: {fixed!r} is not an ISO 8601 time such as "
+                             "2026-11-30T07:00Z") from None
+        return (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC)
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Window:
+    """One scheduled event: its scaling applies over [start − warm, end)."""
+
+    name: str
+    start: datetime  # aware, in tz
+    end: datetime
+    tz: str
+    warm: timedelta = DEFAULT_WARM
+    users: int | None = None
+    min: int | None = None
+    max: int | None = None
+    book: str | None = None
+
+    # Arithmetic in UTC: Python subtracts two times of one zone by their wall clocks, which
+    # is an hour off across a daylight-saving change.
+    @property
+    def warm_at(self) -> datetime:
+        """When the warm-up starts, in the window's zone."""
+        return (self.start.astimezone(UTC) - self.warm).astimezone(self.start.tzinfo)
+
+    @property
+    def duration(self) -> timedelta:
+        return self.end.astimezone(UTC) - self.start.astimezone(UTC)
+
+    def active(self, now: datetime) -> bool:
+        return self.warm_at.astimezone(UTC) <= now.astimezone(UTC) < self.end.astimezone(UTC)
+
+    def expired(self, now: datetime) -> bool:
+        return now.astimezone(UTC) >= self.end.astimezone(UTC)
+
+    def covers(self, book: str | None) -> bool:
+        """Whether the window applies to this service (all of them unless it names a book)."""
+        return self.book is None or self.book == book
+
+    def scaling(self, concurrency: int, base_max: int) -> tuple[int, int]:
+        """(min, max) in the window: min = the warm instances, ⌈users ÷ concurrency⌉ unless
+        given; max = the window's, else the larger of the base max and min."""
+        warm = self.min if self.min is not None else math.ceil((self.users or 0) / concurrency)
+        return warm, self.max if self.max is not None else max(base_max, warm)
+
+    def as_config(self) -> dict[str, str]:
+        """The window as stored in `stx:events.<name>` (strings, as Pulumi stores them)."""
+        out = {"start": _local(self.start), "end": _local(self.end), "tz": self.tz,
+               "warm": f"{int(self.warm.total_seconds() // 60)}m"}
+        for key in ("users", "min", "max", "book"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = str(value)
+        return out
+
+    def describe(self) -> str:
+        who = f"{self.users} users" if self.users else f"min {self.min}, max {self.max}"
+        book = f", book {self.book}" if self.book else ""
+        return (f"{self.name}: {_local(self.start)}–{self.end.strftime('%H:%M')} {self.tz} "
+                f"({who}, warm from {self.warm_at.strftime('%H:%M')}{book})")
+
+
+def _local(when: datetime) -> str:
+    return when.strftime("%Y-%m-%d %H:%M")
+
+
+# -- reading and checking ---------------------------------------------------------------------
+
+def parse_time(text: str, tz: ZoneInfo, where: str, problems: list[str]) -> datetime | None:
+    """`2026-12-01 08:00` in `tz`; a wall time that does not exist there (a daylight-saving
+    gap) is a problem, not silently moved."""
+    for fmt in TIME_FORMATS:
+        try:
+            naive = datetime.strptime(str(text).strip(), fmt)
+        except ValueError:
+            continue
+        when = naive.replace(tzinfo=tz)
+        if when.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != naive:
+            problems.append(f"{where}: {text} does not exist in {tz.key} (a daylight-saving "
+                            "change skips it)")
+            return None
+        return when
+    problems.append(f"{where}: {text!r} is not a time such as '2026-12-01 08:00'")
+    return None
+
+
+def parse_duration(text: str, where: str, problems: list[str]) -> timedelta | None:
+    """`15m`, `15`, `1h` → a duration; at most MAX_WARM."""
+    match = DURATION_RE.match(str(text).strip().lower())
+    if not match:
+        problems.append(f"{where}: {text!r} is not a duration such as 15m or 1h")
+        return None
+    amount = int(match.group(1))
+    duration = timedelta(hours=amount) if match.group(2) == "h" else timedelta(minutes=amount)
+    if duration > MAX_WARM:
+        problems.append(f"{where}: at most {int(MAX_WARM.total_seconds() // 3600)}h, got {text}")
+        return None
+    return duration
+
+
+def zone(name: str, where: str, problems: list[str]) -> ZoneInfo | None:
+    if name not in available_timezones():
+        problems.append(f"{where}: {name!r} is not a known time zone (an IANA name such as "
+                        "Europe/Paris or America/New_York)")
+        return None
+    try:
+        return ZoneInfo(name)
+    except ZoneInfoNotFoundError:  # pragma: no cover - listed but unreadable
+        problems.append(f"{where}: {name!r} cannot be read")
+        return None
+
+
+def read_window(name: str, values: Mapping[str, Any], labels: Mapping[str, str],
+                problems: list[str], allow_long: bool = False) -> Window | None:
+    """A window from its settings (CLI options or a stored `stx:events.<name>` map). `labels`
+    names each key the way the user set it (`--start`, or `stx:events.NAME.start`)."""
+    count = len(problems)
+    if not NAME_RE.match(name):
+        problems.append(f"{labels['name']}: {name!r} must be 1-31 lowercase letters, digits or "
+                        "'-', starting with a letter")
+    tz = zone(str(values.get("tz") or DEFAULT_TZ), labels["tz"], problems)
+    if tz is None:
+        return None
+    start = parse_time(values.get("start") or "", tz, labels["start"], problems)
+    end = parse_time(values.get("end") or "", tz, labels["end"], problems)
+    warm = parse_duration(values.get("warm") or "15m", labels["warm"], problems)
+    users, low, high = (_count(values.get(k), labels[k], problems) for k in ("users", "min", "max"))
+    if users is None and low is None and high is None:
+        problems.append(f"{labels['users']}: say how many students ({labels['users']}) or the "
+                        f"scaling ({labels['min']}/{labels['max']})")
+    elif users is not None and low is not None:
+        problems.append(f"{labels['users']}: give {labels['users']} or {labels['min']}, not both")
+    if low is not None and high is not None and high < low:
+        problems.append(f"{labels['max']}: {high} is less than {labels['min']} {low}")
+    if high is not None and not 1 <= high <= 1000:
+        problems.append(f"{labels['max']}: must be between 1 and 1000, got {high}")
+    if users == 0:
+        problems.append(f"{labels['users']}: must be 1 or more")
+    if start and end:
+        length = end.astimezone(UTC) - start.astimezone(UTC)
+        if length <= timedelta(0):
+            problems.append(f"{labels['end']}: {_local(end)} is not after {labels['start']} "
+                            f"{_local(start)}")
+        elif length > MAX_WINDOW and not allow_long:
+            problems.append(f"{labels['end']}: the window lasts {_hours(length)}, more than "
+                            "24 h: pass --long if that is meant")
+    if len(problems) > count or start is None or end is None or warm is None:
+        return None
+    book = str(values.get("book") or "").strip() or None
+    return Window(name=name, start=start, end=end, tz=tz.key, warm=warm, users=users, min=low,
+                  max=high, book=book)
+
+
+def _count(value: Any, where: str, problems: list[str]) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = int(str(value))
+    except ValueError:
+        problems.append(f"{where}: {value!r} is not a whole number")
+        return None
+    if number < 0:
+        problems.append(f"{where}: must be 0 or more, got {number}")
+        return None
+    return number
+
+
+def _hours(delta: timedelta) -> str:
+    return f"{delta.total_seconds() / 3600:g} h"
+
+
+def overlaps(window: Window, others: Iterable[Window]) -> list[Window]:
+    """Windows whose active spans meet this one's on a service they share."""
+    return [o for o in others if o.name != window.name
+            and (window.book is None or o.book is None or window.book == o.book)
+            and window.warm_at.astimezone(UTC) < o.end.astimezone(UTC)
+            and o.warm_at.astimezone(UTC) < window.end.astimezone(UTC)]
+
+
+def stored_windows(config: Mapping[str, Any], problems: list[str]) -> list[Window]:
+    """The windows of `stx:events` (each checked as on the command line, without the 24 h
+    limit, which `event add --long` lifted)."""
+    out = []
+    for name, values in sorted(config.items(), key=lambda item: str(item[0])):
+        where = f"stx:events.{name}"
+        if not isinstance(values, Mapping):
+            problems.append(f"{where}: expected a map with start, end and tz, got {values!r}")
+            continue
+        unknown = set(values) - {"start", "end", "tz", "warm", "users", "min", "max", "book"}
+        for key in sorted(unknown):
+            problems.append(f"{where}.{key}: not a window setting (start, end, tz, warm, users, "
+                            "min, max, book)")
+        labels = {k: f"{where}.{k}" for k in ("start", "end", "tz", "warm", "users", "min",
+                                                "max", "book")}
+        labels["name"] = where
+        window = read_window(str(name), values, labels, problems, allow_long=True)
+        if window:
+            out.append(window)
+    for window in out:
+        for other in overlaps(window, out):
+            if other.name > window.name:
+                problems.append(f"stx:events.{other.name}: overlaps the window {window.name}")
+    return out
+
+
+# -- what the schedule does -------------------------------------------------------------------
+
+def cron(when: datetime) -> str:
+    """The unix-cron of a wall time in its zone: minute hour day month, every year."""
+    return f"{when.minute} {when.hour} {when.day} {when.month} *"
+
+
+def iam_condition(window: Window) -> tuple[str, str]:
+    """(title, CEL expression) of the scheduler account's right to update the service: from
+    just before the warm-up to GRACE after the end (retries), in UTC."""
+    since = (window.warm_at - EARLY).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    until = (window.end + GRACE).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return (f"stx event {window.name}",
+            f'request.time >= timestamp("{since}") && request.time < timestamp("{until}")')
+
+
+def service_uri(project: str, region: str, service: str) -> str:
+    """The Cloud Run Admin API call a job makes: PATCH the service's scaling only."""
+    return (f"{ADMIN_API}/projects/{project}/locations/{region}/services/{service}"
+            f"?updateMask={UPDATE_MASK}")
+
+
+def scaling_body(low: int, high: int) -> dict[str, Any]:
+    return {"scaling": {"minInstanceCount": low, "maxInstanceCount": high}}
+
+
+def default_name(start: datetime) -> str:
+    return start.strftime("w%Y%m%d-%H%M")
