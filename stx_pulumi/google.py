@@ -6,11 +6,14 @@
 - `load_credentials`: GOOGLE_APPLICATION_CREDENTIALS, else gcloud's application default
   credentials file; any kind google-auth reads (user, service account, workload identity).
 - `missing_apis` and `bucket_permissions`: the Service Usage and Cloud Storage JSON APIs.
+- `scheduler_job`, `service_policy`, `account_policy`: what Google holds of an event window's
+  jobs (Cloud Scheduler) and of its scheduler account's rights (Cloud Run and IAM policies).
 
 Every call has a timeout. Endpoints are overridable so tests run them against local servers:
-STX_SERVICEUSAGE_ENDPOINT, STORAGE_EMULATOR_HOST as Google's storage clients honour it, and
-STX_OAUTH_TOKEN_ENDPOINT for user credentials (google-auth always sends those to Google's
-token endpoint; service-account and workload-identity files name their own).
+STX_SERVICEUSAGE_ENDPOINT, STORAGE_EMULATOR_HOST as Google's storage clients honour it,
+STX_SCHEDULER_ENDPOINT, STX_RUN_ENDPOINT, STX_IAM_ENDPOINT, and STX_OAUTH_TOKEN_ENDPOINT for
+user credentials (google-auth always sends those to Google's token endpoint; service-account and
+workload-identity files name their own).
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
 TIMEOUT_S = 10.0
 SERVICEUSAGE = "https://serviceusage.googleapis.com"
 STORAGE = "https://storage.googleapis.com"
+SCHEDULER = "https://cloudscheduler.googleapis.com"
+RUN = "https://run.googleapis.com"
+IAM = "https://iam.googleapis.com"
 BUCKET_PERMISSIONS = ("storage.objects.create", "storage.objects.get", "storage.objects.list",
                       "storage.objects.delete")
 
@@ -142,12 +148,46 @@ def bucket_permissions(credentials: Any, bucket: str,
     return [p for p in BUCKET_PERMISSIONS if p not in granted]
 
 
-def _get(credentials: Any, url: str, params: list[tuple[str, str]]) -> dict[str, Any]:
+def scheduler_job(credentials: Any, project: str, region: str, name: str,
+                  environ: Mapping[str, str]) -> dict[str, Any] | None:
+    """A Cloud Scheduler job as Google holds it (state, schedule, last attempt), or None."""
+    base = environ.get("STX_SCHEDULER_ENDPOINT") or SCHEDULER
+    try:
+        return _get(credentials, f"{base}/v1/projects/{project}/locations/{region}/jobs/{name}",
+                    [])
+    except GoogleError as err:
+        if str(err).startswith("HTTP 404"):
+            return None
+        raise
+
+
+def service_policy(credentials: Any, project: str, region: str, service: str,
+                   environ: Mapping[str, str]) -> dict[str, Any]:
+    """A Cloud Run service's IAM policy, conditions included (policy version 3)."""
+    base = environ.get("STX_RUN_ENDPOINT") or RUN
+    return _get(credentials, f"{base}/v2/projects/{project}/locations/{region}/services/"
+                f"{service}:getIamPolicy", [("options.requestedPolicyVersion", "3")])
+
+
+def account_policy(credentials: Any, project: str, email: str,
+                   environ: Mapping[str, str]) -> dict[str, Any]:
+    """A service account's IAM policy (who may act as it)."""
+    base = environ.get("STX_IAM_ENDPOINT") or IAM
+    return _get(credentials, f"{base}/v1/projects/{project}/serviceAccounts/{email}"
+                ":getIamPolicy", [], post={"options": {"requestedPolicyVersion": 3}})
+
+
+def _get(credentials: Any, url: str, params: list[tuple[str, str]],
+         post: dict[str, Any] | None = None) -> dict[str, Any]:
     import httpx
 
+    headers = {"Authorization": f"Bearer {credentials.token}"}
     try:
-        response = httpx.get(url, params=params, timeout=TIMEOUT_S,
-                             headers={"Authorization": f"Bearer {credentials.token}"})
+        if post is None:
+            response = httpx.get(url, params=params, timeout=TIMEOUT_S, headers=headers)
+        else:
+            response = httpx.post(url, params=params, json=post, timeout=TIMEOUT_S,
+                                  headers=headers)
     except httpx.HTTPError as err:
         raise GoogleError(f"{url.split('/v1/')[0].split('/storage/')[0]}: "
                           f"{_one_line(err) or type(err).__name__}") from None

@@ -450,6 +450,8 @@ def windows(spec: Any, data: dict[str, Any]) -> None:
     for window, cost in zip(spec.windows, data["events"]["windows"], strict=True):
         state = "ACTIVE" if cost["active"] else "upcoming"
         console.print(f"{state:<8} {safe(window.describe())}: ${cost['total_usd']:.2f}")
+    for name, state in data["jobs"].items():
+        console.print(f"  job {safe(name)}: {safe(state)}")
     for name, scaling in data["scaling"].items():
         console.print(f"now {safe(name)}: min {scaling['min_instances']}, max "
                       f"{scaling['max_instances']} ({safe(scaling['source'])})")

@@ -1,8 +1,11 @@
 """Local stand-ins for the Google endpoints the preflight calls, on 127.0.0.1: the OAuth token
 endpoint (named as `token_uri` in the credentials file the tests write), Service Usage's
 `services:batchGet` (STX_SERVICEUSAGE_ENDPOINT) and Cloud Storage's `testIamPermissions`
-(STORAGE_EMULATOR_HOST). Knobs: `disabled` APIs, `revoked` credentials, known `buckets`, and a
-`delay` before every answer (for the preflight benchmark).
+(STORAGE_EMULATOR_HOST), and what Google holds of event windows: Cloud Scheduler jobs
+(STX_SCHEDULER_ENDPOINT), Cloud Run and service-account IAM policies (STX_RUN_ENDPOINT,
+STX_IAM_ENDPOINT). Knobs: `disabled` APIs, `revoked` credentials, known `buckets`, `jobs` by
+name, `policies` by resource path, and a `delay` before every answer (for the preflight
+benchmark).
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ class FakeGoogle:
         self.disabled: set[str] = set()
         self.revoked = False
         self.buckets = {"team-state"}
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.policies: dict[str, dict[str, Any]] = {}  # ".../services/S" or ".../serviceAccounts/E"
         self.requests: list[tuple[str, str, str]] = []  # method, path, authorization
         self._server: Any = None
 
@@ -60,7 +65,10 @@ class FakeGoogle:
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 fake.requests.append(("POST", self.path, ""))
                 time.sleep(fake.delay)
-                if fake.revoked:
+                path = urlparse(self.path).path
+                if path.endswith(":getIamPolicy"):  # IAM: a service account's policy
+                    self.answer(200, fake.policies.get(path.removesuffix(":getIamPolicy"), {}))
+                elif fake.revoked:
                     self.answer(400, {"error": "invalid_grant",
                                       "error_description": "Token has been expired or revoked."})
                 else:
@@ -86,6 +94,15 @@ class FakeGoogle:
                                                     "exist."}})
                     else:
                         self.answer(200, {"permissions": query.get("permissions", [])})
+                elif url.path.endswith(":getIamPolicy"):  # Cloud Run: a service's policy
+                    self.answer(200, fake.policies.get(url.path.removesuffix(":getIamPolicy"),
+                                                       {}))
+                elif "/jobs/" in url.path:
+                    job = fake.jobs.get(url.path.rsplit("/", 1)[1])
+                    if job is None:
+                        self.answer(404, {"error": {"message": "Job not found."}})
+                    else:
+                        self.answer(200, job)
                 else:
                     self.answer(404, {"error": {"message": f"no {url.path}"}})
 

@@ -420,3 +420,75 @@ def test_an_overlapping_or_duplicate_window_is_refused(
     assert "overlaps the window w20261201-0800" in overlap.output
     assert snapshot(workspace) == before
 
+
+
+def test_an_end_job_that_failed_is_corrected_by_the_next_up(
+        workspace: Path, pulumi_cli: PulumiStandIn, at: Any) -> None:
+    """The warm job ran (the service holds 13 instances) but the end job failed: the state
+    still says base, so only `up --refresh` sees that 13 instances are running and paid."""
+    assert stx(*ADD, "--up", "--yes").exit_code == 0
+    live = workspace / ".pulumi-state/.pulumi/.standin-services.json"
+    assert json.loads(live.read_text())["hello-course-dev"] == {
+        "minInstanceCount": 0, "maxInstanceCount": 10}
+    live.write_text(json.dumps({"hello-course-dev": {"minInstanceCount": 13,
+                                                     "maxInstanceCount": 13}}))  # warm job
+    at(datetime(2026, 12, 1, 12, 0, tzinfo=UTC))  # after the window; the end job failed
+    data = stx_json("up", "hello-course", "--yes")
+    assert data["changes"]["update"] >= 1
+    assert json.loads(live.read_text())["hello-course-dev"] == {
+        "minInstanceCount": 0, "maxInstanceCount": 10}
+
+
+def google_holds(fake: Any, workspace: Path) -> None:
+    """What Google would hold after the deployment: the stack's jobs and IAM members, as the
+    stand-in state records them."""
+    for res in resources(workspace, "hello-course.dev").values():
+        inputs = res["inputs"]
+        if res["type"] == JOB:
+            fake.jobs[inputs["name"]] = {**inputs, "state": "ENABLED",
+                                         "scheduleTime": "2026-12-01T06:45:00Z"}
+        elif res["type"] == MEMBER and inputs.get("condition"):
+            path = (f"/v2/projects/{inputs['project']}/locations/{inputs['location']}/"
+                    f"services/{inputs['name']}")
+            fake.policies.setdefault(path, {"bindings": []})["bindings"].append(
+                {"role": inputs["role"], "members": [inputs["member"]],
+                 "condition": inputs["condition"]})
+        elif res["type"] == "gcp:serviceaccount/iAMMember:IAMMember":
+            path = f"/v1/{inputs['serviceAccountId']}"
+            fake.policies.setdefault(path, {"bindings": []})["bindings"].append(
+                {"role": inputs["role"], "members": [inputs["member"]]})
+
+
+def test_event_test_passes_when_google_holds_the_plan_and_names_what_is_missing(
+        workspace: Path, pulumi_cli: PulumiStandIn, google: Any, at: Any) -> None:
+    assert stx(*ADD, "--up", "--yes").exit_code == 0
+    missing = stx("event", "test", "hello-course")
+    assert missing.exit_code == 5
+    assert "hello-course-dev-w20261201-0800-warm does not exist in Cloud Scheduler" in (
+        missing.output)
+    google_holds(google, workspace)
+    data = stx_json("event", "test", "hello-course")
+    assert data["result"] == "passed"
+    assert {c["name"] for c in data["checks"]} == {
+        "job warm w20261201-0800", "job end w20261201-0800", "rights w20261201-0800",
+        "act as runtime"}
+    google.jobs["hello-course-dev-w20261201-0800-end"]["state"] = "PAUSED"
+    google.policies.clear()
+    result = stx("event", "test", "hello-course")
+    assert result.exit_code == 5
+    assert "hello-course-dev-w20261201-0800-end is PAUSED" in result.output
+    assert "may NOT update hello-course-dev during w20261201-0800" in result.output
+    assert "may NOT act as hello-course-dev-run@" in result.output
+
+
+def test_event_list_shows_each_jobs_last_attempt(
+        workspace: Path, pulumi_cli: PulumiStandIn, google: Any, at: Any) -> None:
+    assert stx(*ADD, "--up", "--yes").exit_code == 0
+    google_holds(google, workspace)
+    google.jobs["hello-course-dev-w20261201-0800-warm"].update(
+        lastAttemptTime="2026-12-01T06:45:01Z", status={"code": 7, "message": "denied"})
+    result = stx("event", "list", "hello-course")
+    assert result.exit_code == 0, result.output
+    assert ("job hello-course-dev-w20261201-0800-warm: last attempt 2026-12-01T06:45:01Z: "
+            "FAILED (code 7: denied)") in result.output
+    assert "job hello-course-dev-w20261201-0800-end: no attempt yet" in result.output

@@ -248,6 +248,8 @@ def preview(
     spec, ws = load_spec_for(app_name, options, options.overrides(Path.cwd()), ())
     for warning in spec.warnings:
         render.warning(warning)
+    for window in spec.windows:
+        render.info(f"event {window.describe()}: pending")
     engine, progress = open_engine(ws, f"preview {spec.stack}", quiet=json_output, diff=diff)
     render.info(f"building {ws.relative(spec.source)} as {spec.image_tag}")
     with progress:

@@ -1,6 +1,7 @@
 """Event windows: `event add`, `event list`, `event remove`. A window is kept in the stack config
 (`stx:events`) and scheduled in Google Cloud by the next `up` (or at once with `--up`)."""
 
+import os
 from typing import Annotated, Any
 
 import typer
@@ -117,11 +118,50 @@ def list_(app_name: AppArg = None, env: EnvOpt = None, json_output: JsonOpt = Fa
     data = {"stack": spec.stack, "now": spec.now.isoformat(timespec="minutes"),
             "scaling": {svc.book or svc.name: spec.scaling(svc).__dict__
                         for svc in spec.services},
-            "events": windows_cost(spec, Prices()), "expired": list(spec.expired)}
+            "events": windows_cost(spec, Prices()), "expired": list(spec.expired),
+            "jobs": _job_states(spec)}
     if json_output:
         render.print_json(data)
     else:
         render.windows(spec, data)
+
+
+@command("test", target=event_app)
+def test(app_name: AppArg = None, env: EnvOpt = None, json_output: JsonOpt = False) -> None:
+    """Prove now that the windows will act: Google holds every job, enabled and timed as
+    planned, and the scheduler account's rights on each service for each window."""
+    from stx_pulumi import google, jobs
+    from stx_pulumi.checks import FAIL
+    from stx_pulumi.errors import PrerequisiteError, VerificationError
+
+    stack_ref(app_name, env)
+    spec, _ = load_spec_for(app_name, DeployOptions(env=env), {}, (), placeholder=True)
+    if not spec.windows:
+        raise InputError(f"{spec.stack} has no event window to test (`stx-pulumi event add`)")
+    try:
+        credentials, _ = google.load_credentials(os.environ)
+    except google.GoogleError as err:
+        raise PrerequisiteError(f"credentials: {err}", hint="run `gcloud auth "
+                                  "application-default login`") from None
+
+    def call(fetch: Any, *args: Any) -> Any:
+        try:
+            return fetch(credentials, spec.project, *args, os.environ)
+        except google.GoogleError as err:
+            raise PrerequisiteError(f"Google refused a read: {err}") from None
+
+    checks = jobs.check(
+        spec, lambda name: call(google.scheduler_job, spec.region, name),
+        lambda service: call(google.service_policy, spec.region, service),
+        lambda email: call(google.account_policy, email))
+    failed = any(c.status == FAIL for c in checks)
+    if json_output:
+        render.print_json({"stack": spec.stack, "result": "failed" if failed else "passed",
+                           "checks": [c.__dict__ for c in checks]})
+    else:
+        render.checks_table(f"event test {spec.stack}", checks)
+    if failed:
+        raise typer.Exit(VerificationError.exit_code)
 
 
 @command("remove", target=event_app)
@@ -148,6 +188,22 @@ def remove(
         return
     _write(ws, stack, [], [key])
     render.info(f"event {name} removed from {stack}: `stx-pulumi up` deletes its jobs")
+
+
+def _job_states(spec: Any) -> dict[str, str]:
+    """Each planned job's last attempt as Cloud Scheduler reports it; said plainly when it
+    cannot be asked (no credentials, or no answer)."""
+    from stx_pulumi import google, jobs
+
+    planned = jobs.planned(spec)
+    if not planned:
+        return {}
+    try:
+        credentials, _ = google.load_credentials(os.environ)
+        return {job.name: jobs.last_attempt(google.scheduler_job(
+            credentials, spec.project, spec.region, job.name, os.environ)) for job in planned}
+    except google.GoogleError as err:
+        return {job.name: f"not checked: {err}" for job in planned}
 
 
 def _write(ws: Any, stack: str, updates: list[tuple[str, str]], removed: list[str]) -> None:

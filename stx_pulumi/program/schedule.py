@@ -20,6 +20,7 @@ import pulumi
 from pulumi_gcp import cloudrunv2, cloudscheduler, serviceaccount
 
 from stx_pulumi import events
+from stx_pulumi.jobs import ACT_AS_ROLE, UPDATE_ROLE, planned
 from stx_pulumi.program.service import Served
 from stx_pulumi.spec import AppSpec, service_account_id
 
@@ -43,7 +44,7 @@ def schedule(name: str, spec: AppSpec, served: list[Served], runtime_account: An
     act_as = serviceaccount.IAMMember(
         f"{name}-sched-act-as",
         service_account_id=runtime_account.name,
-        role="roles/iam.serviceAccountUser",
+        role=ACT_AS_ROLE,
         member=member,
         opts=child,
     )
@@ -65,28 +66,25 @@ def _window_jobs(window: events.Window, served: Served, spec: AppSpec,
         name=served.service.name,
         location=spec.region,
         project=spec.project,
-        role="roles/run.developer",
+        role=UPDATE_ROLE,
         member=member,
         condition=cloudrunv2.ServiceIamMemberConditionArgs(
             title=title, expression=expression,
             description=f"only during event {window.name}: its jobs repeat every year"),
         opts=pulumi.ResourceOptions(parent=parent),
     )
-    warm = window.scaling(svc.concurrency, svc.max_instances)
-    steps = [("warm", window.warm_at, warm), ("end", window.end,
-                                              (svc.min_instances, svc.max_instances))]
-    jobs = [right]
-    for kind, when, (low, high) in steps:
-        if when <= spec.now:
-            continue  # past: a job made now would next fire in a year
-        jobs.append(cloudscheduler.Job(
-            f"{svc.name}-{window.name}-{kind}",
-            name=f"{svc.name}-{window.name}-{kind}",
+    made: list[Any] = [right]
+    for job in planned(spec):
+        if job.window != window or job.service != svc:
+            continue
+        made.append(cloudscheduler.Job(
+            job.name,
+            name=job.name,
             project=spec.project,
             region=spec.region,
-            description=f"stx-pulumi event {window.name}: {kind} {svc.name} to min {low}, "
-                        f"max {high}",
-            schedule=events.cron(when),
+            description=f"stx-pulumi event {window.name}: {job.kind} {svc.name} to min "
+                        f"{job.low}, max {job.high}",
+            schedule=job.cron,
             time_zone=window.tz,
             attempt_deadline="180s",
             retry_config=cloudscheduler.JobRetryConfigArgs(
@@ -95,12 +93,12 @@ def _window_jobs(window: events.Window, served: Served, spec: AppSpec,
             http_target=cloudscheduler.JobHttpTargetArgs(
                 uri=events.service_uri(spec.project, spec.region, svc.name),
                 http_method="PATCH",
-                body=base64.b64encode(json.dumps(events.scaling_body(low, high)).encode()
-                                      ).decode(),
+                body=base64.b64encode(json.dumps(events.scaling_body(job.low, job.high))
+                                      .encode()).decode(),
                 headers={"Content-Type": "application/json"},
                 oauth_token=cloudscheduler.JobHttpTargetOauthTokenArgs(
                     service_account_email=email, scope=SCOPE),
             ),
             opts=pulumi.ResourceOptions(parent=parent, depends_on=[right, act_as]),
         ))
-    return jobs
+    return made

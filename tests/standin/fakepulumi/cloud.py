@@ -32,6 +32,7 @@ REPLACE_KEYS = {
     "gcp:cloudscheduler/job:Job": ("name", "region", "project"),
 }
 SECRET_MEMBER = "gcp:secretmanager/secretIamMember:SecretIamMember"
+SERVICE = "gcp:cloudrunv2/service:Service"
 
 
 class Cloud:
@@ -41,12 +42,45 @@ class Cloud:
 
     def __init__(self, backend_root: Path) -> None:
         self.file = backend_root / ".standin-cloud.json"
+        self.services_file = backend_root / ".standin-services.json"
+
+    def services(self) -> dict[str, dict[str, Any]]:
+        """Each Cloud Run service's live scaling: what deploys set, and what a test writes
+        as a scheduled job (Admin API PATCH) would."""
+        if not self.services_file.is_file():
+            return {}
+        return json.loads(self.services_file.read_text())
+
+    def _service(self, op: str, old: dict | None, new: dict | None) -> None:
+        with self.lock:
+            live = self.services()
+            if old is not None and op in ("delete", "replace"):
+                live.pop(unwrap(old["inputs"]).get("name"), None)
+            if new is not None and op in ("create", "update", "replace"):
+                inputs = unwrap(new["inputs"])
+                live[inputs.get("name")] = inputs.get("scaling") or {}
+            self.services_file.parent.mkdir(parents=True, exist_ok=True)
+            self.services_file.write_text(json.dumps(live, indent=1))
+
+    def refreshed(self, res: dict[str, Any]) -> dict[str, Any]:
+        """A resource as the cloud has it now: a service's scaling may have been changed
+        behind Pulumi's back."""
+        if res.get("type") != SERVICE:
+            return res
+        live = self.services().get(unwrap(res["inputs"]).get("name"))
+        if live is None or live == res["inputs"].get("scaling"):
+            return res
+        return {**res, "inputs": {**res["inputs"], "scaling": live},
+                "outputs": {**res["outputs"], "scaling": live}}
 
     def bindings(self) -> dict[str, list[str]]:
         return json.loads(self.file.read_text()) if self.file.is_file() else {}
 
     def apply(self, op: str, old: dict | None, new: dict | None) -> None:
         """Record a create, update, replace or delete of a resource."""
+        if (new or old or {}).get("type") == SERVICE:
+            self._service(op, old, new)
+            return
         if (new or old or {}).get("type") != SECRET_MEMBER:
             return
         with self.lock:
@@ -104,7 +138,9 @@ def computed(res: dict[str, Any], old: dict | None, unknown: bool) -> dict[str, 
         digest = hashlib.sha256(name.encode()).hexdigest()
         put("repoDigest", name.rsplit(":", 1)[0] + "@sha256:" + digest)
     elif typ == "gcp:serviceaccount/account:Account":
-        put("email", f"{inputs.get('accountId')}@{inputs.get('project')}.iam.gserviceaccount.com")
+        email = f"{inputs.get('accountId')}@{inputs.get('project')}.iam.gserviceaccount.com"
+        put("email", email)
+        put("name", f"projects/{inputs.get('project')}/serviceAccounts/{email}")
     elif typ == "gcp:cloudrun/domainMapping:DomainMapping":
         name = inputs.get("name", "")
         record = {"name": name.split(".")[0], "type": "CNAME", "rrdata": "ghs.googlehosted.com."}

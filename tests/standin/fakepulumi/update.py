@@ -54,6 +54,8 @@ class Update:
             self.cipher = self.cli.cipher(self.stack)
             self.state = unseal(self.store.load(self.stack), self.cipher)
             self.old = {r["urn"]: r for r in self.state["resources"]}
+            if self.kind == "refresh" or "--refresh" in self.cli.flags:  # read the cloud first
+                self.old = {urn: self.cloud.refreshed(r) for urn, r in self.old.items()}
             self.new: dict[str, dict[str, Any]] = {}
             self.events.write(preludeEvent={"config": {k: "[secret]" if k in secret_keys
                                                        else v for k, v in config.items()}})
@@ -65,8 +67,9 @@ class Update:
                 self.finish_update()
             elif self.kind == "refresh":
                 for urn, res in self.old.items():
+                    drifted = res is not self.state_of(urn)
                     self.step("refresh", res, res)
-                    self.count("same")
+                    self.count("update" if drifted else "same")
                     self.new[urn] = res
             else:
                 self.destroy()
@@ -94,6 +97,9 @@ class Update:
             if secret:
                 secret_keys.append(key)
         return config, secret_keys
+
+    def state_of(self, urn: str) -> dict[str, Any] | None:
+        return next((r for r in self.state["resources"] if r["urn"] == urn), None)
 
     def count(self, kind: str) -> None:
         with self.lock:
