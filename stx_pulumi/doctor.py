@@ -52,13 +52,47 @@ def prerequisites(ws: Workspace, spec: AppSpec | None, environ: Mapping[str, str
         apis = pool.submit(apis_check, credentials, project, _apis(spec),
                            environ) if project else None
         backend = pool.submit(backend_check, ws, credentials, environ)
+        scheduling = pool.submit(scheduler_check, credentials, project, environ) if (
+            spec and spec.windows and project) else None
         checks = [cli.result(), daemon.result(), creds]
         checks.append(Check("project", PASS, project) if project else Check(
             "project", FAIL, "no Google Cloud project", "pass --project, set "
             "GOOGLE_CLOUD_PROJECT, or run `gcloud config set project ID`"))
         checks += [apis.result()] if apis else []
         checks += [backend.result(), secrets.result()]
+        checks += [scheduling.result()] if scheduling else []
     return checks + _spec_prerequisites(spec)
+
+
+# What deploying event windows asks of the deploying identity: the jobs (project-level only),
+# and the scheduler account and its rights (also grantable on single resources, so a gap
+# seen at project level is a warning).
+SCHEDULER_PERMISSIONS = ("cloudscheduler.jobs.create", "cloudscheduler.jobs.update",
+                         "cloudscheduler.jobs.delete")
+ACCOUNT_PERMISSIONS = ("iam.serviceAccounts.create", "iam.serviceAccounts.actAs",
+                       "iam.serviceAccounts.setIamPolicy", "run.services.setIamPolicy")
+
+
+def scheduler_check(credentials: Any, project: str, environ: Mapping[str, str]) -> Check:
+    """May the deploying identity create the windows' jobs, account and rights?"""
+    from stx_pulumi.google import GoogleError, project_permissions
+
+    if credentials is None:
+        return Check("scheduler", SKIP, "not checked without credentials")
+    try:
+        missing = project_permissions(credentials, project,
+                                      SCHEDULER_PERMISSIONS + ACCOUNT_PERMISSIONS, environ)
+    except GoogleError as err:
+        return Check("scheduler", WARN, f"permissions not checked: {err}")
+    hard = [p for p in missing if p in SCHEDULER_PERMISSIONS]
+    if hard:
+        return Check("scheduler", FAIL, f"missing on {project}: {', '.join(hard)}",
+                     "grant roles/cloudscheduler.admin on the project (see the README's event "
+                     "windows permissions)")
+    if missing:
+        return Check("scheduler", WARN, f"not granted project-wide: {', '.join(missing)} "
+                     "(fine if granted on the accounts and services themselves)")
+    return Check("scheduler", PASS, "may create the event jobs, their account and rights")
 
 
 def _spec_prerequisites(spec: AppSpec | None) -> list[Check]:

@@ -11,7 +11,8 @@
 
 Every call has a timeout. Endpoints are overridable so tests run them against local servers:
 STX_SERVICEUSAGE_ENDPOINT, STORAGE_EMULATOR_HOST as Google's storage clients honour it,
-STX_SCHEDULER_ENDPOINT, STX_RUN_ENDPOINT, STX_IAM_ENDPOINT, and STX_OAUTH_TOKEN_ENDPOINT for
+STX_SCHEDULER_ENDPOINT, STX_RUN_ENDPOINT, STX_IAM_ENDPOINT, STX_RESOURCEMANAGER_ENDPOINT,
+and STX_OAUTH_TOKEN_ENDPOINT for
 user credentials (google-auth always sends those to Google's token endpoint; service-account and
 workload-identity files name their own).
 """
@@ -31,6 +32,7 @@ STORAGE = "https://storage.googleapis.com"
 SCHEDULER = "https://cloudscheduler.googleapis.com"
 RUN = "https://run.googleapis.com"
 IAM = "https://iam.googleapis.com"
+RESOURCEMANAGER = "https://cloudresourcemanager.googleapis.com"
 BUCKET_PERMISSIONS = ("storage.objects.create", "storage.objects.get", "storage.objects.list",
                       "storage.objects.delete")
 
@@ -146,6 +148,17 @@ def bucket_permissions(credentials: Any, bucket: str,
     data = _get(credentials, f"{base}/storage/v1/b/{bucket}/iam/testPermissions", params)
     granted = set(data.get("permissions", []))
     return [p for p in BUCKET_PERMISSIONS if p not in granted]
+
+
+def project_permissions(credentials: Any, project: str, permissions: tuple[str, ...],
+                        environ: Mapping[str, str]) -> list[str]:
+    """Which of `permissions` the caller lacks on the project (Resource Manager
+    `projects.testIamPermissions`; grants on single resources are not seen)."""
+    base = environ.get("STX_RESOURCEMANAGER_ENDPOINT") or RESOURCEMANAGER
+    data = _get(credentials, f"{base}/v1/projects/{project}:testIamPermissions", [],
+                post={"permissions": list(permissions)})
+    granted = set(data.get("permissions", []))
+    return [p for p in permissions if p not in granted]
 
 
 def scheduler_job(credentials: Any, project: str, region: str, name: str,

@@ -28,6 +28,7 @@ class FakeGoogle:
         self.revoked = False
         self.buckets = {"team-state"}
         self.jobs: dict[str, dict[str, Any]] = {}
+        self.denied: set[str] = set()  # project permissions the caller lacks
         self.policies: dict[str, dict[str, Any]] = {}  # ".../services/S" or ".../serviceAccounts/E"
         self.requests: list[tuple[str, str, str]] = []  # method, path, authorization
         self._server: Any = None
@@ -62,11 +63,15 @@ class FakeGoogle:
                 self.wfile.write(data)
 
             def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 fake.requests.append(("POST", self.path, ""))
                 time.sleep(fake.delay)
                 path = urlparse(self.path).path
-                if path.endswith(":getIamPolicy"):  # IAM: a service account's policy
+                if path.endswith(":testIamPermissions"):  # Resource Manager: the project
+                    asked = json.loads(body or b"{}").get("permissions", [])
+                    self.answer(200, {"permissions": [p for p in asked
+                                                      if p not in fake.denied]})
+                elif path.endswith(":getIamPolicy"):  # IAM: a service account's policy
                     self.answer(200, fake.policies.get(path.removesuffix(":getIamPolicy"), {}))
                 elif fake.revoked:
                     self.answer(400, {"error": "invalid_grant",

@@ -492,3 +492,42 @@ def test_event_list_shows_each_jobs_last_attempt(
     assert ("job hello-course-dev-w20261201-0800-warm: last attempt 2026-12-01T06:45:01Z: "
             "FAILED (code 7: denied)") in result.output
     assert "job hello-course-dev-w20261201-0800-end: no attempt yet" in result.output
+
+
+def test_doctor_checks_the_scheduler_api_and_the_deployers_permissions(
+        workspace: Path, pulumi_cli: PulumiStandIn, google: Any, at: Any) -> None:
+    assert stx(*ADD, "--up", "--yes").exit_code == 0
+    assert "may create the event jobs" in stx("doctor", "hello-course").output
+    google.denied = {"iam.serviceAccounts.actAs"}
+    warned = stx("doctor", "hello-course")
+    assert warned.exit_code == 0 and "not granted project-wide: iam.serviceAccounts.actAs" in (
+        warned.output)
+    google.denied = {"cloudscheduler.jobs.create"}
+    failed = stx("doctor", "hello-course")
+    assert failed.exit_code == 3
+    assert "missing on course-project-1: cloudscheduler.jobs.create" in failed.output
+    google.denied = set()
+    google.disabled = {"cloudscheduler.googleapis.com"}
+    disabled = stx("doctor", "hello-course")
+    assert disabled.exit_code == 3 and "cloudscheduler.googleapis.com" in disabled.output
+
+
+def test_a_books_window_covers_the_book_it_names_or_every_book() -> None:
+    from stx_pulumi import jobs
+
+    books = {"intro": {"folder": "manuals/intro"}, "advanced": {"folder": "manuals/advanced"}}
+    source = inspect_source(EXAMPLE.parent / "course-books", ["manuals/intro",
+                                                              "manuals/advanced"])
+    spec = build_spec({"gcp:project": PROJECT, "stx:books": books, "stx:events": {
+        "intro-exam": {**CLASS, "book": "intro"},
+        "all": {**CLASS, "start": "2026-12-02 08:00", "end": "2026-12-02 10:00"}}},
+        app="course", env="dev", source=source, now=NOW)
+    names = sorted(job.name for job in jobs.planned(spec))
+    assert names == ["course-advanced-dev-all-end", "course-advanced-dev-all-warm",
+                     "course-intro-dev-all-end", "course-intro-dev-all-warm",
+                     "course-intro-dev-intro-exam-end", "course-intro-dev-intro-exam-warm"]
+    inside = build_spec({"gcp:project": PROJECT, "stx:books": books, "stx:events": {
+        "intro-exam": {**CLASS, "book": "intro"}}}, app="course", env="dev", source=source,
+        now=datetime(2026, 12, 1, 7, 30, tzinfo=UTC))
+    by_book = {svc.book: inside.scaling(svc) for svc in inside.services}
+    assert by_book["intro"].source == "event intro-exam" and by_book["advanced"].source == "base"
