@@ -30,7 +30,8 @@ from stx_pulumi.workspace import Workspace, default_project
 REQUIRED_APIS = ("run.googleapis.com", "artifactregistry.googleapis.com", "iam.googleapis.com")
 SECRET_API = "secretmanager.googleapis.com"
 SCHEDULER_API = "cloudscheduler.googleapis.com"  # event windows
-ADC_FIX = "run `gcloud auth application-default login` (or set GOOGLE_APPLICATION_CREDENTIALS)"
+ADC_FIX = ("run `gcloud auth application-default login` (or set GOOGLE_APPLICATION_CREDENTIALS), "
+           "then `stx-pulumi setup`")
 
 
 def prerequisites(ws: Workspace, spec: AppSpec | None, environ: Mapping[str, str], *,
@@ -39,7 +40,7 @@ def prerequisites(ws: Workspace, spec: AppSpec | None, environ: Mapping[str, str
     """Every prerequisite of a deployment, as checks, run concurrently. `pulumi` and `docker`
     replace those two checks (up has found the CLI already, and builds only a new tag)."""
     project = spec.project if spec and not spec.project_is_placeholder else (
-        default_project(environ))
+        default_project(environ, ws))
     with ThreadPoolExecutor(max_workers=6) as pool:
         cli = pool.submit(pulumi or (lambda: pulumi_check(environ)))
         daemon = pool.submit(docker or (lambda: docker_check(environ)))
@@ -56,8 +57,8 @@ def prerequisites(ws: Workspace, spec: AppSpec | None, environ: Mapping[str, str
             spec and spec.windows and project) else None
         checks = [cli.result(), daemon.result(), creds]
         checks.append(Check("project", PASS, project) if project else Check(
-            "project", FAIL, "no Google Cloud project", "pass --project, set "
-            "GOOGLE_CLOUD_PROJECT, or run `gcloud config set project ID`"))
+            "project", FAIL, "no Google Cloud project", "run `stx-pulumi setup` (it lists "
+            "your projects), or pass --project"))
         checks += [apis.result()] if apis else []
         checks += [backend.result(), secrets.result()]
         checks += [scheduling.result()] if scheduling else []
@@ -179,7 +180,8 @@ def apis_check(credentials: Any, project: str, needed: tuple[str, ...],
                      enable)
     if missing:
         return Check("apis", FAIL, f"not enabled in {project}: {', '.join(missing)}",
-                     f"gcloud services enable {' '.join(missing)} --project {project}")
+                     f"run `stx-pulumi setup --project {project} --yes` (or `gcloud services "
+                     f"enable {' '.join(missing)} --project {project}`)")
     return Check("apis", PASS, f"{', '.join(a.split('.')[0] for a in needed)} enabled")
 
 

@@ -6,13 +6,15 @@
 - `load_credentials`: GOOGLE_APPLICATION_CREDENTIALS, else gcloud's application default
   credentials file; any kind google-auth reads (user, service account, workload identity).
 - `missing_apis` and `bucket_permissions`: the Service Usage and Cloud Storage JSON APIs.
+- `projects`, `billing_enabled`, `enable_apis`, `run_quota` for `setup`: Resource Manager,
+  Cloud Billing, Service Usage (a long-running operation) and Cloud Quotas.
 - `scheduler_job`, `service_policy`, `account_policy`: what Google holds of an event window's
   jobs (Cloud Scheduler) and of its scheduler account's rights (Cloud Run and IAM policies).
 
 Every call has a timeout. Endpoints are overridable so tests run them against local servers:
 STX_SERVICEUSAGE_ENDPOINT, STORAGE_EMULATOR_HOST as Google's storage clients honour it,
 STX_SCHEDULER_ENDPOINT, STX_RUN_ENDPOINT, STX_IAM_ENDPOINT, STX_RESOURCEMANAGER_ENDPOINT,
-and STX_OAUTH_TOKEN_ENDPOINT for
+STX_BILLING_ENDPOINT, STX_QUOTAS_ENDPOINT, and STX_OAUTH_TOKEN_ENDPOINT for
 user credentials (google-auth always sends those to Google's token endpoint; service-account and
 workload-identity files name their own).
 """
@@ -33,6 +35,8 @@ SCHEDULER = "https://cloudscheduler.googleapis.com"
 RUN = "https://run.googleapis.com"
 IAM = "https://iam.googleapis.com"
 RESOURCEMANAGER = "https://cloudresourcemanager.googleapis.com"
+BILLING = "https://cloudbilling.googleapis.com"
+QUOTAS = "https://cloudquotas.googleapis.com"
 BUCKET_PERMISSIONS = ("storage.objects.create", "storage.objects.get", "storage.objects.list",
                       "storage.objects.delete")
 
@@ -159,6 +163,67 @@ def project_permissions(credentials: Any, project: str, permissions: tuple[str, 
                 post={"permissions": list(permissions)})
     granted = set(data.get("permissions", []))
     return [p for p in permissions if p not in granted]
+
+
+def projects(credentials: Any, environ: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(project id, name) of every active project the account can see."""
+    base = environ.get("STX_RESOURCEMANAGER_ENDPOINT") or RESOURCEMANAGER
+    found, token = [], ""
+    while True:
+        params = [("filter", "lifecycleState:ACTIVE")] + ([("pageToken", token)] if token else [])
+        data = _get(credentials, f"{base}/v1/projects", params)
+        found += [(p["projectId"], p.get("name") or p["projectId"])
+                  for p in data.get("projects", [])]
+        token = data.get("nextPageToken") or ""
+        if not token:
+            return sorted(found)
+
+
+def billing_enabled(credentials: Any, project: str, environ: Mapping[str, str]) -> bool:
+    """Whether the project is linked to an open billing account (Cloud Billing API)."""
+    base = environ.get("STX_BILLING_ENDPOINT") or BILLING
+    return bool(_get(credentials, f"{base}/v1/projects/{project}/billingInfo", []).get(
+        "billingEnabled"))
+
+
+def enable_apis(credentials: Any, project: str, apis: list[str], environ: Mapping[str, str],
+                on_wait: Any = lambda _: None, poll_s: float = 2.0,
+                timeout_s: float = 300.0) -> None:
+    """Enable `apis` (Service Usage `services:batchEnable`) and wait for the operation."""
+    import time
+
+    base = environ.get("STX_SERVICEUSAGE_ENDPOINT") or SERVICEUSAGE
+    operation = _get(credentials, f"{base}/v1/projects/{project}/services:batchEnable", [],
+                     post={"serviceIds": apis})
+    start = time.monotonic()
+    while not operation.get("done"):
+        if time.monotonic() - start > timeout_s:
+            raise GoogleError(f"enabling {', '.join(apis)} did not finish within "
+                              f"{timeout_s:g}s (operation {operation.get('name')})")
+        on_wait(time.monotonic() - start)
+        time.sleep(poll_s)
+        operation = _get(credentials, f"{base}/v1/{operation['name']}", [])
+    if operation.get("error"):
+        raise GoogleError(f"enabling {', '.join(apis)} failed: "
+                          f"{_one_line(operation['error'].get('message', ''))}")
+
+
+def run_quota(credentials: Any, project: str, region: str,
+              environ: Mapping[str, str]) -> tuple[float, float] | None:
+    """The region's Cloud Run CPU (vCPU) and memory (GiB) allocation quotas (Cloud Quotas
+    API: CpuAllocPerProjectRegion in milli-vCPU, MemAllocPerProjectRegion in bytes)."""
+    base = environ.get("STX_QUOTAS_ENDPOINT") or QUOTAS
+    values = []
+    for quota, unit in (("CpuAllocPerProjectRegion", 1000), ("MemAllocPerProjectRegion", 2**30)):
+        info = _get(credentials, f"{base}/v1/projects/{project}/locations/global/services/"
+                    f"run.googleapis.com/quotaInfos/{quota}", [])
+        entries = info.get("dimensionsInfos") or []
+        mine = [e for e in entries if (e.get("dimensions") or {}).get("region") == region] or [
+            e for e in entries if not (e.get("dimensions") or {}).get("region")]
+        if not mine:
+            return None
+        values.append(float((mine[0].get("details") or {}).get("value", 0)) / unit)
+    return values[0], values[1]
 
 
 def scheduler_job(credentials: Any, project: str, region: str, name: str,

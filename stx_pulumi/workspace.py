@@ -106,10 +106,10 @@ class Workspace:
             raise InputError(f"{file}: not valid JSON ({err})") from None
         if not isinstance(data, dict):
             raise InputError(f"{file}: must be a JSON object such as {{\"env\": \"dev\"}}")
-        unknown = sorted(set(data) - {"env", "secretsProvider"})
+        unknown = sorted(set(data) - {"env", "secretsProvider", "project", "region"})
         if unknown:
             raise InputError(f"{file}: unknown setting {unknown[0]!r} (allowed: env, "
-                             "secretsProvider)")
+                             "secretsProvider, project, region)")
         env = data.get("env")
         if env is not None and (not isinstance(env, str) or env_problem(env)):
             raise InputError(f"{file}: env {env!r} is not an env name (1-12 lowercase "
@@ -287,22 +287,57 @@ main()
 """
 
 
-def default_project(environ: Mapping[str, str]) -> str | None:
-    """GOOGLE_CLOUD_PROJECT, else gcloud's configured project, read from its configuration
-    files: no subprocess, so `plan` starts none."""
+DEPLOY_ENV = ".stx-deploy.env"  # StreamTeX's deploy settings beside an app
+
+
+def deploy_env(folders: Sequence[Path | None]) -> dict[str, str]:
+    """StreamTeX's deploy settings (GCP_PROJECT_ID, GCP_REGION, GCP_REGISTRY) from the first
+    `.stx-deploy.env` among `folders` (the app folder, then the workspace), read as StreamTeX
+    reads it (python-dotenv)."""
+    from dotenv import dotenv_values
+
+    for folder in folders:
+        file = folder / DEPLOY_ENV if folder else None
+        if file and file.is_file():
+            return {k: v for k, v in dotenv_values(file).items() if v}
+    return {}
+
+
+def local_defaults(ws: Workspace | None, app_folder: Path | None) -> dict[str, str]:
+    """Project and region this machine knows for an app: `.stx-deploy.env` (the app's, then
+    the workspace's), then the workspace default `setup` recorded."""
+    saved = ws.settings() if ws is not None and ws.exists else {}
+    found = deploy_env([app_folder, ws.root if ws is not None else None])
+    return {k: v for k, v in {
+        "project": found.get("GCP_PROJECT_ID") or saved.get("project"),
+        "region": found.get("GCP_REGION") or saved.get("region")}.items() if v}
+
+
+def default_project(environ: Mapping[str, str], ws: Workspace | None = None,
+                    app_folder: Path | None = None) -> str | None:
+    """The project when neither an option nor the stack config names one: GOOGLE_CLOUD_PROJECT,
+    else `local_defaults`, else gcloud's configured project (read from its configuration
+    files: no subprocess, so `plan` starts none)."""
     from stx_pulumi.google import default_project as from_gcloud_config
 
-    return from_gcloud_config(environ)
+    if environ.get("GOOGLE_CLOUD_PROJECT"):
+        return environ["GOOGLE_CLOUD_PROJECT"]
+    return local_defaults(ws, app_folder).get("project") or from_gcloud_config(environ)
 
 
-def with_machine_defaults(settings: Mapping[str, Any],
-                          environ: Mapping[str, str]) -> dict[str, Any]:
-    """Fill what the machine knows: the default project, a Cloudflare token in the environment."""
+def with_machine_defaults(settings: Mapping[str, Any], environ: Mapping[str, str],
+                          ws: Workspace | None = None) -> dict[str, Any]:
+    """Fill what the machine knows: the default project and region, a Cloudflare token in
+    the environment."""
     out = dict(settings)
     if environ.get("CLOUDFLARE_API_TOKEN") and not out.get("cloudflare:apiToken"):
         out["cloudflare:apiToken"] = SECRET
+    app_folder = (ws.root / str(out["stx:path"])).resolve() if ws and out.get("stx:path") else (
+        None)
     if not out.get("gcp:project"):
-        out["gcp:project"] = default_project(environ)
+        out["gcp:project"] = default_project(environ, ws, app_folder)
+    if not out.get("gcp:region"):
+        out["gcp:region"] = local_defaults(ws, app_folder).get("region")
     return out
 
 
@@ -383,7 +418,7 @@ def load_spec(
     if not settings.get("stx:path"):
         raise InputError(f"{option_label('stx:path')}: no app folder known for "
                          f"{stack_name(target.app, env)}: give APP as a folder or --path")
-    spec = ws.spec(with_machine_defaults(settings, environ), target.app, env)
+    spec = ws.spec(with_machine_defaults(settings, environ, ws), target.app, env)
     if spec.project_is_placeholder and not allow_placeholder_project:
         raise InputError(f"{option_label('gcp:project')}: no Google Cloud project: pass "
                          "--project, set GOOGLE_CLOUD_PROJECT, or run `gcloud config set "

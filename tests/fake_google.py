@@ -29,6 +29,10 @@ class FakeGoogle:
         self.buckets = {"team-state"}
         self.jobs: dict[str, dict[str, Any]] = {}
         self.denied: set[str] = set()  # project permissions the caller lacks
+        self.projects = [("course-project-1", "Course project"), ("other-project-2", "Other")]
+        self.billing = True
+        self.quota = (1_000_000, 2000 * 2**30)  # Cloud Run: milli-vCPU, bytes (per region)
+        self.enabled_now: list[str] = []  # APIs enabled through batchEnable
         self.policies: dict[str, dict[str, Any]] = {}  # ".../services/S" or ".../serviceAccounts/E"
         self.requests: list[tuple[str, str, str]] = []  # method, path, authorization
         self._server: Any = None
@@ -67,7 +71,12 @@ class FakeGoogle:
                 fake.requests.append(("POST", self.path, ""))
                 time.sleep(fake.delay)
                 path = urlparse(self.path).path
-                if path.endswith(":testIamPermissions"):  # Resource Manager: the project
+                if path.endswith("/services:batchEnable"):  # Service Usage: a long operation
+                    ids = json.loads(body or b"{}").get("serviceIds", [])
+                    fake.enabled_now += ids
+                    fake.disabled -= set(ids)
+                    self.answer(200, {"name": "operations/acf.enable-1", "done": False})
+                elif path.endswith(":testIamPermissions"):  # Resource Manager: the project
                     asked = json.loads(body or b"{}").get("permissions", [])
                     self.answer(200, {"permissions": [p for p in asked
                                                       if p not in fake.denied]})
@@ -99,6 +108,20 @@ class FakeGoogle:
                                                     "exist."}})
                     else:
                         self.answer(200, {"permissions": query.get("permissions", [])})
+                elif url.path == "/v1/projects":  # Resource Manager: the visible projects
+                    self.answer(200, {"projects": [{"projectId": p, "name": n,
+                                                    "lifecycleState": "ACTIVE"}
+                                                   for p, n in fake.projects]})
+                elif url.path.endswith("/billingInfo"):
+                    self.answer(200, {"billingEnabled": fake.billing})
+                elif url.path.startswith("/v1/operations/"):
+                    self.answer(200, {"name": url.path[4:], "done": True})
+                elif "/quotaInfos/" in url.path:
+                    value = fake.quota[0] if "Cpu" in url.path else fake.quota[1]
+                    self.answer(200, {"dimensionsInfos": [
+                        {"dimensions": {"region": "europe-west1"},
+                         "details": {"value": str(value)}},
+                        {"dimensions": {}, "details": {"value": "1"}}]})
                 elif url.path.endswith(":getIamPolicy"):  # Cloud Run: a service's policy
                     self.answer(200, fake.policies.get(url.path.removesuffix(":getIamPolicy"),
                                                        {}))

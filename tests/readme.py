@@ -23,6 +23,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
@@ -37,6 +38,7 @@ class Session:
     def __init__(self, root: Path, env: dict[str, str]) -> None:
         self.root = root
         self.env = env
+        self.google: Any = None  # the stand-in Google endpoints, when there are some
 
     def run(self, command: str) -> str:
         args = command.split()[1:]  # "stx-pulumi ..." as shown
@@ -118,16 +120,23 @@ def session(standin: bool) -> Iterator[Session]:
                         "my-course-project", "STX_OAUTH_TOKEN_ENDPOINT": f"{google.url}/token",
                         "STX_SERVICEUSAGE_ENDPOINT": google.url, "STANDIN_SERVICE_URL": app.url,
                         **{f"STX_{api}_ENDPOINT": google.url
-                           for api in ("SCHEDULER", "RUN", "IAM", "RESOURCEMANAGER")}})
-            yield Session(root, env)
+                           for api in ("SCHEDULER", "RUN", "IAM", "RESOURCEMANAGER",
+                                       "BILLING", "QUOTAS")}})
+            made = Session(root, env)
+            made.google = google
+            yield made
 
 
-def run_block(standin: bool, *commands: str, now: str | None = None) -> Callable[[], str]:
-    """A block made by running `commands` in one fresh session (at the time `now`)."""
+def run_block(standin: bool, *commands: str, now: str | None = None,
+              disabled: tuple[str, ...] = ()) -> Callable[[], str]:
+    """A block made by running `commands` in one fresh session (at the time `now`, with
+    `disabled` APIs in the stand-in Google project)."""
     def make() -> str:
         with session(standin) as s:
             if now:
                 s.env["STX_PULUMI_NOW"] = now
+            if s.google is not None:
+                s.google.disabled = set(disabled)
             return "\n".join(s.run(command) for command in commands)
     return make
 
@@ -157,6 +166,8 @@ BLOCKS: dict[str, Callable[[], str]] = {
                         "2026-12-01T08:00 --end "
                         "2026-12-01T10:00 --tz Europe/Paris --users 1000 --up",
                         "stx-pulumi event list hello-course", now="2026-11-23T12:00Z"),
+    "setup": run_block(True, "stx-pulumi setup --yes", "stx-pulumi setup",
+                       disabled=("iam.googleapis.com",)),
     "exit-codes": exit_codes,
 }
 

@@ -116,8 +116,9 @@ def test_disabled_apis_are_named_with_the_command_to_enable_them(
     assert checks["apis"]["detail"] == "not enabled in course-project-1: run.googleapis.com"
     code, checks = doctor("hello-course", "--secret-env", "PW=pw")
     assert "secretmanager.googleapis.com" in checks["apis"]["detail"]
-    assert checks["apis"]["fix"] == ("gcloud services enable run.googleapis.com "
-                                     "secretmanager.googleapis.com --project course-project-1")
+    assert checks["apis"]["fix"] == (
+        "run `stx-pulumi setup --project course-project-1 --yes` (or `gcloud services enable "
+        "run.googleapis.com secretmanager.googleapis.com --project course-project-1`)")
     calls = [path for method, path, auth in google.requests if method == "GET"]
     assert calls[0] == "/v1/projects/course-project-1/services:batchGet"
 

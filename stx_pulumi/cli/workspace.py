@@ -7,7 +7,15 @@ from typing import Annotated
 import typer
 
 from stx_pulumi import render
-from stx_pulumi.cli.options import JsonOpt, app, command, env_name, open_engine
+from stx_pulumi.cli.options import (
+    JsonOpt,
+    YesOpt,
+    app,
+    command,
+    env_name,
+    interactive,
+    open_engine,
+)
 from stx_pulumi.errors import InputError
 
 
@@ -106,3 +114,58 @@ def env_list(json_output: JsonOpt = False) -> None:
         for name in envs:
             typer.echo(("* " if name == ws.current_env() else "  ") + name)
 
+
+
+@command()
+def setup(
+    project: Annotated[str | None, typer.Option(
+        "--project", help="Google Cloud project. Default: GOOGLE_CLOUD_PROJECT, "
+        ".stx-deploy.env, the workspace default, gcloud's project, else a list to pick from.")
+    ] = None,
+    region: Annotated[str | None, typer.Option(
+        "--region", help="Cloud Run region. Default: .stx-deploy.env's, the workspace "
+        "default, else europe-west1.")] = None,
+    yes: YesOpt = False,
+    save_env: Annotated[bool, typer.Option(
+        "--save-env", help="Also write GCP_PROJECT_ID and GCP_REGION to ./.stx-deploy.env "
+        "(read by StreamTeX's tools).")] = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """First-time setup: credentials, project, billing, APIs, quota; idempotent, unattended
+    with --project and --yes."""
+    from stx_pulumi import setup as first_time
+    from stx_pulumi.workspace import locate_workspace
+
+    cwd = Path.cwd()
+    result = first_time.run(
+        locate_workspace(cwd, os.environ), cwd, os.environ, project=project, region=region,
+        save_env=save_env, choose=_choose_project,
+        confirm=lambda missing: yes or (interactive() and typer.confirm(
+            f"Enable {', '.join(missing)}?", default=True)),
+        on_wait=lambda s: render.info(f"enabling APIs: waiting for Google, {s:.0f}s"))
+    after = "." if (cwd / "Dockerfile").is_file() else "./my-course"
+    following = f"stx-pulumi up {after}"
+    if json_output:
+        render.print_json({"project": result.project, "region": result.region,
+                           "steps": [c.__dict__ for c in result.steps],
+                           "changed": result.changed, "next": following})
+        return
+    render.checks_table("setup", result.steps)
+    for change in result.changed:
+        render.info(f"changed: {change}")
+    if not result.changed:
+        render.info("nothing to change: this machine and project are ready")
+    render.info(f"next: {following}")
+
+
+def _choose_project(found: list[tuple[str, str]]) -> str:
+    """A project picked from a numbered list (interactive only)."""
+    if not interactive():
+        names = ", ".join(p for p, _ in found[:10]) + (" ..." if len(found) > 10 else "")
+        raise InputError(f"--project: no project known on this machine; pass one of: {names}")
+    for number, (project, name) in enumerate(found, 1):
+        typer.echo(f"  {number}. {project}" + (f" ({name})" if name != project else ""))
+    choice = typer.prompt("Project number", type=int)
+    if not 1 <= choice <= len(found):
+        raise InputError(f"project number: {choice} is not between 1 and {len(found)}")
+    return found[choice - 1][0]

@@ -32,10 +32,11 @@ def deploy_from_config(environ: Mapping[str, str] = os.environ) -> StreamtexApp:
     """The program as Pulumi.yaml's `main` runs it: the spec comes from the stack's config,
     paths relative to the workspace wherever the program's working directory is."""
     app, env = split_stack_name(pulumi.get_stack())
-    settings = with_machine_defaults(settings_from_config(), environ)
+    root = workspace_root()
+    settings = with_machine_defaults(settings_from_config(), environ, Workspace(root))
     if not settings.get("stx:path"):
         raise InputError(f"{option_label('stx:path')}: not set in stack {pulumi.get_stack()}")
-    spec = Workspace(workspace_root()).spec(settings, app, env)
+    spec = Workspace(root).spec(settings, app, env)
     if spec.project_is_placeholder:
         raise InputError(f"{option_label('gcp:project')}: not set in stack {pulumi.get_stack()}")
     return deploy(spec, cloudflare_token(None, environ))
