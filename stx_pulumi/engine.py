@@ -15,12 +15,13 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from pulumi import automation as auto
 
+from stx_pulumi import releases
 from stx_pulumi.errors import (
     EngineError,
     InputError,
@@ -255,7 +256,8 @@ class Engine:
     # -- operations --------------------------------------------------------------------------
 
     def up(self, spec: AppSpec, updates: list[tuple[str, str]], unset: list[str],
-           message: str | None = None, cloudflare_token: str | None = None) -> OperationResult:
+           message: str | None = None, cloudflare_token: str | None = None,
+           kind: str = "up") -> OperationResult:
         """Deploy the spec; only when that succeeded, write the settings it was given.
 
         The program receives the spec itself, so the stack file stays as it was until the
@@ -271,7 +273,9 @@ class Engine:
         # GOOGLE_PROJECT comes first of its project variables: Pulumi registry, GCP setup).
         stack.workspace.env_vars = {**stack.workspace.env_vars, "GOOGLE_PROJECT": spec.project,
                                     "GOOGLE_REGION": spec.region}
-        carried["migration"] = self._migration(resources, spec)
+        migration = self._migration(resources, spec)
+        carried["migration"] = replace(migration, record=releases.record(
+            list(migration.releases), spec.image_tag, message, kind, self.environ, spec.now))
         self._state.pop(spec.stack, None)  # the update changes it
         # Scheduled jobs change the services' scaling behind Pulumi's back: with event windows,
         # read the cloud first, so a job that failed is corrected rather than hidden.
@@ -326,6 +330,26 @@ class Engine:
         stack = self._stack(stack_name)
         return self._run(stack_name, "refresh", lambda: stack.refresh(
             on_event=self._event, color="never"))
+
+    def tags(self, stack_name: str) -> dict[str, str]:
+        """The stack's tags (releases' verification results among them)."""
+        stack = self._stack(stack_name)
+        with self._errors(stack_name):
+            return dict(stack.list_tags())
+
+    def record_verification(self, stack_name: str, release: int, passed: bool) -> None:
+        """Keep whether release `release` verified, as a stack tag in the backend; the tags of
+        releases no longer kept are removed."""
+        from stx_pulumi.releases import KEEP, VERIFY_TAG
+
+        stack = self._stack(stack_name)
+        with self._errors(stack_name):
+            stack.set_tag(f"{VERIFY_TAG}{release}", "passed" if passed else "failed")
+            for key in stack.list_tags():
+                number = key.removeprefix(VERIFY_TAG)
+                if key.startswith(VERIFY_TAG) and number.isdigit() and (
+                        int(number) <= release - KEEP):
+                    stack.remove_tag(key)
 
     def protection(self, stack_name: str) -> bool:
         """Whether a deployed service is protected, from the stack's state (never from the
@@ -479,7 +503,12 @@ class Engine:
             with self._errors(spec.stack):
                 self.command.run(["state", "delete", res["urn"], "--yes", "--stack",
                                   spec.stack], str(self.ws.root), self.env_vars)
-        return Migration(tuple(sorted(aliases.items())), context)
+        previous = next((list((r.get("outputs") or {}).get("releases") or [])
+                         for r in resources if r.get("type") == "pulumi:pulumi:Stack"), [])
+        tag = next((str((r.get("inputs") or {}).get("imageName", "")).rsplit(":", 1)[-1]
+                    for r in resources if r.get("type") == IMAGE_TYPE), None)
+        return Migration(tuple(sorted(aliases.items())), context, tuple(previous),
+                         deployed_tag=tag)
 
     # -- plumbing ----------------------------------------------------------------------------
 

@@ -14,7 +14,8 @@
 Every call has a timeout. Endpoints are overridable so tests run them against local servers:
 STX_SERVICEUSAGE_ENDPOINT, STORAGE_EMULATOR_HOST as Google's storage clients honour it,
 STX_SCHEDULER_ENDPOINT, STX_RUN_ENDPOINT, STX_IAM_ENDPOINT, STX_RESOURCEMANAGER_ENDPOINT,
-STX_BILLING_ENDPOINT, STX_QUOTAS_ENDPOINT, and STX_OAUTH_TOKEN_ENDPOINT for
+STX_BILLING_ENDPOINT, STX_QUOTAS_ENDPOINT, STX_ARTIFACTREGISTRY_ENDPOINT, STX_RUN_ENDPOINT (also
+for revisions), and STX_OAUTH_TOKEN_ENDPOINT for
 user credentials (google-auth always sends those to Google's token endpoint; service-account and
 workload-identity files name their own).
 """
@@ -37,6 +38,7 @@ IAM = "https://iam.googleapis.com"
 RESOURCEMANAGER = "https://cloudresourcemanager.googleapis.com"
 BILLING = "https://cloudbilling.googleapis.com"
 QUOTAS = "https://cloudquotas.googleapis.com"
+ARTIFACTREGISTRY = "https://artifactregistry.googleapis.com"
 BUCKET_PERMISSIONS = ("storage.objects.create", "storage.objects.get", "storage.objects.list",
                       "storage.objects.delete")
 
@@ -224,6 +226,35 @@ def run_quota(credentials: Any, project: str, region: str,
             return None
         values.append(float((mine[0].get("details") or {}).get("value", 0)) / unit)
     return values[0], values[1]
+
+
+def tag_image(credentials: Any, digest: str, tag: str, environ: Mapping[str, str]) -> None:
+    """Tag the image `digest` (`R-docker.pkg.dev/P/REPO/PKG@sha256:…`) as `tag` through the
+    Artifact Registry API (no Docker needed)."""
+    from urllib.parse import quote
+
+    host, project, repo, rest = digest.split("/", 3)
+    package, _, version = rest.partition("@")
+    region = host.removesuffix("-docker.pkg.dev")
+    parent = (f"projects/{project}/locations/{region}/repositories/{repo}/packages/"
+              f"{quote(package, safe='')}")
+    base = environ.get("STX_ARTIFACTREGISTRY_ENDPOINT") or ARTIFACTREGISTRY
+    _get(credentials, f"{base}/v1/{parent}/tags", [("tagId", tag)],
+         post={"name": f"{parent}/tags/{tag}", "version": f"{parent}/versions/{version}"})
+
+
+def revision_exists(credentials: Any, project: str, region: str, service: str,
+                    revision: str, environ: Mapping[str, str]) -> bool:
+    """Whether a Cloud Run revision still exists (Admin API v2)."""
+    base = environ.get("STX_RUN_ENDPOINT") or RUN
+    try:
+        _get(credentials, f"{base}/v2/projects/{project}/locations/{region}/services/"
+             f"{service}/revisions/{revision}", [])
+    except GoogleError as err:
+        if str(err).startswith("HTTP 404"):
+            return False
+        raise
+    return True
 
 
 def scheduler_job(credentials: Any, project: str, region: str, name: str,

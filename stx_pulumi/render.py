@@ -149,10 +149,13 @@ def _resource_node(tree: Tree, r: PlannedResource) -> None:
 def _details(r: PlannedResource) -> list[str]:
     i = r.inputs
     if r.type == "gcp:artifactregistry/repository:Repository":
-        keep = [p for p in i.get("cleanupPolicies") or [] if p.get("action") == "KEEP"]
-        count = keep[0].get("mostRecentVersions", {}).get("keepCount") if keep else None
+        keep = [p for p in i.get("cleanupPolicies") or [] if p.get("mostRecentVersions")]
+        count = keep[0]["mostRecentVersions"].get("keepCount") if keep else None
+        tagged = [t for p in i.get("cleanupPolicies") or [] if p.get("action") == "KEEP"
+                  for t in (p.get("condition") or {}).get("tagPrefixes") or []]
+        kept = f" and every image tagged {', '.join(t + '*' for t in tagged)}" if tagged else ""
         return [f"{i.get('repositoryId')} in {i.get('location')}, Docker format",
-                f"cleanup: keeps the {count} newest images, deletes older ones"]
+                f"cleanup: keeps the {count} newest images{kept}, deletes older ones"]
     if r.type == "docker:index/image:Image":
         build = i.get("build") or {}
         return [f"{i.get('imageName') or UNKNOWN}",
@@ -363,7 +366,11 @@ def outputs_table(outputs: dict[str, Any], indent: str = "  ") -> None:
     for key, value in outputs.items():
         if key in ("url", "custom_url", "traffic", "books"):  # traffic: see `verify`
             continue
-        if isinstance(value, dict) and key != "books":
+        if key == "releases":  # `history` shows them
+            if value:
+                console.print(f"{indent}release: {safe(value[-1].get('n'))} (`stx-pulumi "
+                              "history` lists them)")
+        elif isinstance(value, dict) and key != "books":
             console.print(f"{indent}{safe(key)}:")
             for name, item in value.items():
                 console.print(f"{indent}  {safe(name)}: {safe(item)}")
@@ -457,6 +464,27 @@ def windows(spec: Any, data: dict[str, Any]) -> None:
                       f"{scaling['max_instances']} ({safe(scaling['source'])})")
     for month, total in data["events"]["months_usd"].items():
         console.print(f"{month} with its events and the idle month: ${total:.2f}")
+
+
+def history(stack: str, rows: list[dict[str, Any]], pin: Any) -> None:
+    """`history`: the releases, newest first, the serving one marked."""
+    from rich.table import Table
+
+    console = stdout()
+    if not rows:
+        console.print(f"{stack}: no release recorded yet (`stx-pulumi up` records one)")
+        return
+    table = Table(box=None, padding=(0, 2))
+    for column in ("", "n", "when", "who", "kind", "tag", "verified", "message"):
+        table.add_column(column)
+    for row in rows:
+        verified = {"passed": "yes", "failed": "FAILED"}.get(row["verified"] or "", "-")
+        table.add_row("▶" if row["serving"] else "", str(row["n"]), row["time"],
+                      safe(row["who"]), row["kind"], safe(row["tag"]), verified,
+                      safe(row["message"] or "-"))
+    console.print(f"[bold]{stack}[/]" + (f": pinned to release {pin.release} by a rollback "
+                                          "(`up --unpin` ends it)" if pin else ""))
+    console.print(table)
 
 
 def verification(verification: Any) -> None:

@@ -1,9 +1,10 @@
 """What serves a service now: the one place the rules live (pure; used by the program, `plan`,
-`cost` and `event list`).
+`cost`, `history` and `event list`).
 
-Precedence: a rollback pin (issue #12: not there yet, so always None) > the active event window
-> the base settings. An `up` inside a window deploys the window's scaling and one outside it the
-base, so an `up` and the scheduler's jobs never undo each other.
+Precedence: a rollback pin (which image, which revision) > the active event window (scaling) >
+the base settings. An `up` inside a window deploys the window's scaling and one outside it the
+base, so an `up` and the scheduler's jobs never undo each other; an `up` while pinned keeps the
+pinned image and revision, so a scale-only `up` never moves traffic back to a broken release.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from stx_pulumi.events import Window
+from stx_pulumi.releases import Pin
 
 
 @dataclass(frozen=True)
@@ -24,14 +26,29 @@ class Scaling:
     source: str = "base"
 
 
+@dataclass(frozen=True)
+class Serving:
+    """What a service serves: its scaling; the pinned image (None: the image just built) and
+    the pinned revision taking all traffic (None: the newest)."""
+
+    scaling: Scaling
+    digest: str | None = None
+    revision: str | None = None
+
+
 def decide(base: Scaling, concurrency: int, windows: Iterable[Window], now: datetime,
-           book: str | None = None) -> Scaling:
-    """The scaling in force at `now` for the service of `book` (None: the app's service)."""
+           book: str | None = None, pin: Pin | None = None,
+           service: str | None = None) -> Serving:
+    """What the service `service` (of `book`; None: the app's) serves at `now`."""
+    scaling = base
     for window in windows:
         if window.covers(book) and window.active(now):
             low, high = window.scaling(concurrency, base.max_instances)
-            return Scaling(low, high, f"event {window.name}")
-    return base
+            scaling = Scaling(low, high, f"event {window.name}")
+            break
+    if pin is None:
+        return Serving(scaling)
+    return Serving(scaling, pin.digest, pin.revisions.get(service or ""))
 
 
 def next_window(windows: Iterable[Window], now: datetime, book: str | None = None

@@ -19,7 +19,8 @@ from typing import Any
 
 from stx_pulumi import events
 from stx_pulumi.errors import SpecError
-from stx_pulumi.serving import Scaling, decide
+from stx_pulumi.releases import Pin, read_pin
+from stx_pulumi.serving import Scaling, Serving, decide
 from stx_pulumi.source import SourceFacts
 
 
@@ -67,6 +68,8 @@ SETTINGS: tuple[Setting, ...] = (
             "README's books section)."),
     Setting("stx:events", None, "(none)",
             "Event windows (set with `stx-pulumi event add`): scaling for a class, scheduled."),
+    Setting("stx:pin", None, "(none)",
+            "A rollback's pin (set by `stx-pulumi rollback`, removed by `up --unpin`)."),
     Setting("stx:protected", None, "true for env prod",
             "Deletion protection; protected envs need explicit confirmation."),
 )
@@ -182,10 +185,17 @@ class AppSpec:
     expired: tuple[str, ...] = ()  # windows over: dropped from stx:events by the next up
     now: datetime = field(default_factory=events.clock)  # the clock every decision reads
 
-    def scaling(self, service: ServiceSpec) -> Scaling:
-        """The scaling in force now for `service`: its active window's, else its own."""
+    pin: Pin | None = None  # a rollback's: the image and revisions every up keeps
+
+    def serving(self, service: ServiceSpec) -> Serving:
+        """What `service` serves now: the pin's image and revision, its active window's
+        scaling, else its own."""
         base = Scaling(service.min_instances, service.max_instances)
-        return decide(base, service.concurrency, self.windows, self.now, service.book)
+        return decide(base, service.concurrency, self.windows, self.now, service.book,
+                      self.pin, service.name)
+
+    def scaling(self, service: ServiceSpec) -> Scaling:
+        return self.serving(service).scaling
 
     @property
     def services(self) -> tuple[ServiceSpec, ...]:
@@ -253,6 +263,9 @@ class Migration:
 
     secret_members: tuple[tuple[str, str], ...] = ()
     image_context: str | None = None
+    releases: tuple[Any, ...] = ()  # the records the last deployment kept
+    record: Mapping[str, Any] | None = None  # this update's, but for its digest and revisions
+    deployed_tag: str | None = None  # the image tag the stack last built
 
 
 def stack_name(app: str, env: str) -> str:
@@ -426,6 +439,7 @@ def build_spec(
             problems.append(f"stx:events.{window.name}.book: {window.book!r} is not a book of "
                             f"this stack ({', '.join(sorted(books_by_name)) or 'it has none'})")
     expired = tuple(w.name for w in windows if w.expired(now))
+    pin = read_pin(settings.get("stx:pin"), problems)
     for window in windows:
         if window.expired(now):
             warnings.append(f"event {window.name} ended {window.end:%Y-%m-%d %H:%M} "
@@ -443,7 +457,7 @@ def build_spec(
         domain=base.domain, cloudflare_zone_id=zone, has_cloudflare_token=has_token,
         folder=folder, env_vars=env_vars, secret_env=secret_env,
         project_is_placeholder=placeholder, warnings=tuple(dict.fromkeys(warnings)),
-        books=tuple(books), now=now, expired=expired,
+        books=tuple(books), now=now, expired=expired, pin=pin,
         windows=tuple(w for w in windows if not w.expired(now)),
     )
 

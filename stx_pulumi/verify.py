@@ -207,7 +207,17 @@ def domain_check(client: Any, custom_url: str) -> Check:
 
 
 def revision_check(outputs: Mapping[str, Any]) -> Check:
-    """The newest revision is ready and takes 100 % of the traffic."""
+    """The newest revision is ready and takes 100 % of the traffic; under a rollback pin, the
+    pinned revision takes it."""
+    pinned = outputs.get("pinned_revision")
+    if pinned:
+        share = sum(t.get("percent") or 0 for t in outputs.get("traffic") or []
+                    if t.get("revision") == pinned)
+        if share >= 100:
+            return Check("revision", PASS, f"{pinned} (pinned by a rollback) takes 100% of "
+                         "traffic")
+        return Check("revision", FAIL, f"{pinned} (pinned by a rollback) takes {share}% of "
+                     "traffic", "run `stx-pulumi up` again")
     latest, ready = outputs.get("revision"), outputs.get("ready_revision")
     if not latest:
         return Check("revision", WARN, "the stack outputs name no revision (deployed by an "

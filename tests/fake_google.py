@@ -33,6 +33,8 @@ class FakeGoogle:
         self.billing = True
         self.quota = (1_000_000, 2000 * 2**30)  # Cloud Run: milli-vCPU, bytes (per region)
         self.enabled_now: list[str] = []  # APIs enabled through batchEnable
+        self.image_tags: dict[str, str] = {}  # Artifact Registry: tag → version
+        self.revisions: set[str] | None = set()  # Cloud Run revisions that exist (None: all)
         self.policies: dict[str, dict[str, Any]] = {}  # ".../services/S" or ".../serviceAccounts/E"
         self.requests: list[tuple[str, str, str]] = []  # method, path, authorization
         self._server: Any = None
@@ -71,7 +73,11 @@ class FakeGoogle:
                 fake.requests.append(("POST", self.path, ""))
                 time.sleep(fake.delay)
                 path = urlparse(self.path).path
-                if path.endswith("/services:batchEnable"):  # Service Usage: a long operation
+                if path.endswith("/tags"):  # Artifact Registry: tag a version
+                    data = json.loads(body or b"{}")
+                    fake.image_tags[data["name"].rsplit("/", 1)[1]] = data["version"]
+                    self.answer(200, data)
+                elif path.endswith("/services:batchEnable"):  # Service Usage: a long operation
                     ids = json.loads(body or b"{}").get("serviceIds", [])
                     fake.enabled_now += ids
                     fake.disabled -= set(ids)
@@ -125,6 +131,12 @@ class FakeGoogle:
                 elif url.path.endswith(":getIamPolicy"):  # Cloud Run: a service's policy
                     self.answer(200, fake.policies.get(url.path.removesuffix(":getIamPolicy"),
                                                        {}))
+                elif "/revisions/" in url.path:  # Cloud Run: does a revision exist?
+                    name = url.path.rsplit("/", 1)[1]
+                    if fake.revisions is None or name in fake.revisions:
+                        self.answer(200, {"name": name})
+                    else:
+                        self.answer(404, {"error": {"message": "Revision not found."}})
                 elif "/jobs/" in url.path:
                     job = fake.jobs.get(url.path.rsplit("/", 1)[1])
                     if job is None:

@@ -39,13 +39,25 @@ class Session:
         self.root = root
         self.env = env
         self.google: Any = None  # the stand-in Google endpoints, when there are some
+        self.revisions: dict[str, dict[str, int]] = {}
 
     def run(self, command: str) -> str:
+        if command.startswith("echo "):  # `echo TEXT >> FILE`: an edit of the course, shown
+            text, _, file = command.removeprefix("echo ").partition(" >> ")
+            with open(self.root / file, "a", encoding="utf-8") as out:
+                out.write(text.strip("'") + "\n")
+            return f"$ {command}\n"
         args = command.split()[1:]  # "stx-pulumi ..." as shown
         done = subprocess.run([sys.executable, "-m", "stx_pulumi", *args], cwd=self.root,
                               env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               text=True, timeout=300, check=False)
         return f"$ {command}\n{self.normalize(done.stdout)}"
+
+    def _revision(self, match: re.Match[str]) -> str:
+        """Revisions numbered in the order they first appear, as Cloud Run numbers them."""
+        known = self.revisions.setdefault(match.group(1), {})
+        number = known.setdefault(match.group(2), len(known) + 1)
+        return f"{match.group(1)}-{number:05d}"
 
     def normalize(self, text: str) -> str:
         text = text.replace(str(self.root.parent), SHOWN_HOME)
@@ -53,7 +65,9 @@ class Session:
         text = re.sub(r"\(\d+\.\ds\)", "(…s)", text)
         text = re.sub(r"attempt\(s\), \d+s", "attempt(s), …s", text)
         text = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", "2026-12-01 07:30 UTC", text)
-        text = re.sub(r"\b((?:hello-course|course)-[\w-]+)-[0-9a-f]{5}\b", r"\1-00001", text)
+        text = re.sub(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", "2026-12-01T07:30:00Z", text)
+        text = re.sub(r"\b((?:hello-course|course)-[\w-]+)-([0-9a-f]{5})\b", self._revision,
+                      text)
         text = re.sub(r"Pulumi CLI \d+\.\d+\.\d+", "Pulumi CLI 3.x", text)
         lines = _in_order([line.rstrip() for line in text.splitlines()])
         return "\n".join(lines).strip() + "\n"
@@ -100,7 +114,8 @@ def session(standin: bool) -> Iterator[Session]:
         env = {"PATH": os.environ.get("PATH", ""), "HOME": str(root.parent),
                "CLOUDSDK_CONFIG": str(root.parent / ".config" / "gcloud"), "NO_COLOR": "1",
                "COLUMNS": "100",
-               "TERM": "dumb", "LANG": "C.UTF-8", "PYTHONPATH": str(REPO)}
+               "TERM": "dumb", "LANG": "C.UTF-8", "PYTHONPATH": str(REPO),
+               "USER": "teacher", "LOGNAME": "teacher"}
         if not standin:
             yield Session(root, env)
             return
@@ -121,7 +136,7 @@ def session(standin: bool) -> Iterator[Session]:
                         "STX_SERVICEUSAGE_ENDPOINT": google.url, "STANDIN_SERVICE_URL": app.url,
                         **{f"STX_{api}_ENDPOINT": google.url
                            for api in ("SCHEDULER", "RUN", "IAM", "RESOURCEMANAGER",
-                                       "BILLING", "QUOTAS")}})
+                                       "BILLING", "QUOTAS", "ARTIFACTREGISTRY")}})
             made = Session(root, env)
             made.google = google
             yield made
@@ -137,6 +152,7 @@ def run_block(standin: bool, *commands: str, now: str | None = None,
                 s.env["STX_PULUMI_NOW"] = now
             if s.google is not None:
                 s.google.disabled = set(disabled)
+                s.google.revisions = None  # every revision the stand-in made exists
             return "\n".join(s.run(command) for command in commands)
     return make
 
@@ -168,6 +184,12 @@ BLOCKS: dict[str, Callable[[], str]] = {
                         "stx-pulumi event list hello-course", now="2026-11-23T12:00Z"),
     "setup": run_block(True, "stx-pulumi setup --yes", "stx-pulumi setup",
                        disabled=("iam.googleapis.com",)),
+    "releases": run_block(True, "stx-pulumi up examples/hello-course -m lab-1",
+                          "stx-pulumi up hello-course --max 20 -m exam-scaling",
+                          "echo 'st.write(\"quiz 2\")' >> examples/hello-course/book.py",
+                          "stx-pulumi up hello-course -m quiz-2",
+                          "stx-pulumi rollback hello-course --yes -m broken-quiz",
+                          "stx-pulumi history hello-course"),
     "exit-codes": exit_codes,
 }
 

@@ -102,10 +102,11 @@ def test_renaming_a_variable_keeps_the_secret_binding(workspace: Path,
     ("hello-course", "--max", "100"),
     ("course", "--path", "examples/course-books", "--folder", "manuals/intro"),
 ], ids=["hello-course", "one-book-folder"])
-def test_a_stack_of_the_last_release_upgrades_with_nothing_to_change(
+def test_a_stack_of_the_last_release_upgrades_changing_only_the_registrys_cleanup(
         workspace: Path, pulumi_cli: PulumiStandIn, tmp_path: Path, app: tuple[str, ...]) -> None:
     """Books came with a new layout of the program (one service per book): an app with one
-    service, FOLDER or not, keeps every name and input."""
+    service, FOLDER or not, keeps every name and input. Releases add one cleanup rule to the
+    registry (keep the images tagged rel-N): its only update."""
     shutil.copytree(REPO / "examples" / "course-books", workspace / "examples" / "course-books")
     old = run_previous(release(LAST_RELEASE, tmp_path), workspace, "up", *app, "--yes",
                        "--no-verify")
@@ -114,9 +115,13 @@ def test_a_stack_of_the_last_release_upgrades_with_nothing_to_change(
 
     data = stx_json("up", app[0], "--yes", "--no-verify")
 
-    assert data["changes"] == {"create": 0, "update": 0, "replace": 0, "delete": 0,
-                               "same": len(before) + 1}
+    assert data["changes"] == {"create": 0, "update": 1, "replace": 0, "delete": 0,
+                               "same": len(before)}
     after = resources(workspace, f"{app[0]}.dev")
     service = f"{app[0]}-dev"
+    assert {n for n in after if after[n]["inputs"] != before[n]["inputs"]} == {
+        f"{service}-repo"}
+    assert after[service]["outputs"]["latestCreatedRevision"] == before[service]["outputs"][
+        "latestCreatedRevision"]
     assert after[service]["outputs"]["uri"] == before[service]["outputs"]["uri"]
     assert data["outputs"]["url"] == before[service]["outputs"]["uri"]

@@ -3,7 +3,8 @@
     options    the Typer app, the shared deployment options, the command decorator, helpers
     deploy     plan, cost, doctor, up, preview, refresh, destroy, outputs, verify, cancel
     workspace  stacks, init, install-cli, env
-    events     event add, event list, event remove
+    events     event add, event list, event test, event remove
+    releases   history, rollback
 
 Importing this package must stay cheap: Pulumi is imported inside the commands that need it.
 """
@@ -13,7 +14,12 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from stx_pulumi.cli import deploy, events, workspace  # noqa: F401  (registers commands)
+from stx_pulumi.cli import (  # noqa: F401  (registers the commands)
+    deploy,
+    events,
+    releases,
+    workspace,
+)
 from stx_pulumi.cli.options import _state, app
 
 __all__ = ["app", "main"]

@@ -172,6 +172,9 @@ def up(
         "--unset", help="Remove a setting from the stack config (e.g. domain); repeatable.")
     ] = None,
     no_verify: NoVerifyOpt = False,
+    unpin: Annotated[bool, typer.Option(
+        "--unpin", help="End a rollback: deploy the current source again, all traffic to it.")
+    ] = False,
     skip_checks: Annotated[bool, typer.Option(
         "--skip-checks", help="Skip the preflight (credentials, APIs, backend, Docker), e.g. "
         "in CI where it was checked once.")] = False,
@@ -182,7 +185,8 @@ def up(
     options: DeployOptions,
 ) -> None:
     """Deploy the app; the options given are saved to the stack config once it succeeded."""
-    deploy_app(app_name, options, options.overrides(Path.cwd()), unset or (), yes=yes,
+    deploy_app(app_name, options, options.overrides(Path.cwd()),
+               (*(unset or ()), *(("pin",) if unpin else ())), yes=yes,
                message=message, verify=not no_verify, skip_checks=skip_checks,
                wait=(wait_timeout, poll_interval), json_output=json_output)
 
@@ -190,7 +194,7 @@ def up(
 def deploy_app(app_name: str | None, options: DeployOptions, overrides: dict[str, Any],
                unset: Any, *, yes: bool, message: str | None = None, verify: bool = True,
                skip_checks: bool = False, wait: tuple[float, float] = (300, 10),
-               json_output: bool = False) -> None:
+               json_output: bool = False, kind: str = "up") -> None:
     """`up` with these settings on top of the stack's (also `event add --up`): checks, the
     update, then the settings written, then verification."""
     from stx_pulumi.workspace import config_updates, drop_setting, moved_settings, unset_keys
@@ -224,16 +228,46 @@ def deploy_app(app_name: str | None, options: DeployOptions, overrides: dict[str
     _passphrase_notice(engine)
     for notice in notices:
         render.info(notice)
-    render.info(f"building {ws.relative(spec.source)} as {spec.image_tag}")
+    if spec.pin is None:
+        render.info(f"building {ws.relative(spec.source)} as {spec.image_tag}")
+    else:
+        render.info(f"pinned to release {spec.pin.release} by a rollback: the source is not "
+                    "built (`up --unpin` deploys it)")
     token = os.environ.get("CLOUDFLARE_API_TOKEN") if spec.cloudflare_dns else None
     removed = [k for k in unset_keys(unset) if drop_setting(dict(config), k)]
     removed += [f"stx:events.{name}" for name in spec.expired]  # windows over
     with progress:
-        result = engine.up(spec, updates, removed, message, token)
+        result = engine.up(spec, updates, removed, message, token, kind)
     for notice in result.notices:
         render.info(notice)
     report = _verify(spec.stack, result.outputs, *wait) if verify else None
+    if report is not None:
+        _record(engine, spec, result.outputs, report)
     _show(result, json_output, report)
+
+
+def _record(engine: Any, spec: Any, outputs: dict[str, Any], report: Any) -> None:
+    """Keep whether this release verified (a good release is deployed and verified), and tag
+    its image rel-<n> so the registry's cleanup keeps what rollback offers."""
+    from stx_pulumi import google
+    from stx_pulumi.errors import StxError
+
+    records = outputs.get("releases") or []
+    if not records:
+        return
+    latest = records[-1]
+    try:
+        engine.record_verification(spec.stack, int(latest["n"]), not report.failed)
+    except StxError as err:
+        render.warning(f"release {latest['n']}: verification not recorded: {err.message}")
+    if spec.pin is not None or not latest.get("digest"):
+        return  # a pinned release's image is tagged already
+    try:
+        credentials, _ = google.load_credentials(os.environ)
+        google.tag_image(credentials, str(latest["digest"]), f"rel-{latest['n']}", os.environ)
+    except google.GoogleError as err:
+        render.warning(f"release {latest['n']}: image not tagged rel-{latest['n']} ({err}); "
+                       "the registry's cleanup may delete it")
 
 
 @command(deploy_options=True)

@@ -12,6 +12,8 @@ from pulumi_gcp import artifactregistry, secretmanager, serviceaccount
 from stx_pulumi.program.image import local_image
 from stx_pulumi.program.schedule import schedule
 from stx_pulumi.program.service import serve
+from stx_pulumi.releases import KEEP as KEEP_RELEASES
+from stx_pulumi.releases import RELEASE_TAG
 from stx_pulumi.spec import KEEP_IMAGES, AppSpec, Migration, secret_member_name
 
 COMPONENT_TYPE = "stx:index:StreamtexApp"
@@ -46,8 +48,14 @@ class StreamtexApp(pulumi.ComponentResource):
             cleanup_policies=_cleanup_policies(),
             opts=child,
         )
-        self.image = local_image(name, spec, migration.image_context or spec.build_context,
-                                 self.repository.repository_id, self)
+        # Pinned by a rollback: the release's image runs and nothing is built. The image
+        # resource stays as it is while the source is the one last built; otherwise it
+        # leaves the state (its image stays in the registry: retain_on_delete).
+        building = spec.pin is None or migration.deployed_tag == spec.image_tag
+        self.image = local_image(
+            name, spec, migration.image_context or spec.build_context,
+            self.repository.repository_id, self) if building else None
+        digest = spec.pin.digest if spec.pin else self.image.repo_digest  # type: ignore
         self.service_account = serviceaccount.Account(
             f"{name}-run-sa",
             account_id=spec.service_account_id,
@@ -57,7 +65,7 @@ class StreamtexApp(pulumi.ComponentResource):
         )
         self.secret_access = self._secret_access(name, spec, dict(migration.secret_members))
         provider = _cloudflare(name, spec, cloudflare_token, child)
-        self.served = [serve(svc, spec, self.image, self.service_account.email,
+        self.served = [serve(svc, spec, digest, self.service_account.email,
                              list(self.secret_access), provider, self)
                        for svc in spec.services]
         self.scheduled = schedule(name, spec, self.served, self.service_account, self)
@@ -66,7 +74,7 @@ class StreamtexApp(pulumi.ComponentResource):
         self.domain_mapping, self.dns_record = first.domain_mapping, first.dns_record
 
         self.outputs: dict[str, Any] = {
-            "image": self.image.repo_digest,
+            "image": digest,
             "image_tag": spec.image_tag,
             "region": spec.region,
             "project": spec.project,
@@ -74,6 +82,10 @@ class StreamtexApp(pulumi.ComponentResource):
             "port": spec.port,
             "protected": spec.protected,
         }
+        if spec.pin:
+            self.outputs["pinned_release"] = spec.pin.release
+        if migration.record is not None:
+            self.outputs["releases"] = _releases(migration, digest, self.served)
         if spec.windows:
             self.outputs["events"] = {w.name: w.describe().partition(": ")[2]
                                       for w in spec.windows}
@@ -113,6 +125,16 @@ def deploy(spec: AppSpec, cloudflare_token: pulumi.Input[str] | None = None,
     return app
 
 
+def _releases(migration: Migration, digest: pulumi.Input[str],
+              served: list[Any]) -> pulumi.Output[list[Any]]:
+    """The records kept (the last KEEP), this update's completed with what it deployed."""
+    revisions = pulumi.Output.all(**{s.spec.name: s.service.latest_ready_revision
+                                     for s in served})
+    return pulumi.Output.all(digest, revisions).apply(lambda done: [
+        *list(migration.releases)[-(KEEP_RELEASES - 1):],
+        {**dict(migration.record or {}), "digest": done[0], "revisions": done[1]}])
+
+
 def _cloudflare(name: str, spec: AppSpec, token: pulumi.Input[str] | None,
                 child: pulumi.ResourceOptions) -> Any:
     """The Cloudflare provider, when stx-pulumi creates DNS records (one for every book)."""
@@ -127,6 +149,12 @@ def _cloudflare(name: str, spec: AppSpec, token: pulumi.Input[str] | None,
 def _cleanup_policies() -> list[artifactregistry.RepositoryCleanupPolicyArgs]:
     """Keep the few newest images, delete the rest: stored images are the only idle cost."""
     return [
+        artifactregistry.RepositoryCleanupPolicyArgs(  # the images rollback offers
+            id="keep-releases",
+            action="KEEP",
+            condition=artifactregistry.RepositoryCleanupPolicyConditionArgs(
+                tag_state="TAGGED", tag_prefixes=[RELEASE_TAG]),
+        ),
         artifactregistry.RepositoryCleanupPolicyArgs(
             id="keep-recent",
             action="KEEP",

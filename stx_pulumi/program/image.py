@@ -34,5 +34,7 @@ def local_image(name: str, spec: AppSpec, context: str, repository_id: pulumi.In
             password=pulumi.Output.secret(token),
         ),
         skip_push=False,
-        opts=pulumi.ResourceOptions(parent=parent),
+        # a release's image outlives the resource: a rollback pin drops the resource while
+        # the service runs the image
+        opts=pulumi.ResourceOptions(parent=parent, retain_on_delete=True),
     )

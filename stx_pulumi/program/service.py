@@ -31,6 +31,7 @@ class Served:
     domain_mapping: Any = None
     dns_record: Any = None
     dns_records: pulumi.Output[Any] | None = None
+    pinned_revision: str | None = None
 
     def outputs(self) -> dict[str, Any]:
         svc = self.spec
@@ -49,17 +50,26 @@ class Served:
             out["folder"] = svc.folder
         if self.scaling.source != "base":
             out["scaling"] = self.scaling.source
+        if self.pinned_revision:
+            out["pinned_revision"] = self.pinned_revision
         if self.dns_records is not None:
             out["dns_records"] = self.dns_records
         return out
 
 
-def serve(svc: ServiceSpec, spec: AppSpec, image: Any, account_email: pulumi.Input[str],
+def serve(svc: ServiceSpec, spec: AppSpec, image: pulumi.Input[str],
+          account_email: pulumi.Input[str],
           depends_on: list[pulumi.Resource], provider: Any, parent: pulumi.Resource) -> Served:
-    """The service `svc` running `image`, public if asked, with its domain if given."""
+    """The service `svc` running the image digest `image`, public if asked, with its domain
+    if given; all traffic to the newest revision, or to the one a rollback pinned."""
     child = pulumi.ResourceOptions(parent=parent)
     labels = {**spec.labels, "stx-book": svc.book} if svc.book else spec.labels
-    scaling = spec.scaling(svc)
+    decision = spec.serving(svc)
+    scaling = decision.scaling
+    traffic = cloudrunv2.ServiceTrafficArgs(
+        type="TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", revision=decision.revision,
+        percent=100) if decision.revision else cloudrunv2.ServiceTrafficArgs(
+        type="TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", percent=100)
     served = Served(svc, scaling, cloudrunv2.Service(
         svc.name,
         name=svc.name,
@@ -79,10 +89,10 @@ def serve(svc: ServiceSpec, spec: AppSpec, image: Any, account_email: pulumi.Inp
             session_affinity=True,
             labels=labels,
         ),
-        traffics=[cloudrunv2.ServiceTrafficArgs(
-            type="TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", percent=100)],
+        traffics=[traffic],
         opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=depends_on)),
     ))
+    served.pinned_revision = decision.revision
     if svc.public:
         served.public_access = cloudrunv2.ServiceIamMember(
             f"{svc.name}-public",
@@ -99,7 +109,7 @@ def serve(svc: ServiceSpec, spec: AppSpec, image: Any, account_email: pulumi.Inp
 
 
 def _container(svc: ServiceSpec, spec: AppSpec,
-               image: Any) -> cloudrunv2.ServiceTemplateContainerArgs:
+               image: pulumi.Input[str]) -> cloudrunv2.ServiceTemplateContainerArgs:
     envs = [cloudrunv2.ServiceTemplateContainerEnvArgs(name=k, value=v)
             for k, v in plain_env(spec, svc)]
     envs += [
@@ -114,7 +124,7 @@ def _container(svc: ServiceSpec, spec: AppSpec,
         for ref in spec.secret_env
     ]
     return cloudrunv2.ServiceTemplateContainerArgs(
-        image=image.repo_digest,
+        image=image,
         ports=cloudrunv2.ServiceTemplateContainerPortsArgs(container_port=spec.port),
         envs=envs,
         resources=cloudrunv2.ServiceTemplateContainerResourcesArgs(

@@ -172,12 +172,22 @@ class Cli:
                 history = history[(page - 1) * size: page * size]
             print(json.dumps(history))
             return 0
+        if sub == "tag":
+            return self.tag_cmd(store)
         if sub == "export":
             state = self.existing(store)
             resources = [{"urn": r["urn"], "type": r["type"], "custom": r["custom"],
                           "parent": r.get("parent", ""), "inputs": unwrap(r["inputs"]),
                           "outputs": unwrap(r.get("outputs", {}))}
                          for r in unseal(state["resources"], self.cipher(self.stack()))]
+            if state["resources"] or state["outputs"]:  # like the real CLI: the root stack
+                stack = self.stack()                    # resource holds the stack's outputs
+                resources.insert(0, {
+                    "urn": f"urn:pulumi:{stack}::stx-pulumi::pulumi:pulumi:Stack::"
+                           f"stx-pulumi-{stack}", "type": "pulumi:pulumi:Stack",
+                    "custom": False, "parent": "", "inputs": {},
+                    "outputs": {k: "[secret]" if k in state["secret_outputs"] else unwrap(v)
+                                for k, v in state["outputs"].items()}})
             print(json.dumps({"version": 3, "deployment": {"resources": resources}}))
             return 0
         raise Fail(f"the stand-in does not know `pulumi stack {sub}`")
@@ -197,6 +207,29 @@ class Cli:
         finally:
             lock.unlink(missing_ok=True)
         print("Resource deleted")
+        return 0
+
+    def tag_cmd(self, store: Store) -> int:
+        """`stack tag set|get|rm|ls`: tags kept beside the state, as DIY backends do since
+        Pulumi 3.211."""
+        stack = self.stack()
+        self.existing(store)
+        file = store.path(stack).with_suffix(".pulumi-tags")  # beside, as real DIY backends
+        tags = json.loads(file.read_text()) if file.is_file() else {}
+        action, args = self.positional[2], self.positional[3:]
+        if action == "set":
+            tags[args[0]] = args[1]
+        elif action == "rm":
+            tags.pop(args[0], None)
+        elif action == "get":
+            if args[0] not in tags:
+                raise Fail(f"stack tag '{args[0]}' not found for stack '{stack}'")
+            print(tags[args[0]])
+            return 0
+        elif action == "ls":
+            print(json.dumps({"pulumi:project": "stx-pulumi", **tags}))
+            return 0
+        file.write_text(json.dumps(tags, indent=1))
         return 0
 
     def existing(self, store: Store) -> dict[str, Any]:

@@ -124,8 +124,10 @@ def computed(res: dict[str, Any], old: dict | None, unknown: bool) -> dict[str, 
                     else f"{inputs.get('name')}-{uuid.uuid4().hex[:5]}")
         put("latestCreatedRevision", revision)
         put("latestReadyRevision", revision)
-        traffic = [{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 100,
-                    "revision": ""}]
+        traffic = [{"type": t.get("type"), "percent": t.get("percent"),
+                    "revision": t.get("revision") or ""}
+                   for t in unwrap(inputs.get("traffics") or [])] or [
+            {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 100, "revision": ""}]
         if os.environ.get("STANDIN_TRAFFIC_SPLIT"):  # half the traffic on an older revision
             traffic = [{**traffic[0], "percent": 50},
                        {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "percent": 50,

@@ -1,0 +1,115 @@
+"""Releases: `history` and `rollback` (and `up --unpin` to end one)."""
+
+import os
+from typing import Annotated, Any
+
+import typer
+
+from stx_pulumi import render
+from stx_pulumi.cli.options import (
+    AppArg,
+    DeployOptions,
+    EnvOpt,
+    JsonOpt,
+    YesOpt,
+    command,
+    interactive,
+    load_spec_for,
+    open_engine,
+    stack_ref,
+)
+from stx_pulumi.errors import InputError
+
+
+def _releases(app_name: str | None, env: str | None) -> tuple[Any, Any, list[Any], Any]:
+    """(spec, engine, releases oldest first, the release serving now)."""
+    from stx_pulumi import releases
+
+    ws, stack = stack_ref(app_name, env)
+    spec, _ = load_spec_for(app_name, DeployOptions(env=env), {}, (), placeholder=True)
+    engine, _ = open_engine(ws, quiet=True)
+    found = releases.history(engine.outputs(stack), engine.tags(stack))
+    return spec, engine, found, releases.serving(found, spec.pin)
+
+
+@command()
+def history(app_name: AppArg = None, env: EnvOpt = None, json_output: JsonOpt = False) -> None:
+    """The app's releases, newest first, marking the one serving now."""
+    spec, _, found, now = _releases(app_name, env)
+    rows = [{**release.__dict__, "revisions": dict(release.revisions),
+             "serving": now is not None and release.n == now.n}
+            for release in reversed(found)]
+    if json_output:
+        render.print_json({"stack": spec.stack, "pinned": spec.pin.release if spec.pin else None,
+                           "releases": rows})
+    else:
+        render.history(spec.stack, rows, spec.pin)
+
+
+@command()
+def rollback(
+    app_name: AppArg = None,
+    to: Annotated[str | None, typer.Option(
+        "--to", help="Release number, image tag (rel-N, sha-…) or revision; `latest` ends the "
+        "rollback. Default: the previous good (deployed and verified) release.")] = None,
+    message: Annotated[str | None, typer.Option(
+        "--message", "-m", help="Why, recorded with the release.")] = None,
+    yes: YesOpt = False,
+    env: EnvOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Serve an earlier release again in seconds: its revisions take all traffic, or its
+    image is deployed again; nothing is built. Kept by every later `up` until `up --unpin`."""
+    from stx_pulumi import releases
+    from stx_pulumi.cli.deploy import deploy_app
+
+    spec, _, found, now = _releases(app_name, env)
+    options = DeployOptions(env=env)
+    if to == "latest":
+        if spec.pin is None:
+            raise InputError("--to latest: no rollback is in force (nothing pinned)")
+        deploy_app(app_name, options, {}, ("pin",), yes=yes, message=message or "end rollback",
+                   json_output=json_output)
+        return
+    target = releases.target(found, spec.pin, to)
+    fast = _revisions_exist(spec, target)
+    # fast: the revisions run the image they were made with; the template stays as deployed
+    digest = (now.digest if now and spec.pin is None else spec.pin.digest if spec.pin
+              else target.digest) if fast else target.digest
+    pin = {"release": target.n, "digest": digest,
+           "revisions": dict(target.revisions) if fast else {}}
+    how = (f"all traffic to its revision(s) {', '.join(target.revisions.values())}" if fast
+           else f"its image {target.digest.rsplit('@', 1)[-1][:19]}… deployed again (its "
+           "revision is gone): it runs with today's settings and secrets")
+    if not json_output:
+        render.info(f"rollback of {spec.stack} to release {target.n} ({target.tag}, "
+                    f"{target.time}): {how}")
+    if not yes:
+        if not interactive():
+            raise InputError(f"rollback of {spec.stack} needs confirmation: pass --yes")
+        if not typer.confirm(f"Roll {spec.stack} back to release {target.n}?"):
+            raise InputError(f"rollback of {spec.stack} cancelled")
+    deploy_app(app_name, options, {"stx:pin": pin}, ("pin",), yes=True,
+               message=message or f"rollback to release {target.n}", json_output=json_output,
+               kind="rollback")
+    if not json_output:
+        render.info(f"back to the latest source: `stx-pulumi up {spec.app} --env {spec.env} "
+                    "--unpin` (or `rollback --to latest`)")
+
+
+def _revisions_exist(spec: Any, target: Any) -> bool:
+    """The fast path needs every one of the release's revisions still in Cloud Run; when it
+    cannot be asked, the image is deployed again (no build either)."""
+    from stx_pulumi import google
+
+    if not target.revisions:
+        return False
+    try:
+        credentials, _ = google.load_credentials(os.environ)
+        return all(google.revision_exists(credentials, spec.project, spec.region, service,
+                                          revision, os.environ)
+                   for service, revision in target.revisions.items())
+    except google.GoogleError as err:
+        render.warning(f"cannot ask Cloud Run whether release {target.n}'s revisions still "
+                       f"exist ({err}): its image is deployed again instead")
+        return False

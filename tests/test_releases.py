@@ -1,0 +1,156 @@
+"""Releases (issue #12): a record of every `up`, `history`, a rollback in seconds that later
+`up`s keep, and the images rollback offers kept by the registry's cleanup.
+
+End to end through the stand-in engine (revisions per service, traffic assignments, stack tags)
+and stand-ins of Google's Cloud Run (do the revisions still exist?) and Artifact Registry
+(tag the release's image) APIs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import PulumiStandIn
+from fake_google import FakeGoogle
+from helpers import resources, stx, stx_json
+
+from stx_pulumi import releases
+from stx_pulumi.serving import Scaling, decide
+
+SERVICE = "hello-course-dev"
+IMAGE = "hello-course-dev-image"
+
+
+def _service(workspace: Path) -> dict[str, Any]:
+    return resources(workspace, "hello-course.dev")[SERVICE]
+
+
+def _up(workspace: Path, google: FakeGoogle, *args: str) -> dict[str, Any]:
+    data = stx_json("up", "hello-course", "--yes", *args)
+    google.revisions.add(_service(workspace)["outputs"]["latestReadyRevision"])
+    return data
+
+
+def _edit(workspace: Path) -> None:
+    book = workspace / "examples" / "hello-course" / "book.py"
+    book.write_text(book.read_text() + "\nst.write('v2')\n")
+
+
+@pytest.fixture
+def two_releases(workspace: Path, pulumi_cli: PulumiStandIn, google: FakeGoogle
+                 ) -> dict[str, Any]:
+    """v1 and v2 deployed and verified."""
+    v1 = _up(workspace, google, "--path", "examples/hello-course", "-m", "v1")
+    _edit(workspace)
+    v2 = _up(workspace, google, "-m", "v2")
+    return {"v1": v1["outputs"], "v2": v2["outputs"]}
+
+
+def test_every_up_is_recorded_and_history_marks_the_one_serving(
+        workspace: Path, two_releases: dict[str, Any], google: FakeGoogle) -> None:
+    data = stx_json("history", "hello-course")
+    assert [r["n"] for r in data["releases"]] == [2, 1]
+    newest, oldest = data["releases"]
+    assert newest["serving"] and not oldest["serving"] and data["pinned"] is None
+    assert oldest["message"] == "v1" and oldest["verified"] == "passed"
+    assert oldest["digest"] == two_releases["v1"]["image"]
+    assert oldest["revisions"] == {SERVICE: two_releases["v1"]["ready_revision"]}
+    assert newest["tag"] == two_releases["v2"]["image_tag"] != oldest["tag"]
+    # each release's image is tagged rel-N in the registry, so its cleanup keeps it
+    assert google.image_tags["rel-1"].endswith(two_releases["v1"]["image"].split("@")[1])
+    assert set(google.image_tags) == {"rel-1", "rel-2"}
+
+
+def test_rollback_moves_traffic_to_the_previous_revision_without_a_build_and_up_keeps_it(
+        workspace: Path, two_releases: dict[str, Any], google: FakeGoogle) -> None:
+    image_before = resources(workspace, "hello-course.dev")[IMAGE]
+    revision_before = _service(workspace)["outputs"]["latestCreatedRevision"]
+    result = stx("rollback", "hello-course", "--yes", "-m", "broken quiz")
+    assert result.exit_code == 0, result.output
+    assert "to release 1" in result.output and "--unpin" in result.output
+    assert "verify hello-course.dev: passed" in result.output
+    state = resources(workspace, "hello-course.dev")
+    v1_revision = two_releases["v1"]["ready_revision"]
+    assert state[SERVICE]["inputs"]["traffics"] == [
+        {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "revision": v1_revision,
+         "percent": 100}]
+    assert state[IMAGE] == image_before  # no build
+    assert state[SERVICE]["outputs"]["latestCreatedRevision"] == revision_before  # no revision
+    history = stx_json("history", "hello-course")
+    assert history["pinned"] == 1 and history["releases"][0]["kind"] == "rollback"
+    assert [r["n"] for r in history["releases"] if r["serving"]] == [1]
+
+    _up(workspace, google, "--max", "20")  # a scale-only up keeps the pin
+    service = _service(workspace)
+    assert service["inputs"]["scaling"]["maxInstanceCount"] == 20
+    assert service["inputs"]["traffics"][0]["revision"] == v1_revision
+
+    _up(workspace, google, "--unpin")
+    service = _service(workspace)
+    assert service["inputs"]["traffics"] == [
+        {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 100}]
+    config = yaml.safe_load((workspace / "stacks/Pulumi.hello-course.dev.yaml").read_text())
+    assert "stx:pin" not in config["config"]
+
+
+def test_rollback_redeploys_the_digest_when_the_revision_is_gone(
+        workspace: Path, two_releases: dict[str, Any], google: FakeGoogle) -> None:
+    google.revisions.discard(two_releases["v1"]["ready_revision"])
+    image_before = resources(workspace, "hello-course.dev")[IMAGE]
+    result = stx("rollback", "hello-course", "--yes")
+    assert result.exit_code == 0, result.output
+    assert "runs with today's settings and secrets" in result.output
+    state = resources(workspace, "hello-course.dev")
+    container = state[SERVICE]["inputs"]["template"]["containers"][0]
+    assert container["image"] == two_releases["v1"]["image"]
+    assert state[SERVICE]["inputs"]["traffics"][0]["type"] == (
+        "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST")
+    assert state[IMAGE] == image_before  # no build
+
+
+def test_rollback_needs_a_good_release_before_the_serving_one(
+        workspace: Path, pulumi_cli: PulumiStandIn, google: FakeGoogle) -> None:
+    _up(workspace, google, "--path", "examples/hello-course")
+    result = stx("rollback", "hello-course", "--yes")
+    assert result.exit_code == 2
+    assert "--to: no good release (deployed and verified) before the one serving now" in (
+        result.output)
+    assert stx("rollback", "hello-course", "--yes", "--to", "9").exit_code == 2
+    assert stx("rollback", "hello-course", "--to", "latest", "--yes").exit_code == 2
+
+
+def test_a_release_that_failed_verification_is_not_offered(
+        workspace: Path, pulumi_cli: PulumiStandIn, google: FakeGoogle,
+        deployed_app: Any) -> None:
+    _up(workspace, google, "--path", "examples/hello-course", "-m", "v1")
+    _edit(workspace)
+    deployed_app.mode = "503"
+    failed = stx("up", "hello-course", "--yes", "--wait-timeout", "1", "--poll-interval", "1",
+                 "-m", "v2")
+    assert failed.exit_code == 5
+    deployed_app.mode = "healthy"
+    _edit(workspace)
+    _up(workspace, google, "-m", "v3")
+    verified = {r["n"]: r["verified"] for r in stx_json("history", "hello-course")["releases"]}
+    assert verified == {3: "passed", 2: "failed", 1: "passed"}
+    assert "to release 1" in stx("rollback", "hello-course", "--yes").output
+
+
+def test_the_serving_decision_puts_the_pin_first() -> None:
+    pin = releases.Pin(release=1, digest="europe-west1-docker.pkg.dev/p/r/a@sha256:" + "a" * 64,
+                       revisions={"svc": "svc-00001"})
+    base = Scaling(0, 10)
+    decided = decide(base, 80, [], None, pin=pin, service="svc")  # type: ignore[arg-type]
+    assert (decided.digest, decided.revision, decided.scaling) == (
+        pin.digest, "svc-00001", base)
+    assert decide(base, 80, [], None).digest is None  # type: ignore[arg-type]
+
+
+def test_records_keep_the_last_ten() -> None:
+    previous = [{"n": n} for n in range(1, 12)]
+    assert releases.record(previous, "sha-1", None, "up", {"USER": "x"},
+                           __import__("datetime").datetime(2026, 1, 1))["n"] == 12
+    assert releases.who({"GITHUB_ACTOR": "octo"}) == "octo (GitHub Actions)"
