@@ -154,3 +154,65 @@ def test_records_keep_the_last_ten() -> None:
     assert releases.record(previous, "sha-1", None, "up", {"USER": "x"},
                            __import__("datetime").datetime(2026, 1, 1))["n"] == 12
     assert releases.who({"GITHUB_ACTOR": "octo"}) == "octo (GitHub Actions)"
+
+
+# -- promotion --------------------------------------------------------------------------------
+
+@pytest.fixture
+def registry(monkeypatch: pytest.MonkeyPatch) -> Any:
+    from fake_registry import FakeRegistry
+
+    fake = FakeRegistry()
+    monkeypatch.setenv("STX_REGISTRY_ENDPOINT", fake.url)
+    yield fake
+    fake.server.shutdown()
+
+
+def _path(ref: str) -> tuple[str, str]:
+    name, _, digest = ref.partition("@")
+    return name.split("/", 1)[1], digest
+
+
+@pytest.fixture
+def dev_and_prod(workspace: Path, pulumi_cli: PulumiStandIn, google: FakeGoogle) -> dict:
+    dev = _up(workspace, google, "--path", "examples/hello-course")["outputs"]
+    _edit(workspace)  # prod runs other code than dev until the promotion
+    prod = stx_json("up", "hello-course", "--env", "prod", "--yes")["outputs"]
+    return {"dev": dev, "prod": prod}
+
+
+def test_promote_ships_the_exact_image_serving_in_the_source_env(
+        workspace: Path, dev_and_prod: dict, registry: Any) -> None:
+    source_path, digest = _path(dev_and_prod["dev"]["image"])
+    registry.push(source_path, digest)
+    before = dict(registry.manifests)
+    refused = stx("promote", "hello-course", "--from", "dev", "--to", "prod")
+    assert refused.exit_code == 2 and "protected env: pass --yes" in refused.output
+    assert registry.manifests == before  # nothing copied
+    result = stx("promote", "hello-course", "--from", "dev", "--to", "prod", "--yes")
+    assert result.exit_code == 0, result.output
+    target = "course-project-1/hello-course-prod/hello-course"
+    assert registry.manifests[(target, digest)] == registry.manifests[(source_path, digest)]
+    assert {d for p, d in registry.blobs if p == target} == {
+        d for p, d in registry.blobs if p == source_path}
+    assert "Basic " in " ".join(registry.auth)  # the access token as oauth2accesstoken
+    prod = resources(workspace, "hello-course.prod")["hello-course-prod"]["inputs"]
+    assert prod["template"]["containers"][0]["image"] == (
+        f"europe-west1-docker.pkg.dev/{target}@{digest}")
+    history = stx_json("history", "hello-course", "--env", "prod")
+    assert history["releases"][0]["kind"] == "promote" and history["pinned"] == 2
+
+
+def test_promote_refuses_an_arm_image_a_missing_one_or_no_good_release(
+        workspace: Path, dev_and_prod: dict, registry: Any) -> None:
+    source_path, digest = _path(dev_and_prod["dev"]["image"])
+    prod_before = resources(workspace, "hello-course.prod")
+    missing = stx("promote", "hello-course", "--from", "dev", "--to", "prod", "--yes")
+    assert missing.exit_code == 2 and "is gone from the registry" in missing.output
+    registry.push(source_path, digest, arch="arm64")
+    arm = stx("promote", "hello-course", "--from", "dev", "--to", "prod", "--yes")
+    assert arm.exit_code == 2 and "built for linux/arm64, not linux/amd64" in arm.output
+    assert not any(p.endswith("hello-course-prod/hello-course") for p, _ in registry.manifests)
+    assert resources(workspace, "hello-course.prod") == prod_before
+    none = stx("promote", "hello-course", "--from", "staging", "--to", "prod", "--yes")
+    assert none.exit_code == 2

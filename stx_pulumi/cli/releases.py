@@ -113,3 +113,53 @@ def _revisions_exist(spec: Any, target: Any) -> bool:
         render.warning(f"cannot ask Cloud Run whether release {target.n}'s revisions still "
                        f"exist ({err}): its image is deployed again instead")
         return False
+
+
+@command()
+def promote(
+    app_name: AppArg = None,
+    source: Annotated[str, typer.Option("--from", help="The env whose serving image to ship, "
+                                        "e.g. staging.")] = "",
+    target_env: Annotated[str, typer.Option("--to", help="The env to deploy it to, e.g. "
+                                            "prod.")] = "",
+    message: Annotated[str | None, typer.Option(
+        "--message", "-m", help="Why, recorded with the release.")] = None,
+    yes: YesOpt = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Ship to --to exactly the image serving in --from (a good release): copied by digest into
+    --to's registry (no Docker, no build), then deployed and kept until `up --unpin`."""
+    from stx_pulumi import google, registry, releases
+    from stx_pulumi.cli.deploy import deploy_app
+    from stx_pulumi.cli.options import confirm_protected
+    from stx_pulumi.errors import PrerequisiteError
+
+    if not source or not target_env or source == target_env:
+        raise InputError("--from/--to: give two different envs, e.g. --from staging --to prod")
+    _, _, _, serving = _releases(app_name, source)
+    if serving is None or not serving.good:
+        raise InputError(f"--from: {source} has no good release serving (deployed and "
+                         "verified): nothing to promote")
+    target, _ = load_spec_for(app_name, DeployOptions(env=target_env), {}, (),
+                              placeholder=True)
+    ws, _ = stack_ref(app_name, target_env)  # the target env must be deployed already
+    if target.protected:
+        confirm_protected(target.stack, yes, "promote to")
+    try:
+        credentials, _ = google.load_credentials(os.environ)
+    except google.GoogleError as err:
+        raise PrerequisiteError(f"credentials: {err}") from None
+    path = f"{target.project}/{target.repository_id}/{target.app}"
+    if not json_output:
+        render.info(f"copying release {serving.n} of {app_name or target.app}.{source} "
+                    f"({serving.digest.rsplit('@', 1)[1][:19]}…) to {path}")
+    try:
+        digest = registry.copy(serving.digest, path, credentials.token, os.environ)
+    except registry.RegistryError as err:
+        raise PrerequisiteError(f"the registry refused the copy: {err}") from None
+    engine, _ = open_engine(ws, quiet=True)
+    record = releases.history(engine.outputs(target.stack), {})
+    pin = {"release": (record[-1].n if record else 0) + 1, "digest": digest, "revisions": {}}
+    deploy_app(app_name, DeployOptions(env=target_env), {"stx:pin": pin}, ("pin",), yes=True,
+               message=message or f"promote release {serving.n} from {source}",
+               json_output=json_output, kind="promote")
