@@ -216,3 +216,17 @@ def test_promote_refuses_an_arm_image_a_missing_one_or_no_good_release(
     assert resources(workspace, "hello-course.prod") == prod_before
     none = stx("promote", "hello-course", "--from", "staging", "--to", "prod", "--yes")
     assert none.exit_code == 2
+
+
+def test_the_registry_keeps_every_release_image_and_the_newest_others() -> None:
+    from helpers import stx_json as plan_of
+
+    plan = plan_of("plan", "examples/hello-course")
+    (repo,) = [r for r in plan["resources"]
+               if r["type"] == "gcp:artifactregistry/repository:Repository"]
+    policies = {p["id"]: p for p in repo["inputs"]["cleanupPolicies"]}
+    assert policies["keep-releases"]["action"] == "KEEP"
+    assert policies["keep-releases"]["condition"] == {"tagState": "TAGGED",
+                                                      "tagPrefixes": ["rel-"]}
+    assert policies["keep-recent"]["mostRecentVersions"]["keepCount"] == 5
+    assert policies["delete-older"]["action"] == "DELETE"

@@ -2,6 +2,7 @@
 cancel. Each command builds the spec, calls the engine (or the offline plan), renders."""
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -76,14 +77,29 @@ def cost(
 
 
 
-def _preflight(engine: Any, spec: Any, deployed: Any) -> None:
-    """The checks this `up` needs, concurrently: no Docker when the tag is already deployed
-    (a scale-only change builds nothing)."""
+def _refusals(spec: Any, deployed: Any, yes: bool) -> None:
+    """What a deployed stack makes an `up` refuse without --yes: another container port, or
+    services it would delete."""
+    if deployed.port and deployed.port != spec.port and not yes:
+        raise InputError(f"the container port changes from {deployed.port} to {spec.port} "
+                         f"({spec.serve_mode}, as the Dockerfile or --serve-mode/--port now "
+                         "say): the service would be served on the new port; pass --yes to "
+                         "go ahead")
+    gone = sorted(set(deployed.services) - {svc.name for svc in spec.services})
+    if gone and not yes:
+        raise InputError(f"this update deletes the service(s) {', '.join(gone)} (no longer in "
+                         "the stack's books or app): their URLs stop answering; pass --yes to "
+                         "go ahead")
+
+
+def _preflight(engine: Any, spec: Any, reading: Any) -> None:
+    """The checks this `up` needs, concurrently, while the state is read (`reading`): no
+    Docker when the tag is already deployed (a scale-only change builds nothing)."""
     from stx_pulumi.checks import PASS, SKIP, Check
     from stx_pulumi.doctor import docker_check, require
 
     def docker() -> Check:
-        if deployed.image_tag == spec.image_tag:
+        if reading.result().image_tag == spec.image_tag:
             return Check("docker", SKIP, f"nothing to build: {spec.image_tag} is deployed")
         return docker_check(os.environ)
 
@@ -211,19 +227,12 @@ def deploy_app(app_name: str | None, options: DeployOptions, overrides: dict[str
         raise InputError(f"{moved}: pass --yes to go ahead")
     updates, notices = config_updates(spec, overrides, config, ws)
     engine, progress = open_engine(ws, f"up {spec.stack}", quiet=json_output)
-    deployed = engine.deployed(spec.stack)
-    if deployed.port and deployed.port != spec.port and not yes:
-        raise InputError(f"the container port changes from {deployed.port} to {spec.port} "
-                         f"({spec.serve_mode}, as the Dockerfile or --serve-mode/--port now "
-                         "say): the service would be served on the new port; pass --yes to "
-                         "go ahead")
-    gone = sorted(set(deployed.services) - {svc.name for svc in spec.services})
-    if gone and not yes:
-        raise InputError(f"this update deletes the service(s) {', '.join(gone)} (no longer in "
-                         "the stack's books or app): their URLs stop answering; pass --yes to "
-                         "go ahead")
-    if not skip_checks:  # exit 3 before the engine starts: nothing half-created
-        _preflight(engine, spec, deployed)
+    with ThreadPoolExecutor(max_workers=2) as pool:  # the state read and the checks at once
+        reading = pool.submit(engine.deployed, spec.stack)
+        checking = None if skip_checks else pool.submit(_preflight, engine, spec, reading)
+        _refusals(spec, reading.result(), yes)
+        if checking is not None:  # exit 3 before the engine starts: nothing half-created
+            checking.result()
     engine.prepare()
     _passphrase_notice(engine)
     for notice in notices:
