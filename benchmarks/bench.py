@@ -111,7 +111,7 @@ def bench_preflight(runs: int) -> tuple[bool, list[str]]:
     from fake_google import FakeGoogle
 
     from stx_pulumi.checks import PASS, Check
-    from stx_pulumi.doctor import apis_check, backend_check, prerequisites
+    from stx_pulumi.doctor import REQUIRED_APIS, apis_check, backend_check, prerequisites
     from stx_pulumi.google import load_credentials
     from stx_pulumi.workspace import Workspace
 
@@ -124,7 +124,7 @@ def bench_preflight(runs: int) -> tuple[bool, list[str]]:
         ws = Workspace(Path(tmp))
         cli = lambda: Check("pulumi", PASS, "found")  # noqa: E731  (up has found it already)
         singles = {
-            "apis": lambda: apis_check(load_credentials(env)[0], "bench-1", False, env),
+            "apis": lambda: apis_check(load_credentials(env)[0], "bench-1", REQUIRED_APIS, env),
             "backend": lambda: backend_check(ws, load_credentials(env)[0], env),
         }
         single = {name: min(_time(fn) for _ in range(runs)) for name, fn in singles.items()}
