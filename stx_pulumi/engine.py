@@ -84,6 +84,7 @@ class StackInfo:
     resource_count: int | None
     url: str | None
     update_in_progress: bool = False
+    outputs: dict[str, Any] = field(default_factory=dict)
 
 
 def find_cli(environ: Mapping[str, str]) -> auto.PulumiCommand:
@@ -430,30 +431,44 @@ class Engine:
         return True
 
     def stacks(self) -> list[StackInfo]:
-        """Every stx-pulumi stack in the backend with its last update and URL."""
+        """Every stx-pulumi stack in the backend with its last update and outputs: one call
+        to list them, then two per stack (state export, last history entry), concurrently."""
+        from concurrent.futures import ThreadPoolExecutor
+
         workspace = self._workspace()
         with self._errors(None):
             summaries = workspace.list_stacks()
-        infos = []
-        for summary in summaries:
-            name = summary.name.rsplit("/", 1)[-1]
-            app, env = split_stack_name(name)
-            stack = auto.Stack.select(summary.name, workspace)
-            with self._errors(name):
-                history = stack.history(page_size=1, show_secrets=False)
-                outputs = stack.outputs() if summary.resource_count else {}
-            last = history[0] if history else None
-            url = outputs.get("url") or _books_urls(outputs.get("books"))
-            infos.append(StackInfo(
-                stack=name, app=app, env=env,
-                last_update=_when(last.end_time or last.start_time) if last else None,
-                result=last.result if last else None,
-                message=last.message if last else None,
-                resource_count=summary.resource_count,
-                url=None if url is None or url.secret else url.value,
-                update_in_progress=bool(summary.update_in_progress),
-            ))
-        return infos
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            return list(pool.map(lambda s: self._stack_info(workspace, s), summaries))
+
+    def _stack_info(self, workspace: auto.LocalWorkspace, summary: Any) -> StackInfo:
+        import json
+
+        name = summary.name.rsplit("/", 1)[-1]
+        app, env = split_stack_name(name)
+        with self._errors(name):
+            outputs = {}
+            if summary.resource_count:
+                resources = workspace.export_stack(summary.name).deployment.get(
+                    "resources") or []
+                outputs = next((r.get("outputs") or {} for r in resources
+                                if r.get("type") == "pulumi:pulumi:Stack"), {})
+            done = self.command.run(["stack", "history", "--json", "--page-size", "1",
+                                     "--page", "1", "--stack", summary.name],
+                                    str(self.ws.root), self.env_vars)
+        history = json.loads(done.stdout or "[]")
+        last = history[0] if history else {}
+        url = outputs.get("url") or _books_text(outputs.get("books"))
+        when = last.get("endTime") or last.get("startTime")
+        return StackInfo(
+            stack=name, app=app, env=env,
+            last_update=_when(_parse_time(when)) if when else None,
+            result=last.get("result"), message=last.get("message"),
+            resource_count=summary.resource_count,
+            url=None if url in (None, "[secret]") else str(url),
+            update_in_progress=bool(summary.update_in_progress),
+            outputs=_whole(_no_secrets(outputs)),
+        )
 
     # -- secrets -----------------------------------------------------------------------------
 
@@ -584,12 +599,31 @@ def _program(spec: AppSpec, cloudflare_token: str | None,
     return run
 
 
-def _books_urls(books: auto.OutputValue | None) -> auto.OutputValue | None:
+SECRET_SIG = "4dabf18193072939515e22adb298388d"  # Pulumi's marker of a secret value
+
+
+def _no_secrets(value: Any) -> Any:
+    """Exported values with every secret as "[secret]" (an export shows them in plaintext)."""
+    if isinstance(value, dict):
+        if SECRET_SIG in value:
+            return "[secret]"
+        return {k: _no_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_no_secrets(v) for v in value]
+    return value
+
+
+def _books_text(books: Any) -> str | None:
     """A stack of books' URLs, one line: `intro https://..., advanced https://...`."""
-    if books is None or books.secret or not isinstance(books.value, dict):
+    if not isinstance(books, dict):
         return None
-    return auto.OutputValue(", ".join(f"{name} {values.get('url')}"
-                                      for name, values in books.value.items()), False)
+    return ", ".join(f"{name} {values.get('url')}" for name, values in books.items())
+
+
+def _parse_time(text: str) -> Any:
+    from datetime import datetime
+
+    return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
 
 
 def _no_program() -> None:

@@ -401,6 +401,40 @@ def stacks_table(backend: str, infos: list[Any]) -> None:
     console.print(table)
 
 
+def status_table(backend: str, rows: list[dict[str, Any]]) -> None:
+    """`status`: one line per app and env (a line per book under it)."""
+    from rich.table import Table
+
+    console = stdout()
+    console.print(f"[dim]backend {safe(backend)}[/]")
+    if not rows:
+        console.print("no stacks yet: `stx-pulumi up APP` creates one")
+        return
+    table = Table(box=None, padding=(0, 2))
+    for column in ("app", "env", "url", "instances", "image", "last update", "health",
+                   "next event"):
+        table.add_column(column)
+    for r in rows:
+        health = r["health"]
+        urls = r["urls"] or {"": None}
+        for i, (book, url) in enumerate(urls.items()):
+            state = health.get(book) if isinstance(health, dict) else health
+            scaling = (f"{r['min_instances']}–{r['max_instances']}" if r["min_instances"]
+                       is not None else "per book")
+            if r["scaling"] != "base":
+                scaling += f" ({r['scaling']})"
+            if r["pinned_release"]:
+                scaling += f", pinned to release {r['pinned_release']}"
+            first = i == 0
+            table.add_row(safe(r["app"]) if first else "", safe(r["env"]) if first else "",
+                          safe(f"{book} {url}".strip() if url else "-"),
+                          scaling if first else "", safe(r["image_tag"] or "-") if first else "",
+                          f"{r['last_update'] or '-'} {r['result'] or ''}".strip() if first
+                          else "", safe(state or "-"),
+                          safe(r["next_event"] or "-") if first else "")
+    console.print(table)
+
+
 def cost(spec: Any, data: dict[str, Any]) -> None:
     """The event cost, or the scenario table (per book for books), then idle cost, warnings
     and assumptions."""

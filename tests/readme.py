@@ -194,10 +194,12 @@ BLOCKS: dict[str, Callable[[], str]] = {
 }
 
 
-def render(text: str) -> str:
-    """README text with every generated block made anew."""
+def render(text: str, only: str | None = None) -> str:
+    """README text with every generated block (or the block `only`) made anew."""
     def replace(match: re.Match[str]) -> str:
         name = match.group(2)
+        if only is not None and name != only:
+            return match.group(0)
         body = BLOCKS[name]()
         fenced = body if name == "exit-codes" else f"```text\n{body}```\n"
         return match.group(1) + fenced + match.group(4)

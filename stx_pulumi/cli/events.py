@@ -128,8 +128,10 @@ def list_(app_name: AppArg = None, env: EnvOpt = None, json_output: JsonOpt = Fa
 
 @command("test", target=event_app)
 def test(app_name: AppArg = None, env: EnvOpt = None, json_output: JsonOpt = False) -> None:
-    """Prove now that the windows will act: Google holds every job, enabled and timed as
-    planned, and the scheduler account's rights on each service for each window."""
+    """Prove now that the windows will act, from what Google holds.
+
+    Every job exists, enabled and timed as planned; the scheduler account holds its rights on
+    each service for each window."""
     from stx_pulumi import google, jobs
     from stx_pulumi.checks import FAIL
     from stx_pulumi.errors import PrerequisiteError, VerificationError

@@ -58,8 +58,10 @@ def rollback(
     env: EnvOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
-    """Serve an earlier release again in seconds: its revisions take all traffic, or its
-    image is deployed again; nothing is built. Kept by every later `up` until `up --unpin`."""
+    """Serve an earlier release again in seconds, with no build.
+
+    Its revisions take all traffic, or its image is deployed again; every later `up` keeps it
+    until `up --unpin`."""
     from stx_pulumi import releases
     from stx_pulumi.cli.deploy import deploy_app
 
@@ -127,8 +129,10 @@ def promote(
     yes: YesOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
-    """Ship to --to exactly the image serving in --from (a good release): copied by digest into
-    --to's registry (no Docker, no build), then deployed and kept until `up --unpin`."""
+    """Ship to --to exactly the image serving in --from, copied by digest: no build.
+
+    The serving release of --from must be good; its image is copied into --to's registry
+    (no Docker), deployed, and kept until `up --unpin`."""
     from stx_pulumi import google, registry, releases
     from stx_pulumi.cli.deploy import deploy_app
     from stx_pulumi.cli.options import confirm_protected

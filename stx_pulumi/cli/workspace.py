@@ -36,6 +36,35 @@ def stacks(json_output: JsonOpt = False) -> None:
 
 
 @command()
+def status(
+    app_name: Annotated[str | None, typer.Argument(
+        metavar="[APP]", help="Only this app. Default: every app.", show_default=False)] = None,
+    env: Annotated[str | None, typer.Option("--env", "-e", help="Only this env.")] = None,
+    no_check: Annotated[bool, typer.Option(
+        "--no-check", help="Skip the live health check of each URL.")] = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Every app and env: URL, scaling in force, image, last update, health, next event."""
+    from stx_pulumi import events
+    from stx_pulumi import status as board
+    from stx_pulumi.workspace import locate_workspace
+
+    ws = locate_workspace(Path.cwd(), os.environ)
+    engine, _ = open_engine(ws, quiet=True)
+    now = events.clock()
+    rows = [board.row(info, ws.stack_config(info.stack) if ws.stack_file(
+                info.stack).is_file() else {}, now)
+            for info in engine.stacks()
+            if (app_name is None or info.app == app_name) and (env is None or info.env == env)]
+    if not no_check:
+        board.check_health(rows)
+    if json_output:
+        render.print_json({"backend": engine.backend, "stacks": rows})
+    else:
+        render.status_table(engine.backend, rows)
+
+
+@command()
 def init(
     backend: Annotated[str | None, typer.Option(
         "--backend", help="State backend URL, e.g. gs://bucket/prefix (default: a local file "
@@ -131,8 +160,9 @@ def setup(
         "(read by StreamTeX's tools).")] = False,
     json_output: JsonOpt = False,
 ) -> None:
-    """First-time setup: credentials, project, billing, APIs, quota; idempotent, unattended
-    with --project and --yes."""
+    """First-time setup: credentials, project, billing, APIs, quota.
+
+    Idempotent; unattended with --project and --yes."""
     from stx_pulumi import setup as first_time
     from stx_pulumi.workspace import locate_workspace
 
