@@ -14,8 +14,8 @@
 Every call has a timeout. Endpoints are overridable so tests run them against local servers:
 STX_SERVICEUSAGE_ENDPOINT, STORAGE_EMULATOR_HOST as Google's storage clients honour it,
 STX_SCHEDULER_ENDPOINT, STX_RUN_ENDPOINT, STX_IAM_ENDPOINT, STX_RESOURCEMANAGER_ENDPOINT,
-STX_BILLING_ENDPOINT, STX_QUOTAS_ENDPOINT, STX_ARTIFACTREGISTRY_ENDPOINT, STX_RUN_ENDPOINT (also
-for revisions), and STX_OAUTH_TOKEN_ENDPOINT for
+STX_BILLING_ENDPOINT, STX_QUOTAS_ENDPOINT, STX_ARTIFACTREGISTRY_ENDPOINT, STX_LOGGING_ENDPOINT,
+STX_RUN_ENDPOINT (also for revisions), and STX_OAUTH_TOKEN_ENDPOINT for
 user credentials (google-auth always sends those to Google's token endpoint; service-account and
 workload-identity files name their own).
 """
@@ -39,6 +39,7 @@ RESOURCEMANAGER = "https://cloudresourcemanager.googleapis.com"
 BILLING = "https://cloudbilling.googleapis.com"
 QUOTAS = "https://cloudquotas.googleapis.com"
 ARTIFACTREGISTRY = "https://artifactregistry.googleapis.com"
+LOGGING = "https://logging.googleapis.com"
 BUCKET_PERMISSIONS = ("storage.objects.create", "storage.objects.get", "storage.objects.list",
                       "storage.objects.delete")
 
@@ -226,6 +227,19 @@ def run_quota(credentials: Any, project: str, region: str,
             return None
         values.append(float((mine[0].get("details") or {}).get("value", 0)) / unit)
     return values[0], values[1]
+
+
+def log_entries(credentials: Any, project: str, services: list[str], since: str,
+                environ: Mapping[str, str], limit: int = 1000) -> list[dict[str, Any]]:
+    """Cloud Run log entries of `services` from `since` (RFC 3339), oldest first (Cloud
+    Logging `entries:list`)."""
+    base = environ.get("STX_LOGGING_ENDPOINT") or LOGGING
+    names = " OR ".join(f'resource.labels.service_name="{s}"' for s in services)
+    query = (f'resource.type="cloud_run_revision" AND ({names}) AND timestamp>="{since}"')
+    data = _get(credentials, f"{base}/v2/entries:list", [], post={
+        "resourceNames": [f"projects/{project}"], "filter": query,
+        "orderBy": "timestamp asc", "pageSize": limit})
+    return list(data.get("entries") or [])
 
 
 def tag_image(credentials: Any, digest: str, tag: str, environ: Mapping[str, str]) -> None:

@@ -521,6 +521,25 @@ def history(stack: str, rows: list[dict[str, Any]], pin: Any) -> None:
     console.print(table)
 
 
+def log_lines(entries: list[dict[str, Any]], several: bool = False) -> None:
+    """Log entries as `time severity [service] text`, errors in red."""
+    console = stdout()
+    for entry in entries:
+        severity = str(entry.get("severity") or "DEFAULT")
+        text = entry.get("textPayload") or (entry.get("jsonPayload") or {}).get("message") or (
+            json.dumps(entry.get("jsonPayload")) if entry.get("jsonPayload") else "")
+        if not text and entry.get("httpRequest"):
+            request = entry["httpRequest"]
+            text = f"{request.get('requestMethod')} {request.get('requestUrl')} " \
+                   f"{request.get('status')}"
+        service = ((entry.get("resource") or {}).get("labels") or {}).get("service_name", "")
+        where = f"{service} " if several else ""
+        style = "red" if severity in ("ERROR", "CRITICAL", "ALERT", "EMERGENCY") else (
+            "yellow" if severity == "WARNING" else "")
+        line = f"{str(entry.get('timestamp', ''))[:19]} {severity:<8} {where}{safe(text)}"
+        console.print(f"[{style}]{line}[/]" if style else line)
+
+
 def verification(verification: Any) -> None:
     """The verification's checks, per book for books (on stderr: stdout may hold the
     deployment's result)."""

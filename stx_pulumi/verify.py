@@ -72,8 +72,9 @@ def logs_command_for(verification: Verification, outputs: Mapping[str, Any]) -> 
     books = outputs.get("books") or {}
     for book, report in verification.reports.items():
         if report.failed and book is not None:
-            return logs_command({**outputs, **books.get(book, {})})
-    return logs_command(outputs)
+            return logs_command({**outputs, **books.get(book, {})}, report.stack.split()[0])
+    stack = next(iter(verification.reports.values())).stack if verification.reports else ""
+    return logs_command(outputs, stack)
 
 
 def verify(
@@ -254,6 +255,9 @@ def identity_token(environ: Mapping[str, str]) -> str | None:
     return token if result.returncode == 0 and token else None
 
 
-def logs_command(outputs: Mapping[str, Any]) -> str:
-    return (f"gcloud run services logs read {outputs.get('service')} --region "
-            f"{outputs.get('region')} --project {outputs.get('project')}")
+def logs_command(outputs: Mapping[str, Any], stack: str = "") -> str:
+    """How to read the failing service's logs: `stx-pulumi logs` (no gcloud needed)."""
+    app, _, env = stack.partition(".")
+    target = f"{app} --env {env}" if app else str(outputs.get("service"))
+    return (f"stx-pulumi logs {target} (service {outputs.get('service')}, "
+            f"{outputs.get('region')})")

@@ -35,6 +35,8 @@ class FakeGoogle:
         self.enabled_now: list[str] = []  # APIs enabled through batchEnable
         self.image_tags: dict[str, str] = {}  # Artifact Registry: tag → version
         self.revisions: set[str] | None = set()  # Cloud Run revisions that exist (None: all)
+        self.log_entries: list[dict[str, Any]] = []  # Cloud Logging: entries:list answers
+        self.log_queries: list[dict[str, Any]] = []
         self.policies: dict[str, dict[str, Any]] = {}  # ".../services/S" or ".../serviceAccounts/E"
         self.requests: list[tuple[str, str, str]] = []  # method, path, authorization
         self._server: Any = None
@@ -73,7 +75,13 @@ class FakeGoogle:
                 fake.requests.append(("POST", self.path, ""))
                 time.sleep(fake.delay)
                 path = urlparse(self.path).path
-                if path.endswith("/tags"):  # Artifact Registry: tag a version
+                if path.endswith("/entries:list"):  # Cloud Logging
+                    query = json.loads(body or b"{}")
+                    fake.log_queries.append(query)
+                    since = query["filter"].rsplit('timestamp>="', 1)[1].rstrip('"')
+                    self.answer(200, {"entries": [e for e in fake.log_entries
+                                                  if e["timestamp"] >= since]})
+                elif path.endswith("/tags"):  # Artifact Registry: tag a version
                     data = json.loads(body or b"{}")
                     fake.image_tags[data["name"].rsplit("/", 1)[1]] = data["version"]
                     self.answer(200, data)

@@ -136,7 +136,7 @@ def session(standin: bool) -> Iterator[Session]:
                         "STX_SERVICEUSAGE_ENDPOINT": google.url, "STANDIN_SERVICE_URL": app.url,
                         **{f"STX_{api}_ENDPOINT": google.url
                            for api in ("SCHEDULER", "RUN", "IAM", "RESOURCEMANAGER",
-                                       "BILLING", "QUOTAS", "ARTIFACTREGISTRY")}})
+                                       "BILLING", "QUOTAS", "ARTIFACTREGISTRY", "LOGGING")}})
             made = Session(root, env)
             made.google = google
             yield made

@@ -201,7 +201,7 @@ def test_verify_checks_every_book_and_names_the_one_that_fails(
     assert result.exit_code == 5
     assert "verify course.dev book intro: passed" in result.output
     assert "verification of course.dev book advanced failed: health" in result.output
-    assert "logs read course-advanced-dev" in result.output
+    assert "stx-pulumi logs course --env dev (service course-advanced-dev" in result.output
 
 
 def test_removing_a_book_deletes_only_its_service_and_destroy_removes_everything(

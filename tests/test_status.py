@@ -37,3 +37,22 @@ def test_status_shows_every_app_and_env_and_checks_their_health(
     assert only["stacks"][0]["health"] is None
     text = stx("status").output
     assert "hello-course" in text and "ok" in text and "w20261201-0800" in text
+
+
+def test_logs_reads_the_services_lines_through_cloud_logging(
+        workspace: Path, pulumi_cli: PulumiStandIn, google: Any) -> None:
+    assert stx("up", "hello-course", "--yes", "--no-verify").exit_code == 0
+    google.log_entries = [
+        {"insertId": "a", "timestamp": "2099-01-01T08:00:00Z", "severity": "INFO",
+         "textPayload": "You can now view your Streamlit app",
+         "resource": {"labels": {"service_name": "hello-course-dev"}}},
+        {"insertId": "b", "timestamp": "2099-01-01T08:00:01Z", "severity": "ERROR",
+         "textPayload": "ModuleNotFoundError: No module named 'blocks'",
+         "resource": {"labels": {"service_name": "hello-course-dev"}}}]
+    result = stx("logs", "hello-course", "--since", "2h")
+    assert result.exit_code == 0, result.output
+    assert "2099-01-01T08:00:01 ERROR    ModuleNotFoundError" in result.output
+    (query,) = google.log_queries
+    assert query["resourceNames"] == ["projects/course-project-1"]
+    assert 'resource.labels.service_name="hello-course-dev"' in query["filter"]
+    assert stx("logs", "hello-course", "--since", "soon").exit_code == 2

@@ -217,8 +217,8 @@ def test_verify_command_exits_5_with_the_logs_command(workspace: Path, pulumi_cl
         data = json.loads(stx("verify", "hello-course", "--json", "--wait-timeout", "2").stdout)
     assert result.exit_code == 5
     assert "verification of hello-course.dev failed: /html/" in result.output
-    assert ("gcloud run services logs read hello-course-dev --region europe-west1 --project "
-            "course-project-1") in result.output
+    assert ("logs: stx-pulumi logs hello-course --env dev (service hello-course-dev, "
+            "europe-west1)") in result.output
     assert data["result"] == "failed"
     assert {c["name"]: c["status"] for c in data["checks"]}["/html/"] == "fail"
 

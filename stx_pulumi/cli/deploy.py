@@ -2,6 +2,7 @@
 cancel. Each command builds the spec, calls the engine (or the offline plan), renders."""
 
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated, Any
@@ -410,6 +411,61 @@ def verify(
     else:
         render.verification(report)
     _fail_verification(report, outputs)
+
+
+@command()
+def logs(
+    app_name: AppArg = None,
+    env: EnvOpt = None,
+    since: Annotated[str, typer.Option("--since", help="How far back: 30m, 1h, 2d.")] = "1h",
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines "
+                                         "until Ctrl-C.")] = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """The service's recent log lines (every book's), errors highlighted; no gcloud needed."""
+    import time
+    from datetime import UTC, datetime, timedelta
+
+    from stx_pulumi import google
+    from stx_pulumi.errors import PrerequisiteError
+
+    match = re.fullmatch(r"(\d+)\s*([mhd])", since.strip())
+    if not match or int(match.group(1)) == 0:
+        raise InputError(f"--since: {since!r} is not a duration such as 30m, 1h or 2d")
+    ws, stack = stack_ref(app_name, env)
+    engine, _ = open_engine(ws, quiet=True)
+    outputs = engine.outputs(stack)
+    services = [v["service"] for v in (outputs.get("books") or {}).values()] or [
+        outputs.get("service")]
+    if not outputs.get("project") or not all(services):
+        raise InputError(f"{stack} is not deployed: no service to read logs of")
+    try:
+        credentials, _ = google.load_credentials(os.environ)
+    except google.GoogleError as err:
+        raise PrerequisiteError(f"credentials: {err}", hint="run `gcloud auth "
+                                "application-default login`") from None
+    unit = {"m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
+    start = datetime.now(UTC) - timedelta(**{unit: int(match.group(1))})
+    cursor = start.strftime("%Y-%m-%dT%H:%M:%SZ")
+    seen: set[str] = set()
+    while True:
+        try:
+            entries = google.log_entries(credentials, str(outputs["project"]), services,
+                                         cursor, os.environ)
+        except google.GoogleError as err:
+            raise PrerequisiteError(f"Cloud Logging: {err}", hint="enable the Cloud Logging "
+                                    "API; you need roles/logging.viewer") from None
+        fresh = [e for e in entries if e.get("insertId") not in seen]
+        seen.update(str(e.get("insertId")) for e in fresh)
+        if json_output:
+            for entry in fresh:
+                render.print_json(entry)
+        else:
+            render.log_lines(fresh, several=len(services) > 1)
+        if not follow:
+            return
+        cursor = max([cursor, *(str(e.get("timestamp")) for e in fresh)])
+        time.sleep(5)
 
 
 @command()
