@@ -131,6 +131,20 @@ class Workspace:
     def current_env(self) -> str:
         return str(self.settings().get("env") or DEFAULT_ENV)
 
+    def project_config(self) -> dict[str, Any]:
+        """Settings for every stack of the workspace: Pulumi.yaml's project-level `config:`
+        (Pulumi applies it to each stack, below the stack's own), as `key: value` or
+        `key: {value: ...}`. An unknown key is exit 2 naming the file."""
+        file = self.root / "Pulumi.yaml"
+        config = (load_yaml(file) if file.is_file() else {}).get("config") or {}
+        if not isinstance(config, dict):
+            raise InputError(f"{file}: `config:` must be a map of key: value")
+        problems = key_problems(config)
+        if problems:
+            raise InputError(f"{file}: {problems[0]}")
+        return {k: (v.get("value", v.get("default")) if isinstance(v, dict)
+                    and ({"value", "default"} & set(v)) else v) for k, v in config.items()}
+
     def project_backend(self) -> str | None:
         """`backend.url` of the workspace's Pulumi.yaml, if any."""
         file = self.root / "Pulumi.yaml"
@@ -410,7 +424,8 @@ def load_spec(
     config = ws.stack_config(stack_name(target.app, env))
     for key in unset_keys(unset):
         drop_setting(config, key)
-    settings = merge_settings(config, overrides)
+    # command line > stack file > the workspace's Pulumi.yaml > what the machine knows
+    settings = merge_settings(merge_settings(ws.project_config(), config), overrides)
     if target.path is not None and "stx:path" not in overrides:
         settings["stx:path"] = str(target.path)
     if not settings.get("stx:path"):
