@@ -81,6 +81,7 @@ def test_rollback_moves_traffic_to_the_previous_revision_without_a_build_and_up_
     assert state[SERVICE]["outputs"]["latestCreatedRevision"] == revision_before  # no revision
     history = stx_json("history", "hello-course")
     assert history["pinned"] == 1 and history["releases"][0]["kind"] == "rollback"
+    assert history["releases"][0]["revisions"] == {SERVICE: v1_revision}  # what serves
     assert [r["n"] for r in history["releases"] if r["serving"]] == [1]
 
     _up(workspace, google, "--max", "20")  # a scale-only up keeps the pin

@@ -127,9 +127,10 @@ def deploy(spec: AppSpec, cloudflare_token: pulumi.Input[str] | None = None,
 
 def _releases(migration: Migration, digest: pulumi.Input[str],
               served: list[Any]) -> pulumi.Output[list[Any]]:
-    """The records kept (the last KEEP), this update's completed with what it deployed."""
-    revisions = pulumi.Output.all(**{s.spec.name: s.service.latest_ready_revision
-                                     for s in served})
+    """The records kept (the last KEEP), this update's completed with what it serves: the
+    image, and each service's revision taking the traffic (a pinned one, else the newest)."""
+    revisions = pulumi.Output.all(**{s.spec.name: s.pinned_revision or
+                                     s.service.latest_ready_revision for s in served})
     return pulumi.Output.all(digest, revisions).apply(lambda done: [
         *list(migration.releases)[-(KEEP_RELEASES - 1):],
         {**dict(migration.record or {}), "digest": done[0], "revisions": done[1]}])
