@@ -82,6 +82,7 @@ def test_rollback_moves_traffic_to_the_previous_revision_without_a_build_and_up_
     history = stx_json("history", "hello-course")
     assert history["pinned"] == 1 and history["releases"][0]["kind"] == "rollback"
     assert history["releases"][0]["revisions"] == {SERVICE: v1_revision}  # what serves
+    assert history["releases"][0]["digest"] == two_releases["v1"]["image"]
     assert [r["n"] for r in history["releases"] if r["serving"]] == [1]
 
     _up(workspace, google, "--max", "20")  # a scale-only up keeps the pin

@@ -85,7 +85,8 @@ class StreamtexApp(pulumi.ComponentResource):
         if spec.pin:
             self.outputs["pinned_release"] = spec.pin.release
         if migration.record is not None:
-            self.outputs["releases"] = _releases(migration, digest, self.served)
+            self.outputs["releases"] = _releases(migration, _served_digest(spec, migration,
+                                                                           digest), self.served)
         if spec.windows:
             self.outputs["events"] = {w.name: w.describe().partition(": ")[2]
                                       for w in spec.windows}
@@ -123,6 +124,16 @@ def deploy(spec: AppSpec, cloudflare_token: pulumi.Input[str] | None = None,
     for key, value in app.outputs.items():
         pulumi.export(key, value)
     return app
+
+
+def _served_digest(spec: AppSpec, migration: Migration,
+                   digest: pulumi.Input[str]) -> pulumi.Input[str]:
+    """The image that serves: under a fast-path pin, the pinned release's (its revisions run
+    it), not the one the template names."""
+    if spec.pin is None or not spec.pin.revisions:
+        return digest
+    return next((str(r.get("digest")) for r in migration.releases
+                 if isinstance(r, Mapping) and r.get("n") == spec.pin.release), digest)
 
 
 def _releases(migration: Migration, digest: pulumi.Input[str],
