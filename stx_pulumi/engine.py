@@ -365,18 +365,7 @@ class Engine:
     def deployed(self, stack_name: str) -> Deployed:
         """What the stack's state records of its image and service (nothing for a stack never
         deployed from here); read once and shared with the update that follows."""
-        _, resources = self._selected(stack_name)
-        tag = port = None
-        services = []
-        for res in resources:
-            inputs = res.get("inputs") or {}
-            if res.get("type") == IMAGE_TYPE:
-                tag = str(inputs.get("imageName", "")).rsplit(":", 1)[-1]
-            elif res.get("type") == SERVICE_TYPE:
-                containers = (inputs.get("template") or {}).get("containers") or [{}]
-                port = ((containers[0].get("ports") or {}).get("containerPort"))
-                services.append(str(inputs.get("name")))
-        return Deployed(tag, int(port) if port else None, tuple(services))
+        return _deployed(self._selected(stack_name)[1])
 
     def _selected(self, stack_name: str) -> tuple[auto.Stack | None, list[dict[str, Any]]]:
         """The stack and its exported resources (memory only, never written to a file), read
@@ -520,10 +509,8 @@ class Engine:
                                   spec.stack], str(self.ws.root), self.env_vars)
         previous = next((list((r.get("outputs") or {}).get("releases") or [])
                          for r in resources if r.get("type") == "pulumi:pulumi:Stack"), [])
-        tag = next((str((r.get("inputs") or {}).get("imageName", "")).rsplit(":", 1)[-1]
-                    for r in resources if r.get("type") == IMAGE_TYPE), None)
         return Migration(tuple(sorted(aliases.items())), context, tuple(previous),
-                         deployed_tag=tag)
+                         deployed_tag=_deployed(resources).image_tag)
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -624,6 +611,21 @@ def _parse_time(text: str) -> Any:
     from datetime import datetime
 
     return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+
+
+def _deployed(resources: list[dict[str, Any]]) -> Deployed:
+    """What exported resources record of the image and the services."""
+    tag = port = None
+    services = []
+    for res in resources:
+        inputs = res.get("inputs") or {}
+        if res.get("type") == IMAGE_TYPE:
+            tag = str(inputs.get("imageName", "")).rsplit(":", 1)[-1]
+        elif res.get("type") == SERVICE_TYPE:
+            containers = (inputs.get("template") or {}).get("containers") or [{}]
+            port = ((containers[0].get("ports") or {}).get("containerPort"))
+            services.append(str(inputs.get("name")))
+    return Deployed(tag, int(port) if port else None, tuple(services))
 
 
 def _no_program() -> None:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
+LOGIN = "gcloud auth application-default login"
 TIMEOUT_S = 10.0
 SERVICEUSAGE = "https://serviceusage.googleapis.com"
 STORAGE = "https://storage.googleapis.com"
@@ -100,6 +101,17 @@ def load_credentials(environ: Mapping[str, str]) -> tuple[Any, str]:
     except (GoogleAuthError, OSError, ValueError, KeyError) as err:
         raise GoogleError(f"{file}: {_one_line(err)}") from None
     return credentials, str(file)
+
+
+def required_credentials(environ: Mapping[str, str]) -> tuple[Any, str]:
+    """`load_credentials`, or PrerequisiteError (exit 3) with the login command: for commands
+    that cannot go on without Google."""
+    from stx_pulumi.errors import PrerequisiteError
+
+    try:
+        return load_credentials(environ)
+    except GoogleError as err:
+        raise PrerequisiteError(f"credentials: {err}", hint=f"run `{LOGIN}`") from None
 
 
 def _from_info(info: dict[str, Any]) -> Any:

@@ -17,7 +17,6 @@ from stx_pulumi.spec import CPU_MEMORY_MIB, MEMORY_RE, PROJECT_RE, REGION_RE
 from stx_pulumi.workspace import DEPLOY_ENV, Workspace, deploy_env
 
 BASE_APIS = ("run.googleapis.com", "artifactregistry.googleapis.com", "iam.googleapis.com")
-LOGIN = "gcloud auth application-default login"
 BILLING_URL = "https://console.cloud.google.com/billing/linkedaccount?project={project}"
 QUOTA_URL = ("https://console.cloud.google.com/iam-admin/quotas?project={project}"
              "&service=run.googleapis.com")
@@ -52,10 +51,7 @@ def run(ws: Workspace, cwd: Path, environ: Mapping[str, str], *, project: str | 
 
 
 def _credentials(environ: Mapping[str, str], out: Setup) -> Any:
-    try:
-        credentials, source = google.load_credentials(environ)
-    except google.GoogleError as err:
-        raise PrerequisiteError(f"credentials: {err}", hint=f"run `{LOGIN}`") from None
+    credentials, source = google.required_credentials(environ)
     out.steps.append(Check("credentials", PASS, f"usable ({source})"))
     return credentials
 

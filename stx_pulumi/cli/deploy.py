@@ -15,6 +15,7 @@ from stx_pulumi.cli.options import (
     DeployOptions,
     EnvOpt,
     JsonOpt,
+    MessageOpt,
     YesOpt,
     command,
     confirm_protected,
@@ -183,8 +184,7 @@ PollOpt = Annotated[float, typer.Option(
 def up(
     app_name: AppArg = None,
     yes: YesOpt = False,
-    message: Annotated[str | None, typer.Option(
-        "--message", "-m", help="Reason recorded in the stack history.")] = None,
+    message: MessageOpt = None,
     unset: Annotated[list[str] | None, typer.Option(
         "--unset", help="Remove a setting from the stack config (e.g. domain); repeatable.")
     ] = None,
@@ -439,11 +439,7 @@ def logs(
         outputs.get("service")]
     if not outputs.get("project") or not all(services):
         raise InputError(f"{stack} is not deployed: no service to read logs of")
-    try:
-        credentials, _ = google.load_credentials(os.environ)
-    except google.GoogleError as err:
-        raise PrerequisiteError(f"credentials: {err}", hint="run `gcloud auth "
-                                "application-default login`") from None
+    credentials, _ = google.required_credentials(os.environ)
     unit = {"m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
     start = datetime.now(UTC) - timedelta(**{unit: int(match.group(1))})
     cursor = start.strftime("%Y-%m-%dT%H:%M:%SZ")

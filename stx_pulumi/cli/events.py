@@ -17,6 +17,7 @@ from stx_pulumi.cli.options import (
     command,
     load_spec_for,
     open_engine,
+    stack_of,
     stack_ref,
 )
 from stx_pulumi.errors import InputError, SpecError
@@ -78,16 +79,17 @@ def add(
                         "future")
     if problems or window is None:
         raise SpecError(problems)
-    options = DeployOptions(env=env)
-    current, ws = load_spec_for(app_name, options, {}, (), placeholder=not up)
-    clash = [w.name for w in events.overlaps(window, current.windows)]
-    if window.name in {w.name for w in current.windows}:
+    ws, stack = stack_of(app_name, env)
+    stored = (ws.stack_config(stack).get("stx:events") or {}) if ws.exists else {}
+    if window.name in stored:  # over or not: a new window never merges into an old one
         raise InputError(f"--name: the stack already has a window {window.name}: `stx-pulumi "
                          f"event remove` it first, or choose another --name")
+    clash = [w.name for w in events.overlaps(window, events.stored_windows(stored, []))]
     if clash:
-        raise InputError(f"--start/--end: overlaps the window {clash[0]} of {current.stack}")
+        raise InputError(f"--start/--end: overlaps the window {clash[0]} of {stack}")
+    options = DeployOptions(env=env)
     overrides = {"stx:events": {window.name: window.as_config()}}
-    spec, _ = load_spec_for(app_name, options, overrides, (), placeholder=not up)  # books
+    spec, _ = load_spec_for(app_name, options, overrides, (), placeholder=not up)
     if not up and not ws.stack_initialized(spec.stack):
         raise InputError(f"{spec.stack} is not deployed yet: pass --up to deploy it with the "
                          "window")
@@ -140,11 +142,7 @@ def test(app_name: AppArg = None, env: EnvOpt = None, json_output: JsonOpt = Fal
     spec, _ = load_spec_for(app_name, DeployOptions(env=env), {}, (), placeholder=True)
     if not spec.windows:
         raise InputError(f"{spec.stack} has no event window to test (`stx-pulumi event add`)")
-    try:
-        credentials, _ = google.load_credentials(os.environ)
-    except google.GoogleError as err:
-        raise PrerequisiteError(f"credentials: {err}", hint="run `gcloud auth "
-                                  "application-default login`") from None
+    credentials, _ = google.required_credentials(os.environ)
 
     def call(fetch: Any, *args: Any) -> Any:
         try:

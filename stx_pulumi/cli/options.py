@@ -262,6 +262,8 @@ def _root(
 
 
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Skip confirmation prompts.")]
+MessageOpt = Annotated[str | None, typer.Option(
+    "--message", "-m", help="Why: recorded with the release and in the stack history.")]
 EnvOpt = Annotated[str | None, typer.Option(
     "--env", "-e", help="Environment. Default: STX_ENV, else the workspace's current env.")]
 
@@ -281,19 +283,24 @@ def confirm_protected(stack: str, yes: bool, action: str) -> None:
         raise InputError(f"{action} of {stack} cancelled")
 
 
-def stack_ref(app_name: str | None, env: str | None) -> tuple[Any, str]:
-    """(workspace, stack name) for commands about a stack that must already exist; its
-    stack file is checked too, so a broken one is exit 2 naming the file."""
+def stack_of(app_name: str | None, env: str | None) -> tuple[Any, str]:
+    """(workspace, stack name) that APP and --env name, whether the stack exists or not."""
     from stx_pulumi.spec import stack_name
     from stx_pulumi.workspace import locate_workspace, resolve_target
 
     cwd = Path.cwd()
     ws = locate_workspace(cwd, os.environ)
     env = env_name(env, ws)
-    stack = stack_name(resolve_target(app_name, cwd, ws, env).app, env)
+    return ws, stack_name(resolve_target(app_name, cwd, ws, env).app, env)
+
+
+def stack_ref(app_name: str | None, env: str | None) -> tuple[Any, str]:
+    """(workspace, stack name) for commands about a stack that must already exist; its
+    stack file is checked too, so a broken one is exit 2 naming the file."""
+    ws, stack = stack_of(app_name, env)
     if not ws.exists:
         raise InputError(f"stack {stack} does not exist: there is no workspace at or above "
-                         f"{cwd} nor in {ws.root}; deploy it with `stx-pulumi up` first")
+                         f"{Path.cwd()} nor in {ws.root}; deploy it with `stx-pulumi up` first")
     ws.stack_config(stack)
     return ws, stack
 

@@ -11,6 +11,7 @@ from stx_pulumi.cli.options import (
     DeployOptions,
     EnvOpt,
     JsonOpt,
+    MessageOpt,
     YesOpt,
     command,
     interactive,
@@ -52,8 +53,7 @@ def rollback(
     to: Annotated[str | None, typer.Option(
         "--to", help="Release number, image tag (rel-N, sha-…) or revision; `latest` ends the "
         "rollback. Default: the previous good (deployed and verified) release.")] = None,
-    message: Annotated[str | None, typer.Option(
-        "--message", "-m", help="Why, recorded with the release.")] = None,
+    message: MessageOpt = None,
     yes: YesOpt = False,
     env: EnvOpt = None,
     json_output: JsonOpt = False,
@@ -124,8 +124,7 @@ def promote(
                                         "e.g. staging.")] = "",
     target_env: Annotated[str, typer.Option("--to", help="The env to deploy it to, e.g. "
                                             "prod.")] = "",
-    message: Annotated[str | None, typer.Option(
-        "--message", "-m", help="Why, recorded with the release.")] = None,
+    message: MessageOpt = None,
     yes: YesOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
@@ -149,10 +148,7 @@ def promote(
     ws, _ = stack_ref(app_name, target_env)  # the target env must be deployed already
     if target.protected:
         confirm_protected(target.stack, yes, "promote to")
-    try:
-        credentials, _ = google.load_credentials(os.environ)
-    except google.GoogleError as err:
-        raise PrerequisiteError(f"credentials: {err}") from None
+    credentials, _ = google.required_credentials(os.environ)
     path = f"{target.project}/{target.repository_id}/{target.app}"
     if not json_output:
         render.info(f"copying release {serving.n} of {app_name or target.app}.{source} "
