@@ -250,21 +250,25 @@ class Engine:
             return auto.LocalWorkspace(**self._options().__dict__)
 
     def exists(self, stack: str) -> bool:
+        return stack in self.stack_names()
+
+    def stack_names(self) -> list[str]:
+        """Every stack of the backend in this project (`<app>.<env>`)."""
         with self._errors(None):
-            names = {s.name.rsplit("/", 1)[-1] for s in self._workspace().list_stacks()}
-        return stack in names
+            return [s.name.rsplit("/", 1)[-1] for s in self._workspace().list_stacks()]
 
     # -- operations --------------------------------------------------------------------------
 
     def up(self, spec: AppSpec, updates: list[tuple[str, str]], unset: list[str],
            message: str | None = None, cloudflare_token: str | None = None,
-           kind: str = "up") -> OperationResult:
+           kind: str = "up", build_turn: Any = None) -> OperationResult:
         """Deploy the spec; only when that succeeded, write the settings it was given.
 
         The program receives the spec itself, so the stack file stays as it was until the
-        update succeeded: a refused, failed or interrupted `up` leaves it byte for byte."""
+        update succeeded: a refused, failed or interrupted `up` leaves it byte for byte.
+        `build_turn`: a fleet's build slot, held by the program while its image builds."""
         carried: dict[str, Migration] = {}
-        program = _program(spec, cloudflare_token, carried)
+        program = _program(spec, cloudflare_token, carried, build_turn)
         stack, resources = self._selected(spec.stack)
         if stack is None:
             stack = self._stack(spec.stack, program, create=True)
@@ -281,8 +285,12 @@ class Engine:
         # Scheduled jobs change the services' scaling behind Pulumi's back: with event windows,
         # read the cloud first, so a job that failed is corrected rather than hidden.
         refresh = bool(spec.windows or spec.expired) or None
-        result = self._run(spec.stack, "up", lambda: stack.up(
-            on_event=self._event, message=message, color="never", refresh=refresh))
+        try:
+            result = self._run(spec.stack, "up", lambda: stack.up(
+                on_event=self._event, message=message, color="never", refresh=refresh))
+        finally:
+            if build_turn is not None:  # a failed update never got to push its image
+                build_turn.give_back()
         with self._errors(spec.stack):
             for key in unset:
                 stack.remove_config(key, path="." in key.partition(":")[2])
@@ -575,13 +583,14 @@ class Engine:
 
 
 def _program(spec: AppSpec, cloudflare_token: str | None,
-             carried: Mapping[str, Migration] | None) -> Callable[[], None]:
+             carried: Mapping[str, Migration] | None,
+             build_turn: Any = None) -> Callable[[], None]:
     """The inline program; `carried` gets the stack's migration once it has been read."""
     def run() -> None:
         from stx_pulumi import program
 
         program.deploy(spec, program.cloudflare_token(cloudflare_token),
-                       (carried or {}).get("migration"))
+                       (carried or {}).get("migration"), build_turn)
 
     return run
 

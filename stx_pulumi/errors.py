@@ -55,8 +55,8 @@ class InputError(StxError):
 class SpecError(InputError):
     """The deployment spec is invalid."""
 
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems))
+    def __init__(self, problems: list[str], hint: str | None = None) -> None:
+        super().__init__("; ".join(problems), hint=hint)
         self.problems = list(problems)
 
 

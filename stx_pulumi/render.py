@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,9 @@ TYPE_LABELS = {
     "cloudflare:index/dnsRecord:DnsRecord": "Cloudflare DNS record",
 }
 UNKNOWN = "(known after deploy)"
+# Inside a fleet, the app's run whose operation this thread does: its messages and progress go
+# there (one line per app) instead of to the terminal.
+REPORTER: ContextVar[Any] = ContextVar("stx_pulumi_reporter", default=None)
 
 
 def label(type_: str, name: str) -> str:
@@ -257,9 +261,11 @@ class Progress:
         self.console = stderr()
         self.rows: dict[str, dict[str, Any]] = {}
         self.live: Any = None
+        self.reporter = REPORTER.get()  # events arrive on automation's thread: keep it now
 
     def __enter__(self) -> Progress:
-        if self.console.is_terminal and not self.console.is_dumb_terminal:
+        if self.reporter is None and self.console.is_terminal and (
+                not self.console.is_dumb_terminal):
             from rich.live import Live
 
             self.live = Live(self._table(), console=self.console, refresh_per_second=4,
@@ -282,6 +288,9 @@ class Progress:
                                    "name": meta.urn.rsplit("::", 1)[-1], "status": "running",
                                    "start": time.monotonic(), "end": None,
                                    "diffs": list(meta.diffs or [])}
+            if self.reporter is not None:
+                name = meta.urn.rsplit("::", 1)[-1]
+                self.reporter.quiet_step(f"{meta.op.value} {label(meta.type, name)} {name}")
         elif done or failed:
             meta = (done or failed).metadata
             row = self.rows.get(meta.urn)
@@ -289,7 +298,9 @@ class Progress:
                 return
             row["status"] = "failed" if failed else "planned" if self.preview else "done"
             row["end"] = time.monotonic()
-            if self.live is None:
+            if self.reporter is not None:
+                self.reporter.note(self._line(row, failed=bool(failed)))
+            elif self.live is None:
                 self.console.print("  " + self._line(row, failed=bool(failed)))
         if self.live is not None:
             self.live.update(self._table())
@@ -327,11 +338,17 @@ STACK_TYPE = "pulumi:pulumi:Stack"
 
 
 def info(message: str) -> None:
-    """A progress or context line on stderr."""
+    """A progress or context line on stderr (inside a fleet: the app's current step)."""
+    if (reporter := REPORTER.get()) is not None:
+        reporter.note(message)
+        return
     stderr().print(f"[dim]{safe(message)}[/]")
 
 
 def warning(message: str) -> None:
+    if (reporter := REPORTER.get()) is not None:
+        reporter.note(f"warning: {message}")
+        return
     stderr().print(f"[yellow]warning:[/] {safe(message)}")
 
 
@@ -558,3 +575,94 @@ def checks_table(title: str, checks: list[Any], console: Console | None = None) 
         console.print(f"  [{style}]{check.status:<4}[/] {check.name:<14} {safe(check.detail)}")
         if check.fix and check.status != "pass":
             console.print(f"       [dim]fix: {safe(check.fix)}[/]")
+
+
+class FleetBoard:
+    """A fleet's progress on stderr: on a terminal one live line per app (state, current step,
+    elapsed); elsewhere (CI, pipes) a plain `stack: message` line per message."""
+
+    def __init__(self, operation: str, runs: list[Any]) -> None:
+        import threading
+
+        self.operation = operation
+        self.runs = runs
+        self.console = stderr()
+        self.live: Any = None
+        self.lock = threading.Lock()
+        for run in runs:
+            run.on_change = self.changed
+
+    def __enter__(self) -> FleetBoard:
+        if self.console.is_terminal and not self.console.is_dumb_terminal:
+            from rich.live import Live
+
+            self.live = Live(self._table(), console=self.console, refresh_per_second=4)
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live is not None:
+            self.live.update(self._table())
+            self.live.__exit__(None, None, None)
+
+    def changed(self, run: Any, text: str | None) -> None:
+        if self.live is None and text is not None:
+            with self.lock:
+                self.console.print(f"{safe(run.stack)}: {safe(text)}")
+
+    def refresh(self) -> None:
+        if self.live is not None:
+            self.live.update(self._table())
+
+    def _table(self) -> Any:
+        from rich.table import Table
+
+        table = Table(title=self.operation, show_edge=False, box=None, padding=(0, 1))
+        for column in ("app", "env", "state", "step", "time"):
+            table.add_column(column, overflow="ellipsis", no_wrap=True)
+        for run in self.runs:
+            style = FLEET_STYLES.get(run.state, "yellow")
+            table.add_row(safe(run.app), safe(run.env), f"[{style}]{run.state}[/]",
+                          safe(run.step)[:70], f"{run.elapsed:.0f}s")
+        return table
+
+
+FLEET_STYLES = {"succeeded": "green", "failed": "red", "interrupted": "red",
+                "waiting": "dim", "not started": "dim"}
+
+
+def fleet_summary(operation: str, runs: list[Any], interrupted: bool, again: str) -> None:
+    """After a fleet: a table of every app (result, changes, URL, duration), each failure with
+    its hint, and after an interrupt what finished and what to run next (`again` is the
+    command to run for the rest)."""
+    from rich.table import Table
+
+    console = stdout()
+    table = Table(title=f"{operation}: {len(runs)} app(s)", box=None, padding=(0, 2),
+                  title_justify="left")
+    for column in ("app", "env", "result", "changes", "url", "time"):
+        table.add_column(column)
+    for run in runs:
+        style = FLEET_STYLES.get(run.state, "yellow")
+        changes = ", ".join(f"{n} {PAST.get(k, k)}" for k, n in run.changes.items()
+                            if n and k != "same") or ("no changes" if run.changes else "-")
+        table.add_row(safe(run.app), safe(run.env), f"[{style}]{run.state}[/]", changes,
+                      safe(run.url or "-"), f"{run.elapsed:.1f}s" if run.started else "-")
+    console.print(table)
+    for run in runs:
+        if run.error:
+            console.print(f"[bold red]error:[/] {safe(run.stack)}: {safe(run.error)}")
+            if run.hint:
+                console.print(f"[dim]hint:[/] {safe(run.hint)}")
+    if interrupted:
+        groups = {state: [r.app for r in runs if r.state == state]
+                  for state in ("succeeded", "failed", "interrupted", "not started")}
+        said = {"interrupted": "stopped part-way"}
+        console.print("[bold red]interrupted:[/] " + "; ".join(
+            f"{said.get(state, state)}: {', '.join(apps)}" for state, apps in groups.items()
+            if apps))
+        rest = groups["interrupted"] + groups["not started"]
+        if rest:
+            console.print(f"[dim]next:[/] {safe(again.format(apps=' '.join(rest)))}" + (
+                " (an interrupted update may leave its stack locked: `stx-pulumi cancel "
+                "APP` removes a stale lock)" if groups["interrupted"] else ""))

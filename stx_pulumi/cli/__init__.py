@@ -10,6 +10,7 @@ Importing this package must stay cheap: Pulumi is imported inside the commands t
 """
 
 import os
+import sys
 import traceback
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ def main() -> None:
     signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
     threading.excepthook = _thread_exception
+    sys.unraisablehook = _unraisable
     app(prog_name="stx-pulumi")
 
 
@@ -61,6 +63,13 @@ def _forward_to_children() -> None:
                 os.kill(int(stat.parent.name), signal.SIGINT)
         except (OSError, IndexError, ValueError):
             continue
+
+
+def _unraisable(args: Any) -> None:
+    """Nor does a program coroutine the interrupted engine left behind (Pulumi's SDK closes
+    its event loop under it) unless --debug."""
+    if _state["debug"]:
+        sys.__unraisablehook__(args)
 
 
 def _thread_exception(args: Any) -> None:

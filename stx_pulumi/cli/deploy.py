@@ -4,12 +4,24 @@ cancel. Each command builds the spec, calls the engine (or the offline plan), re
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from stx_pulumi import render
+from stx_pulumi.cli.fleet import (
+    AllOpt,
+    AppsArg,
+    FailFastOpt,
+    ParallelOpt,
+    fill,
+    one,
+    refuse_path,
+    run_fleet,
+    several,
+)
 from stx_pulumi.cli.options import (
     AppArg,
     DeployOptions,
@@ -28,21 +40,59 @@ from stx_pulumi.errors import InputError
 
 
 @command(deploy_options=True)
-def plan(app_name: AppArg = None, json_output: JsonOpt = False, *,
+def plan(apps: AppsArg = None, all_apps: AllOpt = False, json_output: JsonOpt = False, *,
          options: DeployOptions) -> None:
     """Show the resources `up` would create, offline: no Pulumi CLI, Docker or cloud needed."""
+    if several(apps, all_apps):
+        refuse_path(options)
+        _plans(apps or [], all_apps, options, json_output)
+        return
+    result, costs = _plan(one(apps), options)
+    if json_output:
+        render.print_json({**render.plan_json(result), "cost": costs})
+    else:
+        render.plan_tree(result)
+        render.cost(result.spec, costs)
+
+
+def _plan(app_name: str | None, options: DeployOptions) -> tuple[Any, dict[str, Any]]:
     from stx_pulumi.cost import estimate
     from stx_pulumi.plan import run_plan
     from stx_pulumi.prices import Prices
 
     spec, _ = load_spec_for(app_name, options, options.overrides(Path.cwd()), (), placeholder=True)
-    result = run_plan(spec)
-    costs = estimate(spec, Prices())
+    return run_plan(spec), estimate(spec, Prices())
+
+
+def _plans(apps: list[str], all_apps: bool, options: DeployOptions, json_output: bool) -> None:
+    """The plans of several apps, one after another (offline, CPU-bound: no threads); an app
+    whose spec is bad is reported and the others still planned."""
+    from stx_pulumi.cli.options import env_name
+    from stx_pulumi.errors import StxError
+    from stx_pulumi.fleet import fleet_exit, select, stack_file_apps
+    from stx_pulumi.workspace import locate_workspace
+
+    ws = locate_workspace(Path.cwd(), os.environ)
+    env = env_name(options.env, ws)
+    files = [f.name for f in ws.stacks_dir.iterdir()] if ws.stacks_dir.is_dir() else []
+    plans, codes = [], []
+    for app in select(apps, all_apps, stack_file_apps(files, env)):
+        try:
+            result, costs = _plan(app, replace(options, env=env))
+        except StxError as err:
+            render.error(err)
+            codes.append(err.exit_code)
+            plans.append({"stack": f"{app}.{env}", "error": err.message})
+            continue
+        if json_output:
+            plans.append({**render.plan_json(result), "cost": costs})
+        else:
+            render.plan_tree(result)
+            render.cost(result.spec, costs)
     if json_output:
-        render.print_json({**render.plan_json(result), "cost": costs})
-    else:
-        render.plan_tree(result)
-        render.cost(spec, costs)
+        render.print_json({"env": env, "plans": plans})
+    if fleet_exit(codes):
+        raise typer.Exit(fleet_exit(codes))
 
 
 @command(deploy_options=True)
@@ -182,7 +232,8 @@ PollOpt = Annotated[float, typer.Option(
 
 @command(deploy_options=True)
 def up(
-    app_name: AppArg = None,
+    apps: AppsArg = None,
+    all_apps: AllOpt = False,
     yes: YesOpt = False,
     message: MessageOpt = None,
     unset: Annotated[list[str] | None, typer.Option(
@@ -197,23 +248,56 @@ def up(
         "in CI where it was checked once.")] = False,
     wait_timeout: WaitOpt = 300,
     poll_interval: PollOpt = 10,
+    parallel: ParallelOpt = 4,
+    fail_fast: FailFastOpt = False,
     json_output: JsonOpt = False,
     *,
     options: DeployOptions,
 ) -> None:
-    """Deploy the app; the options given are saved to the stack config once it succeeded."""
-    deploy_app(app_name, options, options.overrides(Path.cwd()),
-               (*(unset or ()), *(("pin",) if unpin else ())), yes=yes,
-               message=message, verify=not no_verify, skip_checks=skip_checks,
-               wait=(wait_timeout, poll_interval), json_output=json_output)
+    """Deploy the app(s); the options given are saved to each stack config once it succeeded."""
+    overrides = options.overrides(Path.cwd())
+    unsets = (*(unset or ()), *(("pin",) if unpin else ()))
+    settings = {"yes": yes, "message": message, "verify": not no_verify,
+                "skip_checks": skip_checks, "wait": (wait_timeout, poll_interval)}
+    if not several(apps, all_apps):
+        deploy_app(one(apps), options, overrides, unsets, json_output=json_output, **settings)
+        return
+    from stx_pulumi.fleet import BuildSlot, local_docker
+
+    refuse_path(options)
+    _check_wait(wait_timeout, poll_interval)
+    slot = BuildSlot() if local_docker(os.environ) else None
+
+    def work(run: Any) -> None:
+        _, result, report = run_up(run.arg, replace(options, env=run.env), overrides, unsets,
+                                   quiet=True, build_turn=slot.take() if slot else None,
+                                   **settings)
+        fill(run, result)
+        if report is not None:
+            _verified(run, report)
+
+    run_fleet("up", apps, all_apps, options.env, work, parallel=parallel,
+              fail_fast=fail_fast, json_output=json_output, again=" --yes" if yes else "",
+              check=lambda run: load_spec_for(run.arg, replace(options, env=run.env),
+                                              overrides, unsets))
 
 
 def deploy_app(app_name: str | None, options: DeployOptions, overrides: dict[str, Any],
-               unset: Any, *, yes: bool, message: str | None = None, verify: bool = True,
-               skip_checks: bool = False, wait: tuple[float, float] = (300, 10),
-               json_output: bool = False, kind: str = "up") -> None:
-    """`up` with these settings on top of the stack's (also `event add --up`): checks, the
-    update, then the settings written, then verification."""
+               unset: Any, *, json_output: bool = False, **settings: Any) -> None:
+    """`up` of one app with these settings on top of the stack's, then its result shown
+    (also `event add --up`, `rollback`, `promote`)."""
+    _, result, report = run_up(app_name, options, overrides, unset, quiet=json_output,
+                               **settings)
+    _show(result, json_output, report)
+
+
+def run_up(app_name: str | None, options: DeployOptions, overrides: dict[str, Any],
+           unset: Any, *, yes: bool, message: str | None = None, verify: bool = True,
+           skip_checks: bool = False, wait: tuple[float, float] = (300, 10),
+           quiet: bool = False, kind: str = "up", build_turn: Any = None
+           ) -> tuple[Any, Any, Any]:
+    """Checks, the update, then the settings written, then verification: (spec, result,
+    verification or None)."""
     from stx_pulumi.workspace import config_updates, drop_setting, moved_settings, unset_keys
 
     _check_wait(*wait)
@@ -227,7 +311,7 @@ def deploy_app(app_name: str | None, options: DeployOptions, overrides: dict[str
     if moved and not yes:
         raise InputError(f"{moved}: pass --yes to go ahead")
     updates, notices = config_updates(spec, overrides, config, ws)
-    engine, progress = open_engine(ws, f"up {spec.stack}", quiet=json_output)
+    engine, progress = open_engine(ws, f"up {spec.stack}", quiet=quiet)
     with ThreadPoolExecutor(max_workers=2) as pool:  # the state read and the checks at once
         reading = pool.submit(engine.deployed, spec.stack)
         checking = None if skip_checks else pool.submit(_preflight, engine, spec, reading)
@@ -247,13 +331,13 @@ def deploy_app(app_name: str | None, options: DeployOptions, overrides: dict[str
     removed = [k for k in unset_keys(unset) if drop_setting(dict(config), k)]
     removed += [f"stx:events.{name}" for name in spec.expired]  # windows over
     with progress:
-        result = engine.up(spec, updates, removed, message, token, kind)
+        result = engine.up(spec, updates, removed, message, token, kind, build_turn)
     for notice in result.notices:
         render.info(notice)
     report = _verify(spec.stack, result.outputs, *wait) if verify else None
     if report is not None:
         _record(engine, spec, result.outputs, report)
-    _show(result, json_output, report)
+    return spec, result, report
 
 
 def _record(engine: Any, spec: Any, outputs: dict[str, Any], report: Any) -> None:
@@ -282,38 +366,61 @@ def _record(engine: Any, spec: Any, outputs: dict[str, Any], report: Any) -> Non
 
 @command(deploy_options=True)
 def preview(
-    app_name: AppArg = None,
+    apps: AppsArg = None,
+    all_apps: AllOpt = False,
     diff: Annotated[bool, typer.Option("--diff", help="Show property-level changes.")] = False,
+    parallel: ParallelOpt = 4,
     json_output: JsonOpt = False,
     *,
     options: DeployOptions,
 ) -> None:
     """Show what `up` would change; options apply to this preview only, nothing is written."""
-    spec, ws = load_spec_for(app_name, options, options.overrides(Path.cwd()), ())
+    overrides = options.overrides(Path.cwd())
+    if not several(apps, all_apps):
+        _show(_preview(one(apps), options, overrides, diff, quiet=json_output), json_output)
+        return
+    refuse_path(options)
+    run_fleet("preview", apps, all_apps, options.env, lambda run: fill(run, _preview(
+        run.arg, replace(options, env=run.env), overrides, diff, quiet=True)),
+        parallel=parallel, json_output=json_output, check=lambda run: load_spec_for(
+            run.arg, replace(options, env=run.env), overrides, ()))
+
+
+def _preview(app_name: str | None, options: DeployOptions, overrides: dict[str, Any],
+             diff: bool, quiet: bool) -> Any:
+    spec, ws = load_spec_for(app_name, options, overrides, ())
     for warning in spec.warnings:
         render.warning(warning)
     for window in spec.windows:
         render.info(f"event {window.describe()}: pending")
-    engine, progress = open_engine(ws, f"preview {spec.stack}", quiet=json_output, diff=diff)
+    engine, progress = open_engine(ws, f"preview {spec.stack}", quiet=quiet, diff=diff)
     render.info(f"building {ws.relative(spec.source)} as {spec.image_tag}")
     with progress:
-        result = engine.preview(spec, diff=diff)
-    _show(result, json_output)
+        return engine.preview(spec, diff=diff)
 
 
 @command()
-def refresh(app_name: AppArg = None, env: EnvOpt = None, json_output: JsonOpt = False) -> None:
+def refresh(apps: AppsArg = None, all_apps: AllOpt = False, env: EnvOpt = None,
+            parallel: ParallelOpt = 4, json_output: JsonOpt = False) -> None:
     """Read the real state of the stack's resources from the cloud into the stack state."""
-    ws, stack = stack_ref(app_name, env)
-    engine, progress = open_engine(ws, f"refresh {stack}", quiet=json_output)
+    if not several(apps, all_apps):
+        _show(_refresh(*stack_ref(one(apps), env), quiet=json_output), json_output)
+        return
+    run_fleet("refresh", apps, all_apps, env, lambda run: fill(run, _refresh(
+        *stack_ref(run.arg, run.env), quiet=True)), parallel=parallel,
+        json_output=json_output, deployed=True)
+
+
+def _refresh(ws: Any, stack: str, quiet: bool) -> Any:
+    engine, progress = open_engine(ws, f"refresh {stack}", quiet=quiet)
     with progress:
-        result = engine.refresh(stack)
-    _show(result, json_output)
+        return engine.refresh(stack)
 
 
 @command()
 def destroy(
-    app_name: AppArg = None,
+    apps: AppsArg = None,
+    all_apps: AllOpt = False,
     env: EnvOpt = None,
     yes: YesOpt = False,
     unprotect: Annotated[bool, typer.Option(
@@ -321,40 +428,98 @@ def destroy(
     ] = False,
     remove: Annotated[bool, typer.Option(
         "--remove", help="Also delete the stack and its config file.")] = False,
+    parallel: ParallelOpt = 4,
+    fail_fast: FailFastOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
-    """Delete every cloud resource of the stack: nothing left running, nothing paid."""
+    """Delete every cloud resource of the stack(s): nothing left running, nothing paid."""
+    if not several(apps, all_apps):
+        ws, stack = stack_ref(one(apps), env)
+        if not yes and not interactive():
+            raise InputError(f"destroy of {stack} needs confirmation: pass --yes")
+        _show(_destroy(ws, stack, unprotect, remove, json_output, confirm=not yes),
+              json_output)
+        return
+    if not yes:
+        raise InputError("destroy of several apps needs --yes (each one's resources are "
+                         "deleted, nothing asks again)")
+    run_fleet("destroy", apps, all_apps, env, lambda run: fill(run, _destroy(
+        *stack_ref(run.arg, run.env), unprotect, remove, quiet=True, confirm=False)),
+        parallel=parallel, fail_fast=fail_fast, json_output=json_output, deployed=True,
+        again=" --yes" + (" --unprotect" if unprotect else "") + (" --remove" if remove
+                                                                   else ""))
+
+
+def _destroy(ws: Any, stack: str, unprotect: bool, remove: bool, quiet: bool,
+             confirm: bool) -> Any:
+    """A protected stack (so its deployed state says) only with --unprotect, which lifts the
+    protection first; `confirm`: the stack's name typed at the prompt."""
     from stx_pulumi.spec import split_stack_name
 
-    ws, stack = stack_ref(app_name, env)
-    app_, env_ = split_stack_name(stack)
-    if not yes and not interactive():
-        raise InputError(f"destroy of {stack} needs confirmation: pass --yes")
-    engine, progress = open_engine(ws, f"destroy {stack}", quiet=json_output)
+    engine, progress = open_engine(ws, f"destroy {stack}", quiet=quiet)
     protected = engine.protection(stack)  # from the state: the stack file may say otherwise
     if protected and not unprotect:
         raise InputError(f"{stack} is protected (deletion protection on in its deployed "
                          "state): pass --unprotect to lift it and destroy")
-    if not yes and typer.prompt(f"Type the stack name ({stack}) to destroy it") != stack:
+    if confirm and typer.prompt(f"Type the stack name ({stack}) to destroy it") != stack:
         raise InputError(f"destroy of {stack} cancelled: the name did not match")
     with progress:
         if protected:
+            app_, env_ = split_stack_name(stack)
             spec, _ = load_spec_for(app_, DeployOptions(env=env_), {"stx:protected": False}, ())
             engine.unprotect(spec)
-        result = engine.destroy(stack, remove=remove)
-    _show(result, json_output)
+        return engine.destroy(stack, remove=remove)
 
 
 @command()
-def outputs(app_name: AppArg = None, env: EnvOpt = None, json_output: JsonOpt = False) -> None:
+def outputs(
+    apps: AppsArg = None,
+    all_apps: AllOpt = False,
+    env: EnvOpt = None,
+    all_envs: Annotated[bool, typer.Option(
+        "--all-envs", help="In every env (with APPs: theirs; else every stack).")] = False,
+    json_output: JsonOpt = False,
+) -> None:
     """Show the stack outputs of the last deployment (URL, image, scaling...)."""
-    ws, stack = stack_ref(app_name, env)
+    if not several(apps, all_apps) and not all_envs:
+        ws, stack = stack_ref(one(apps), env)
+        engine, _ = open_engine(ws, quiet=True)
+        values = engine.outputs(stack)
+        if json_output:
+            render.print_json(values)
+        else:
+            render.outputs_table(render.ordered_outputs(values))
+        return
+    _many_outputs(apps or [], all_apps, env, all_envs, json_output)
+
+
+def _many_outputs(apps: list[str], all_apps: bool, env: str | None, all_envs: bool,
+                  json_output: bool) -> None:
+    """The outputs of several stacks, one after another (each is one engine call)."""
+    from stx_pulumi.cli.options import env_name
+    from stx_pulumi.fleet import select
+    from stx_pulumi.spec import split_stack_name
+    from stx_pulumi.workspace import locate_workspace
+
+    if all_envs and env is not None:
+        raise InputError("--all-envs: not with --env")
+    ws = locate_workspace(Path.cwd(), os.environ)
     engine, _ = open_engine(ws, quiet=True)
-    values = engine.outputs(stack)
-    if json_output:
-        render.print_json(values)
+    names = sorted(engine.stack_names())
+    if all_envs:
+        wanted = set(select(apps, all_apps or not apps, [split_stack_name(n)[0] for n in names]))
+        stacks = [n for n in names if split_stack_name(n)[0] in wanted]
     else:
-        render.outputs_table(render.ordered_outputs(values))
+        env = env_name(env, ws)
+        stacks = [f"{app}.{env}" for app in select(
+            apps, all_apps, [a for a, e in map(split_stack_name, names) if e == env])]
+    values = {stack: engine.outputs(stack) for stack in stacks}
+    if json_output:
+        render.print_json({"stacks": values})
+        return
+    for stack, outputs in values.items():
+        render.stdout().print(f"[bold]{stack}[/]")
+        render.outputs_table(render.ordered_outputs(outputs))
 
 
 @command(deploy_options=True)
@@ -394,23 +559,53 @@ def doctor(app_name: AppArg = None, json_output: JsonOpt = False, *,
 
 @command()
 def verify(
-    app_name: AppArg = None,
+    apps: AppsArg = None,
+    all_apps: AllOpt = False,
     env: EnvOpt = None,
     wait_timeout: WaitOpt = 300,
     poll_interval: PollOpt = 10,
+    parallel: ParallelOpt = 4,
     json_output: JsonOpt = False,
 ) -> None:
-    """Check the deployed app: health, /, /html/, Streamlit, custom domain, revision."""
+    """Check the deployed app(s): health, /, /html/, Streamlit, custom domain, revision."""
     _check_wait(wait_timeout, poll_interval)
-    ws, stack = stack_ref(app_name, env)
+    if not several(apps, all_apps):
+        outputs, report = _verify_deployed(*stack_ref(one(apps), env), wait_timeout,
+                                           poll_interval)
+        if json_output:
+            render.print_json(report.as_json())
+        else:
+            render.verification(report)
+        _fail_verification(report, outputs)
+        return
+
+    def work(run: Any) -> None:
+        run.outputs, report = _verify_deployed(*stack_ref(run.arg, run.env), wait_timeout,
+                                               poll_interval)
+        run.url = run.outputs.get("url")
+        _verified(run, report)
+
+    run_fleet("verify", apps, all_apps, env, work, parallel=parallel,
+              json_output=json_output, deployed=True)
+
+
+def _verified(run: Any, report: Any) -> None:
+    """A fleet app's verification: kept in its result, exit 5 when a check failed."""
+    from stx_pulumi.errors import VerificationError
+    from stx_pulumi.verify import logs_command_for
+
+    run.extra["verify"] = report.as_json()
+    failed = [c.name for r in report.reports.values() for c in r.failed]
+    if failed:
+        raise VerificationError(f"verification failed: {', '.join(failed)}",
+                                hint=f"logs: {logs_command_for(report, run.outputs)}")
+
+
+def _verify_deployed(ws: Any, stack: str, wait_timeout: float,
+                     poll_interval: float) -> tuple[dict[str, Any], Any]:
     engine, _ = open_engine(ws, quiet=True)
     outputs = engine.outputs(stack)
-    report = _verify(stack, outputs, wait_timeout, poll_interval)
-    if json_output:
-        render.print_json(report.as_json())
-    else:
-        render.verification(report)
-    _fail_verification(report, outputs)
+    return outputs, _verify(stack, outputs, wait_timeout, poll_interval)
 
 
 @command()

@@ -269,7 +269,9 @@ EnvOpt = Annotated[str | None, typer.Option(
 
 
 def interactive() -> bool:
-    return bool(sys.stdin and sys.stdin.isatty())  # CI may run with no stdin at all
+    """Whether a prompt can be answered: never inside a fleet (many apps at once), nor in CI,
+    which may run with no stdin at all."""
+    return render.REPORTER.get() is None and bool(sys.stdin and sys.stdin.isatty())
 
 
 def confirm_protected(stack: str, yes: bool, action: str) -> None:

@@ -3,6 +3,7 @@ by the app's service or its books' services (`service.py`)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,6 +31,7 @@ class StreamtexApp(pulumi.ComponentResource):
         cloudflare_token: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
         migration: Migration | None = None,
+        build_turn: Any = None,
     ) -> None:
         super().__init__(COMPONENT_TYPE, name, {}, opts)
         self.spec = spec
@@ -52,9 +54,11 @@ class StreamtexApp(pulumi.ComponentResource):
         # resource stays as it is while the source is the one last built; otherwise it
         # leaves the state (its image stays in the registry: retain_on_delete).
         building = spec.pin is None or migration.deployed_tag == spec.image_tag
+        new_tag = migration.deployed_tag != spec.image_tag  # the only case that builds
         self.image = local_image(
             name, spec, migration.image_context or spec.build_context,
-            self.repository.repository_id, self) if building else None
+            self.repository.repository_id, self, build_turn if new_tag else None
+        ) if building else None
         digest = spec.pin.digest if spec.pin else self.image.repo_digest  # type: ignore
         self.service_account = serviceaccount.Account(
             f"{name}-run-sa",
@@ -116,14 +120,34 @@ class StreamtexApp(pulumi.ComponentResource):
 
 
 def deploy(spec: AppSpec, cloudflare_token: pulumi.Input[str] | None = None,
-           migration: Migration | None = None) -> StreamtexApp:
-    """The stack program: one StreamtexApp and the stack outputs. Call inside a Pulumi run."""
+           migration: Migration | None = None, build_turn: Any = None) -> StreamtexApp:
+    """The stack program: one StreamtexApp and the stack outputs. Call inside a Pulumi run;
+    `build_turn` is a fleet's build slot (see `local_image`)."""
+    _load_modules()
     for warning in spec.warnings:
         pulumi.log.warn(warning)
-    app = StreamtexApp(spec.service_name, spec, cloudflare_token, migration=migration)
+    app = StreamtexApp(spec.service_name, spec, cloudflare_token, migration=migration,
+                       build_turn=build_turn)
     for key, value in app.outputs.items():
         pulumi.export(key, value)
     return app
+
+
+_LOADING = threading.Lock()
+
+
+def _load_modules() -> None:
+    """Load pulumi_gcp's lazily loaded modules one thread at a time: a fleet runs programs in
+    threads, and on Python before 3.12.3 a lazily loaded module's attributes can be missing
+    for a second thread while the first loads it (CPython gh-114763)."""
+    from pulumi_gcp import cloudrun, cloudrunv2, cloudscheduler, organizations
+
+    with _LOADING:
+        for module, name in ((artifactregistry, "Repository"), (secretmanager, "SecretIamMember"),
+                             (serviceaccount, "Account"), (organizations, "get_client_config"),
+                             (cloudrun, "DomainMapping"), (cloudrunv2, "Service"),
+                             (cloudscheduler, "Job")):
+            getattr(module, name)
 
 
 def _served_digest(spec: AppSpec, migration: Migration,

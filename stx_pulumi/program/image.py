@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import pulumi
 import pulumi_docker as docker
 from pulumi_gcp import organizations
@@ -10,17 +13,20 @@ from stx_pulumi.spec import AppSpec
 
 
 def local_image(name: str, spec: AppSpec, context: str, repository_id: pulumi.Input[str],
-                parent: pulumi.Resource) -> docker.Image:
+                parent: pulumi.Resource, turn: Any = None) -> docker.Image:
     """The image built by the local Docker daemon from `context`, relative to the workspace
     (the engine's working directory under automation and under plain `pulumi`), so state
-    holds no machine path; pushed with the deploying identity's access token."""
+    holds no machine path; pushed with the deploying identity's access token.
+
+    With a `turn` (a fleet's build slot), the build waits for it and gives it back once the
+    image is pushed: builds of several apps on one machine compete for the same CPU."""
     token = organizations.get_client_config_output(
         opts=pulumi.InvokeOptions(parent=parent)).access_token
-    return docker.Image(
+    image = docker.Image(
         f"{name}-image",
         image_name=pulumi.Output.concat(
-            spec.registry, "/", spec.project, "/", repository_id, "/", spec.app, ":",
-            spec.image_tag,
+            _after(turn), spec.registry, "/", spec.project, "/", repository_id, "/", spec.app,
+            ":", spec.image_tag,
         ),
         build=docker.DockerBuildArgs(
             context=context,
@@ -38,3 +44,19 @@ def local_image(name: str, spec: AppSpec, context: str, repository_id: pulumi.In
         # the service runs the image
         opts=pulumi.ResourceOptions(parent=parent, retain_on_delete=True),
     )
+    if turn is not None:
+        image.repo_digest.apply(lambda _: turn.give_back())
+    return image
+
+
+def _after(turn: Any) -> pulumi.Input[str]:
+    """"" once this app holds the build slot (its other resources go ahead meanwhile)."""
+    if turn is None:
+        return ""
+
+    async def wait() -> str:
+        while not turn.try_take():
+            await asyncio.sleep(0.1)
+        return ""
+
+    return pulumi.Output.from_input(wait())

@@ -12,7 +12,9 @@
 
 Test knobs (environment): STANDIN_VERSION (default: the installed SDK's version),
 STANDIN_LOG (argv of every call, JSON lines), STANDIN_FAIL_TYPE (a resource type whose
-create/update fails), STANDIN_HOLD_LOCK (seconds an update holds the lock before it starts),
+create/update fails; only in stack STANDIN_FAIL_STACK when set), STANDIN_LATENCY (seconds each
+resource operation takes), STANDIN_OPS_LOG (each operation's interval, JSON lines),
+STANDIN_HOLD_LOCK (seconds an update holds the lock before it starts),
 STANDIN_KILL_SELF (the update dies as if SIGKILLed), STANDIN_SERVICE_URL,
 STANDIN_TRAFFIC_SPLIT, STANDIN_REVISION_NOT_READY.
 """

@@ -3,6 +3,7 @@ state, writes engine events, applies changes to the stand-in cloud, saves state 
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import threading
@@ -149,7 +150,8 @@ class Update:
             op = "same"
         if res["custom"] and op != "same":
             failing = os.environ.get("STANDIN_FAIL_TYPE")
-            if failing == res["type"] and not self.preview:
+            if failing == res["type"] and not self.preview and os.environ.get(
+                    "STANDIN_FAIL_STACK", self.stack) == self.stack:
                 message = (f"googleapi: Error 403: Permission denied on {res['type']} "
                            f"{res['name']} (injected failure)")
                 self.diagnostic(urn, f"{op} failed: {message}")
@@ -160,6 +162,7 @@ class Update:
                 raise Fail(message)
             res["outputs"] = computed(res, old, self.preview and op != "same")
             if not self.preview:
+                self.operate(op, res)
                 self.cloud.apply(op, old, res)
         elif res["custom"]:
             res["outputs"] = old["outputs"]
@@ -168,6 +171,17 @@ class Update:
             self.count(op)
         self.new[urn] = res
         return res["outputs"]
+
+    def operate(self, op: str, res: dict[str, Any]) -> None:
+        """A resource operation's time in a real cloud (STANDIN_LATENCY seconds, so that fleets
+        are I/O-bound as real deploys are), logged to STANDIN_OPS_LOG with its interval."""
+        start = time.time()
+        time.sleep(float(os.environ.get("STANDIN_LATENCY") or 0))
+        if os.environ.get("STANDIN_OPS_LOG"):
+            line = json.dumps({"stack": self.stack, "type": res["type"], "name": res["name"],
+                               "op": op, "start": start, "end": time.time()})
+            with open(os.environ["STANDIN_OPS_LOG"], "a", encoding="utf-8") as log:
+                log.write(line + "\n")
 
     def finish_update(self) -> None:
         if self.failed:  # what was not reached stays as it was
@@ -183,6 +197,7 @@ class Update:
             self.step("delete", res, None)
             self.count("delete")
             if not self.preview:
+                self.operate("delete", res)
                 self.cloud.apply("delete", res, None)
 
     def destroy(self) -> None:
@@ -201,6 +216,7 @@ class Update:
                 return
             self.step("delete", res, None)
             self.count("delete")
+            self.operate("delete", res)
             self.cloud.apply("delete", res, None)
 
     def save(self, start: str) -> None:

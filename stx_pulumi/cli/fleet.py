@@ -1,0 +1,128 @@
+"""Several apps at once for the deploy commands: `APP...` or `--all`, `--parallel`,
+`--fail-fast`. A command given one APP (or none) behaves as it always did; given more, its
+one-app operation runs for each through `stx_pulumi.fleet`, with a live line per app and a
+summary table (or one JSON object) at the end.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from stx_pulumi import render
+from stx_pulumi.errors import InputError
+
+AppsArg = Annotated[list[str] | None, typer.Argument(
+    metavar="[APP]...", help="App name(s) or app folder(s). Default: the current folder. "
+    "Several apps run side by side.", show_default=False)]
+AllOpt = Annotated[bool, typer.Option(
+    "--all", help="Every app with a stack in the env.")]
+ParallelOpt = Annotated[int, typer.Option(
+    "--parallel", help="With several apps: how many run at a time (image builds on a local "
+    "Docker daemon take turns).")]
+FailFastOpt = Annotated[bool, typer.Option(
+    "--fail-fast", help="With several apps: start no new one after a failure.")]
+
+
+def several(apps: list[str] | None, all_apps: bool) -> bool:
+    return all_apps or len(apps or ()) > 1
+
+
+def one(apps: list[str] | None) -> str | None:
+    return (apps or [None])[0]
+
+
+def run_fleet(operation: str, apps: list[str] | None, all_apps: bool, env: str | None,
+              work: Callable[[Any], None], *, parallel: int = 4, fail_fast: bool = False,
+              json_output: bool = False, deployed: bool = False, again: str = "",
+              check: Callable[[Any], None] | None = None) -> None:
+    """`operation` for the selected apps of the env: `work(run)` for each, `parallel` at a
+    time; exit with the fleet's code. `deployed`: --all means the stacks in the backend (else
+    the stack files); `again`: the options to repeat in the command printed after an
+    interrupt; `check(run)`: each app's input, checked before any starts (a bad one is exit 2
+    with nothing run)."""
+    from stx_pulumi.cli.options import env_name
+    from stx_pulumi.fleet import Fleet, Run, check_parallel
+    from stx_pulumi.workspace import locate_workspace
+
+    check_parallel(parallel)
+    ws = locate_workspace(Path.cwd(), os.environ)
+    env = env_name(env, ws)
+    runs = [Run(app=app, env=env, arg=arg) for app, arg in _selected(ws, env, apps or [],
+                                                                     all_apps, deployed)]
+    if check is not None:
+        _check_all(runs, check)
+    fleet = Fleet(runs, parallel, fail_fast)
+    if not json_output:
+        render.info(f"{operation} of {len(runs)} app(s) in env {env}, {min(parallel, len(runs))} "
+                    "at a time")
+    with render.FleetBoard(f"{operation} --env {env}", runs) as board:
+        fleet.run(work, tick=board.refresh)
+    if json_output:
+        render.print_json({"operation": operation, "env": env, "result": fleet.result,
+                           "exit_code": fleet.exit_code, "apps": [r.as_json() for r in runs]})
+    else:
+        render.fleet_summary(operation, runs, fleet.interrupted,
+                             f"stx-pulumi {operation} {{apps}} --env {env}{again}")
+    if fleet.exit_code:
+        raise typer.Exit(fleet.exit_code)
+
+
+def _check_all(runs: list[Any], check: Callable[[Any], None]) -> None:
+    from stx_pulumi.errors import SpecError, StxError
+
+    problems = []
+    for run in runs:
+        try:
+            check(run)
+        except StxError as err:
+            lines = err.problems if isinstance(err, SpecError) else [err.message]
+            problems += [f"{run.stack}: {line}" for line in lines]
+    if problems:
+        raise SpecError(problems, hint="nothing was run: fix these and run the command again")
+
+
+def _selected(ws: Any, env: str, apps: list[str], all_apps: bool,
+              deployed: bool) -> list[tuple[str, str]]:
+    """(app, APP as given) of each selected app; bad input is exit 2 before anything runs."""
+    from stx_pulumi.fleet import select, stack_file_apps
+    from stx_pulumi.workspace import resolve_target
+
+    candidates: list[str] = []
+    if all_apps and deployed:
+        candidates = [name.rsplit(".", 1)[0] for name in _backend_stacks(ws)
+                      if name.rsplit(".", 1)[-1] == env]
+    elif all_apps and ws.stacks_dir.is_dir():
+        candidates = stack_file_apps((f.name for f in ws.stacks_dir.iterdir()), env)
+    chosen: dict[str, str] = {}
+    for arg in select(apps, all_apps, candidates):
+        chosen.setdefault(resolve_target(arg, Path.cwd(), ws, env).app, arg)
+    return list(chosen.items())
+
+
+def _backend_stacks(ws: Any) -> list[str]:
+    from stx_pulumi.cli.options import open_engine
+
+    if not ws.exists:
+        return []
+    engine, _ = open_engine(ws, quiet=True)
+    return engine.stack_names()
+
+
+def fill(run: Any, result: Any) -> None:
+    """What an engine operation did, into the app's run."""
+    run.changes = result.changes
+    run.outputs = result.outputs
+    books = result.outputs.get("books") or {}
+    run.url = result.outputs.get("url") or ", ".join(
+        f"{name} {values.get('url')}" for name, values in sorted(books.items())) or None
+
+
+def refuse_path(options: Any) -> None:
+    if options.path is not None:
+        raise InputError("--path: names one app's folder; with several apps give each folder "
+                         "as APP")
