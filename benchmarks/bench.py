@@ -12,6 +12,10 @@
              tests' stand-in engine.
 - scan:      reading a 20,000-file build context (secrets, keys, heavy folders, the content
              tag) < 2 s.
+- fleet:     with the stand-in engine at 1 s per resource operation, `up --all` of 8 apps
+             with --parallel 4 ≤ 2.5 × one app's `up`, its process ≤ 300 MiB at its peak;
+             `status --no-check` of 8 apps × 2 envs ≤ 2 s, and with its health checks (URLs
+             that never answer) ≤ 2 s + the check timeout.
 
 Prints each measurement and exits 1 when a target is missed.
 """
@@ -142,30 +146,41 @@ def _time(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
+def _standin_workspace(root: Path, google: object, apps: int = 0) -> tuple[Path, dict[str, str]]:
+    """A workspace with the example app on the tests' stand-in engine (and `apps` more
+    copies with a stack file each), and the environment to run stx-pulumi in it."""
+    standin = TESTS / "standin" / "pulumi_standin.py"
+    (root / "bin").mkdir()
+    (root / "bin" / "pulumi").write_text(
+        f'#!/bin/sh\nexec "{sys.executable}" "{standin}" "$@"\n')
+    (root / "bin" / "pulumi").chmod(0o755)
+    for tool in ("docker", "gcloud"):
+        shutil.copy(TESTS / "standin" / tool, root / "bin" / tool)
+    ws = root / "ws"
+    ws.mkdir()
+    for name in ("Pulumi.yaml", "__main__.py"):
+        shutil.copy(REPO / name, ws / name)
+    shutil.copytree(REPO / "stacks", ws / "stacks")
+    shutil.copytree(REPO / "examples", ws / "examples")
+    for i in range(apps):
+        shutil.copytree(REPO / "examples" / "hello-course", ws / "examples" / f"course{i}")
+        for env in ("dev", "prod"):
+            (ws / "stacks" / f"Pulumi.course{i}.{env}.yaml").write_text(
+                f"config:\n  stx:path: examples/course{i}\n")
+    google.write_adc(root / "gcloud")  # type: ignore[attr-defined]
+    url = google.url  # type: ignore[attr-defined]
+    return ws, {**fresh_shell(), "PATH": f"{root / 'bin'}:{os.environ['PATH']}",
+                "PULUMI_CONFIG_PASSPHRASE": "bench", "GOOGLE_CLOUD_PROJECT": "bench-1",
+                "CLOUDSDK_CONFIG": str(root / "gcloud"), "STX_PULUMI_HOME": str(root / "home"),
+                "STX_OAUTH_TOKEN_ENDPOINT": f"{url}/token", "STX_SERVICEUSAGE_ENDPOINT": url,
+                "STANDIN_SERVICE_URL": "http://127.0.0.1:9"}
+
+
 def bench_scale_up(runs: int) -> tuple[bool, list[str]]:
     from fake_google import FakeGoogle
 
-    standin = TESTS / "standin" / "pulumi_standin.py"
     with tempfile.TemporaryDirectory() as tmp, FakeGoogle() as google:
-        root = Path(tmp)
-        (root / "bin").mkdir()
-        (root / "bin" / "pulumi").write_text(
-            f'#!/bin/sh\nexec "{sys.executable}" "{standin}" "$@"\n')
-        (root / "bin" / "pulumi").chmod(0o755)
-        for tool in ("docker", "gcloud"):
-            shutil.copy(TESTS / "standin" / tool, root / "bin" / tool)
-        ws = root / "ws"
-        ws.mkdir()
-        for name in ("Pulumi.yaml", "__main__.py"):
-            shutil.copy(REPO / name, ws / name)
-        shutil.copytree(REPO / "stacks", ws / "stacks")
-        shutil.copytree(REPO / "examples", ws / "examples")
-        google.write_adc(root / "gcloud")
-        env = {**fresh_shell(), "PATH": f"{root / 'bin'}:{os.environ['PATH']}",
-               "PULUMI_CONFIG_PASSPHRASE": "bench", "GOOGLE_CLOUD_PROJECT": "bench-1",
-               "CLOUDSDK_CONFIG": str(root / "gcloud"), "STX_PULUMI_HOME": str(root / "home"),
-               "STX_OAUTH_TOKEN_ENDPOINT": f"{google.url}/token",
-               "STX_SERVICEUSAGE_ENDPOINT": google.url, "STANDIN_SERVICE_URL": "http://127.0.0.1:9"}
+        ws, env = _standin_workspace(Path(tmp), google)
         measure([CLI, "up", "hello-course", "--yes", "--no-verify"], 1, env, ws)
         ours, _ = measure([CLI, "up", "hello-course", "--max", "{i}", "--yes", "--no-verify"],
                           runs, env, ws)
@@ -174,6 +189,44 @@ def bench_scale_up(runs: int) -> tuple[bool, list[str]]:
     return ours <= 1.2 * bare, [
         f"scale-only up    {ours:6.3f} s   bare automation script {bare:5.3f} s   "
         f"{ours / bare:4.2f} × (target ≤ 1.2 ×)"]
+
+
+def bench_fleet(runs: int) -> tuple[bool, list[str]]:
+    """One app's first `up`, then the first `up --all` of 8 (each once: 8 deploys at 1 s per
+    resource operation), then the status board of the 16 stacks."""
+    from fake_app import FakeApp
+    from fake_google import FakeGoogle
+
+    with tempfile.TemporaryDirectory() as tmp, FakeGoogle() as google, \
+            FakeApp(mode="never") as silent:
+        ws, env = _standin_workspace(Path(tmp), google, apps=8)
+        (ws / "stacks" / "Pulumi.hello-course.dev.yaml").unlink()  # the 8 courses alone
+        env["STANDIN_SERVICE_URL"] = silent.url  # their health checks wait for the timeout
+        slow = {**env, "STANDIN_LATENCY": "1"}
+
+        def up(*args: str) -> tuple[float, float]:
+            start = time.perf_counter()
+            proc = subprocess.Popen([CLI, "up", *args, "--yes", "--no-verify"], cwd=ws,
+                                    env=slow, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            _, status, usage = os.wait4(proc.pid, 0)
+            if os.waitstatus_to_exitcode(status) != 0:
+                raise SystemExit(f"up {args} failed: {proc.stderr.read().decode()[-800:]}")
+            return time.perf_counter() - start, usage.ru_maxrss / 1024
+
+        one, _ = up("course0")
+        fleet, mib = up("--all", "--parallel", "4")
+        subprocess.run([CLI, "up", "--all", "--env", "prod", "--yes", "--no-verify",
+                        "--parallel", "8"], cwd=ws, env=env, capture_output=True, check=True)
+        board, _ = measure([CLI, "status", "--no-check"], runs, env, ws)
+        checked, _ = measure([CLI, "status"], max(1, runs // 2), env, ws)
+    from stx_pulumi.status import CHECK_TIMEOUT
+
+    met = fleet <= 2.5 * one and mib <= 300 and board <= 2 and checked <= 2 + CHECK_TIMEOUT
+    return met, [
+        f"up --all (8)     {fleet:6.3f} s  {mib:6.1f} MiB   one app's up {one:5.3f} s   "
+        f"{fleet / one:4.2f} × (target ≤ 2.5 ×, ≤ 300 MiB)",
+        f"status (16)      {board:6.3f} s   (target ≤ 2 s); with checks {checked:5.3f} s "
+        f"(target ≤ {2 + CHECK_TIMEOUT:g} s)"]
 
 
 def bench_scan(runs: int) -> tuple[bool, list[str]]:
@@ -193,7 +246,7 @@ def bench_scan(runs: int) -> tuple[bool, list[str]]:
 
 
 BENCHES = {"help": bench_help, "plan": bench_plan, "preflight": bench_preflight,
-           "scale-up": bench_scale_up, "scan": bench_scan}
+           "scale-up": bench_scale_up, "scan": bench_scan, "fleet": bench_fleet}
 
 
 def main() -> int:

@@ -427,16 +427,24 @@ class Engine:
             raise
         return True
 
-    def stacks(self) -> list[StackInfo]:
+    def stacks(self, on_each: Callable[[StackInfo], Any] | None = None) -> list[StackInfo]:
         """Every stx-pulumi stack in the backend with its last update and outputs: one call
-        to list them, then two per stack (state export, last history entry), concurrently."""
+        to list them, then two per stack (state export, last history entry), concurrently;
+        `on_each(info)` as each is read."""
         from concurrent.futures import ThreadPoolExecutor
 
         workspace = self._workspace()
         with self._errors(None):
             summaries = workspace.list_stacks()
+
+        def read(summary: Any) -> StackInfo:
+            info = self._stack_info(workspace, summary)
+            if on_each is not None:
+                on_each(info)
+            return info
+
         with ThreadPoolExecutor(max_workers=8) as pool:
-            return list(pool.map(lambda s: self._stack_info(workspace, s), summaries))
+            return list(pool.map(read, summaries))
 
     def _stack_info(self, workspace: auto.LocalWorkspace, summary: Any) -> StackInfo:
         import json

@@ -3,6 +3,7 @@ config (event windows) and the clock, plus a live health check per URL. No Pulum
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -12,6 +13,7 @@ from stx_pulumi import events
 from stx_pulumi.serving import Scaling, decide, next_window
 
 HEALTH_PATH = "/_stcore/health"
+CHECK_TIMEOUT = 5.0  # seconds a URL's health check may take
 
 
 def row(info: Any, config: Mapping[str, Any], now: datetime) -> dict[str, Any]:
@@ -26,8 +28,7 @@ def row(info: Any, config: Mapping[str, Any], now: datetime) -> dict[str, Any]:
     books = out.get("books") or {}
     return {
         "stack": info.stack, "app": info.app, "env": info.env,
-        "urls": {b: v.get("url") for b, v in books.items()} or (
-            {"": out["url"]} if out.get("url") else {}),
+        "urls": urls(out),
         "custom_urls": [v["custom_url"] for v in [out, *books.values()] if v.get("custom_url")],
         "min_instances": scaling.min_instances if not books else None,
         "max_instances": scaling.max_instances if not books else None,
@@ -41,21 +42,45 @@ def row(info: Any, config: Mapping[str, Any], now: datetime) -> dict[str, Any]:
     }
 
 
-def check_health(rows: list[dict[str, Any]], timeout_s: float = 5.0) -> None:
-    """Each URL's health path, all at once with a short timeout; the row's `health` says
-    "ok", the HTTP status, or what failed."""
-    import httpx
+class HealthChecks:
+    """Each URL's health path, started as soon as its stack has been read (while the others
+    still are), all done within `timeout_s` of the first; a row's `health` says "ok", the
+    HTTP status, or what failed (per book for books)."""
 
-    targets = [(r, name, url) for r in rows for name, url in r["urls"].items() if url]
+    def __init__(self, timeout_s: float = CHECK_TIMEOUT) -> None:
+        self.timeout_s = timeout_s
+        self.deadline: float | None = None
+        self.pool = ThreadPoolExecutor(max_workers=16)
+        self.probes: dict[tuple[str, str], Any] = {}
 
-    def probe(url: str) -> str:
+    def start(self, stack: str, outputs: Mapping[str, Any]) -> None:
+        if self.deadline is None:
+            self.deadline = time.monotonic() + self.timeout_s
+        for name, url in urls(outputs).items():
+            if url and url != "[secret]":
+                self.probes[(stack, name)] = self.pool.submit(self._probe, str(url))
+
+    def fill(self, rows: list[dict[str, Any]]) -> None:
+        for r in rows:
+            for name in r["urls"]:
+                if (r["stack"], name) in self.probes:
+                    result = self.probes[(r["stack"], name)].result()
+                    r["health"] = result if not name else {**(r["health"] or {}), name: result}
+        self.pool.shutdown()
+
+    def _probe(self, url: str) -> str:
+        import httpx
+
+        left = max(0.5, (self.deadline or 0) - time.monotonic())
         try:
-            response = httpx.get(url.rstrip("/") + HEALTH_PATH, timeout=timeout_s)
+            response = httpx.get(url.rstrip("/") + HEALTH_PATH, timeout=left)
         except httpx.HTTPError as err:
             return type(err).__name__
         return "ok" if response.status_code == 200 else f"HTTP {response.status_code}"
 
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        results = list(pool.map(lambda t: probe(t[2]), targets))
-    for (r, name, _), result in zip(targets, results, strict=True):
-        r["health"] = result if not name else {**(r["health"] or {}), name: result}
+
+def urls(outputs: Mapping[str, Any]) -> dict[str, Any]:
+    """Where a stack answers: each book's URL, else the app's ("" for the app)."""
+    books = outputs.get("books") or {}
+    return {b: v.get("url") for b, v in books.items()} or (
+        {"": outputs["url"]} if outputs.get("url") else {})

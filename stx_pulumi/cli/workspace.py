@@ -2,7 +2,7 @@
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -52,12 +52,16 @@ def status(
     ws = locate_workspace(Path.cwd(), os.environ)
     engine, _ = open_engine(ws, quiet=True)
     now = events.clock()
+    checks = board.HealthChecks()
+
+    def wanted(info: Any) -> bool:
+        return (app_name is None or info.app == app_name) and (env is None or info.env == env)
+
+    infos = engine.stacks(on_each=None if no_check else lambda info: wanted(info) and (
+        checks.start(info.stack, info.outputs)))
     rows = [board.row(info, ws.stack_config(info.stack) if ws.stack_file(
-                info.stack).is_file() else {}, now)
-            for info in engine.stacks()
-            if (app_name is None or info.app == app_name) and (env is None or info.env == env)]
-    if not no_check:
-        board.check_health(rows)
+                info.stack).is_file() else {}, now) for info in infos if wanted(info)]
+    checks.fill(rows)
     if json_output:
         render.print_json({"backend": engine.backend, "stacks": rows})
     else:

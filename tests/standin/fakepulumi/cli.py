@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import base64
-import getpass
 import json
 import os
+import re
 import sys
-from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from .common import Fail, unseal, unwrap
 from .store import Cipher, Store
-from .update import Update
 
 VALUE_FLAGS = {"--stack", "-s", "--color", "--exec-kind", "--client", "--event-log", "--message",
                "-m", "--target", "--page-size", "--page", "--parallel", "--secrets-provider",
@@ -65,13 +62,17 @@ class Cli:
     def run(self) -> int:
         cmd = self.positional[:2]
         if cmd[:1] == ["version"]:
-            print("v" + (os.environ.get("STANDIN_VERSION") or package_version("pulumi")))
+            from importlib.metadata import version  # 40 ms: only for `pulumi version`
+
+            print("v" + (os.environ.get("STANDIN_VERSION") or version("pulumi")))
             return 0
         if cmd[:1] == ["stack"]:
             return self.stack_cmd(self.positional[1] if len(self.positional) > 1 else "")
         if cmd[:1] == ["config"]:
             return self.config_cmd(self.positional[1:2][0] if len(self.positional) > 1 else "")
         if cmd[:1] in (["up"], ["preview"], ["refresh"], ["destroy"]):
+            from .update import Update  # the engine: only for updates
+
             return Update(self, cmd[0]).run()
         if cmd[:1] == ["cancel"]:
             store = self.store()
@@ -85,6 +86,8 @@ class Cli:
         if cmd == ["state", "delete"]:
             return self.state_delete(self.positional[2])
         if cmd[:1] == ["whoami"]:
+            import getpass
+
             print(getpass.getuser())
             return 0
         raise Fail(f"the stand-in does not know `pulumi {' '.join(self.positional)}`")
@@ -101,21 +104,29 @@ class Cli:
         return Store(os.environ.get("PULUMI_BACKEND_URL", ""))
 
     def config_file(self, stack: str) -> Path:
-        project = yaml.safe_load((self.cwd / "Pulumi.yaml").read_text())
-        return self.cwd / project.get("stackConfigDir", ".") / f"Pulumi.{stack}.yaml"
+        # read as the top-level key it is (no YAML parser: every call starts faster)
+        found = re.search(r"^stackConfigDir:\s*(\S+)", (self.cwd / "Pulumi.yaml").read_text(),
+                          re.MULTILINE)
+        return self.cwd / (found.group(1) if found else ".") / f"Pulumi.{stack}.yaml"
 
     def read_stack_file(self, stack: str) -> dict[str, Any]:
+        import yaml
+
         file = self.config_file(stack)
         return (yaml.safe_load(file.read_text()) or {}) if file.is_file() else {}
 
     def write_stack_file(self, stack: str, data: dict[str, Any]) -> None:
+        import yaml
+
         file = self.config_file(stack)
         file.parent.mkdir(parents=True, exist_ok=True)
         file.write_text(yaml.safe_dump(data, sort_keys=False))
 
     def cipher(self, stack: str) -> Cipher:
-        salt = self.read_stack_file(stack).get("encryptionsalt")
-        return Cipher.from_env(salt)
+        file = self.config_file(stack)
+        found = re.search(r"^encryptionsalt:\s*(\S+)", file.read_text() if file.is_file()
+                          else "", re.MULTILINE)
+        return Cipher.from_env(found.group(1) if found else None)
 
     # -- stack ------------------------------------------------------------------------------
 

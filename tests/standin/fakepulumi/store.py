@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import base64
-import getpass
 import hashlib
 import json
 import os
-import socket
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +90,10 @@ class Store:
                 f"  {self.url}/.pulumi/locks/{PROJECT}/{stack}/{held[0].name}: created by "
                 f"{info['username']}@{info['hostname']} (pid {info['pid']}) at "
                 f"{info['timestamp']}")
+        import getpass
+        import socket
+        import uuid
+
         lock = folder / f"{uuid.uuid4()}.json"
         lock.write_text(json.dumps({"pid": os.getpid(), "username": getpass.getuser(),
                                     "hostname": socket.gethostname(),
