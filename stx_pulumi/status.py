@@ -82,5 +82,5 @@ class HealthChecks:
 def urls(outputs: Mapping[str, Any]) -> dict[str, Any]:
     """Where a stack answers: each book's URL, else the app's ("" for the app)."""
     books = outputs.get("books") or {}
-    return {b: v.get("url") for b, v in books.items()} or (
+    return {b: v.get("url") for b, v in sorted(books.items())} or (
         {"": outputs["url"]} if outputs.get("url") else {})

@@ -42,14 +42,17 @@ class Session:
         self.revisions: dict[str, dict[str, int]] = {}
 
     def run(self, command: str) -> str:
+        """`command` as typed, then what it printed (`2>/dev/null`: stdout alone)."""
         if command.startswith("echo "):  # `echo TEXT >> FILE`: an edit of the course, shown
             text, _, file = command.removeprefix("echo ").partition(" >> ")
             with open(self.root / file, "a", encoding="utf-8") as out:
                 out.write(text.strip("'") + "\n")
             return f"$ {command}\n"
         args = command.split()[1:]  # "stx-pulumi ..." as shown
-        done = subprocess.run([sys.executable, "-m", "stx_pulumi", *args], cwd=self.root,
-                              env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        quiet = args[-1:] == ["2>/dev/null"]
+        done = subprocess.run([sys.executable, "-m", "stx_pulumi", *args[:-1 if quiet else None]],
+                              cwd=self.root, env=self.env, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL if quiet else subprocess.STDOUT,
                               text=True, timeout=300, check=False)
         return f"$ {command}\n{self.normalize(done.stdout)}"
 
@@ -63,6 +66,7 @@ class Session:
         text = text.replace(str(self.root.parent), SHOWN_HOME)
         text = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:8080", text)
         text = re.sub(r"\(\d+\.\ds\)", "(…s)", text)
+        text = re.sub(r"(?m) \d+\.\ds *$", " …s", text)  # a fleet's summary: each app's time
         text = re.sub(r"attempt\(s\), \d+s", "attempt(s), …s", text)
         text = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", "2026-12-01 07:30 UTC", text)
         text = re.sub(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", "2026-12-01T07:30:00Z", text)
@@ -157,6 +161,25 @@ def run_block(standin: bool, *commands: str, now: str | None = None,
     return make
 
 
+def fleet() -> str:
+    """A term of two courses (the example app and the books, deployed once before), at once;
+    the status board; one course's logs from the stand-in Cloud Logging."""
+    with session(True) as s:
+        s.google.revisions = None
+        s.google.log_entries = [
+            {"insertId": "a", "timestamp": "2026-12-01T07:30:00Z", "severity": "INFO",
+             "textPayload": "You can now view your Streamlit app in your browser.",
+             "resource": {"labels": {"service_name": "hello-course-dev"}}},
+            {"insertId": "b", "timestamp": "2026-12-01T07:31:00Z", "severity": "ERROR",
+             "textPayload": "ModuleNotFoundError: No module named 'blocks.quiz2'",
+             "resource": {"labels": {"service_name": "hello-course-dev"}}}]
+        s.run("stx-pulumi up course --path examples/course-books --book intro=manuals/intro "
+              "--book advanced=manuals/advanced --no-verify")
+        return "\n".join(s.run(command) for command in (
+            "stx-pulumi up --all --max 20 -m exam-week 2>/dev/null", "stx-pulumi status",
+            "stx-pulumi logs hello-course --since 2h"))
+
+
 def exit_codes() -> str:
     from stx_pulumi.errors import EXIT_CODES
 
@@ -190,6 +213,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
                           "stx-pulumi up hello-course -m quiz-2",
                           "stx-pulumi rollback hello-course --yes -m broken-quiz",
                           "stx-pulumi history hello-course"),
+    "fleet": fleet,
     "exit-codes": exit_codes,
 }
 

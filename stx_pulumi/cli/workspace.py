@@ -60,7 +60,8 @@ def status(
     infos = engine.stacks(on_each=None if no_check else lambda info: wanted(info) and (
         checks.start(info.stack, info.outputs)))
     rows = [board.row(info, ws.stack_config(info.stack) if ws.stack_file(
-                info.stack).is_file() else {}, now) for info in infos if wanted(info)]
+                info.stack).is_file() else {}, now)
+            for info in sorted(infos, key=lambda i: (i.app, i.env)) if wanted(info)]
     checks.fill(rows)
     if json_output:
         render.print_json({"backend": engine.backend, "stacks": rows})
