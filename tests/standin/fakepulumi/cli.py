@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-
 from .common import Fail, unseal, unwrap
 from .store import Cipher, Store
 
