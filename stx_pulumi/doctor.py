@@ -30,6 +30,7 @@ from stx_pulumi.workspace import Workspace, default_project
 REQUIRED_APIS = ("run.googleapis.com", "artifactregistry.googleapis.com", "iam.googleapis.com")
 SECRET_API = "secretmanager.googleapis.com"
 SCHEDULER_API = "cloudscheduler.googleapis.com"  # event windows
+BUILD_APIS = ("cloudbuild.googleapis.com", "storage.googleapis.com")  # the cloud builder
 ADC_FIX = ("run `gcloud auth application-default login` (or set GOOGLE_APPLICATION_CREDENTIALS), "
            "then `stx-pulumi setup`")
 
@@ -55,6 +56,8 @@ def prerequisites(ws: Workspace, spec: AppSpec | None, environ: Mapping[str, str
         backend = pool.submit(backend_check, ws, credentials, environ)
         scheduling = pool.submit(scheduler_check, credentials, project, environ) if (
             spec and spec.windows and project) else None
+        building = pool.submit(build_check, credentials, project, environ) if (
+            spec and spec.builder == "cloud" and project) else None
         checks = [cli.result(), daemon.result(), creds]
         checks.append(Check("project", PASS, project) if project else Check(
             "project", FAIL, "no Google Cloud project", "run `stx-pulumi setup` (it lists "
@@ -62,6 +65,7 @@ def prerequisites(ws: Workspace, spec: AppSpec | None, environ: Mapping[str, str
         checks += [apis.result()] if apis else []
         checks += [backend.result(), secrets.result()]
         checks += [scheduling.result()] if scheduling else []
+        checks += [building.result()] if building else []
     return checks + _spec_prerequisites(spec)
 
 
@@ -94,6 +98,32 @@ def scheduler_check(credentials: Any, project: str, environ: Mapping[str, str]) 
         return Check("scheduler", WARN, f"not granted project-wide: {', '.join(missing)} "
                      "(fine if granted on the accounts and services themselves)")
     return Check("scheduler", PASS, "may create the event jobs, their account and rights")
+
+
+# What the cloud builder asks of the deploying identity: create builds, upload the context,
+# run the build as the stack's build account (and create that account and its bindings).
+BUILD_PERMISSIONS = ("cloudbuild.builds.create", "cloudbuild.builds.get",
+                     "storage.objects.create", "iam.serviceAccounts.actAs",
+                     "iam.serviceAccounts.create", "storage.buckets.create",
+                     "resourcemanager.projects.setIamPolicy")
+
+
+def build_check(credentials: Any, project: str, environ: Mapping[str, str]) -> Check:
+    """May the deploying identity build in Cloud Build as the stack's build account?"""
+    from stx_pulumi.google import GoogleError, project_permissions
+
+    if credentials is None:
+        return Check("cloud build", SKIP, "not checked without credentials")
+    try:
+        missing = project_permissions(credentials, project, BUILD_PERMISSIONS, environ)
+    except GoogleError as err:
+        return Check("cloud build", WARN, f"permissions not checked: {err}")
+    if missing:
+        return Check("cloud build", FAIL, f"missing on {project}: {', '.join(missing)}",
+                     "grant roles/cloudbuild.builds.editor, roles/storage.admin, "
+                     "roles/iam.serviceAccountUser and roles/iam.serviceAccountAdmin (see the "
+                     "README's builders section)")
+    return Check("cloud build", PASS, "may build in Cloud Build as the stack's build account")
 
 
 def _spec_prerequisites(spec: AppSpec | None) -> list[Check]:
@@ -165,6 +195,7 @@ def _apis(spec: AppSpec | None) -> tuple[str, ...]:
     Manager with secret env vars; Cloud Scheduler with event windows."""
     extra = [SECRET_API] if spec and spec.secret_env else []
     extra += [SCHEDULER_API] if spec and spec.windows else []
+    extra += list(BUILD_APIS) if spec and spec.builder == "cloud" else []
     return (*REQUIRED_APIS, *extra)
 
 

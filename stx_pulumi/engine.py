@@ -37,6 +37,11 @@ COMPONENT = "stx:index:StreamtexApp"
 SERVICE_TYPE = "gcp:cloudrunv2/service:Service"
 SECRET_MEMBER_TYPE = "gcp:secretmanager/secretIamMember:SecretIamMember"
 IMAGE_TYPE = "docker:index/image:Image"
+BUILD_BASE_TYPES = ("gcp:artifactregistry/repository:Repository", "gcp:storage/bucket:Bucket",
+                    "gcp:serviceaccount/account:Account",
+                    "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember",
+                    "gcp:storage/bucketIAMMember:BucketIAMMember",
+                    "gcp:projects/iAMMember:IAMMember")
 INSTALL_HINT = ("install it from https://www.pulumi.com/docs/iac/download-install/ "
                 "or run `stx-pulumi install-cli` (needs internet)")
 
@@ -69,6 +74,16 @@ class Deployed:
     image_tag: str | None = None
     port: int | None = None
     services: tuple[str, ...] = ()
+    served_image: str | None = None  # the image the (first) service runs
+    last_release: Mapping[str, Any] | None = None
+    resources: frozenset[str] = frozenset()  # logical names
+
+    def built(self, tag: str) -> str | None:
+        """The image of `tag` a cloud build made and the services run: no new build."""
+        release = self.last_release or {}
+        digest = release.get("digest")
+        return str(digest) if release.get("tag") == tag and digest and (
+            digest == self.served_image) else None
 
 
 @dataclass
@@ -304,6 +319,33 @@ class Engine:
                     result.notices.append("cloudflare:apiToken: replaced the stored token "
                                           "with CLOUDFLARE_API_TOKEN")
         return result
+
+    def prepare_build(self, spec: AppSpec) -> OperationResult:
+        """The cloud builder's registry, bucket and build account made alone (a targeted
+        update, the services untouched), so the first cloud build has where to push."""
+        names = [f"{spec.service_name}-{suffix}" for suffix in (
+            "repo", "build-bucket", "build-sa", "build-push", "build-read", "build-logs")]
+        stack, resources = self._selected(spec.stack)
+        kept = next(((r.get("outputs") or {}) for r in resources
+                     if r.get("type") == "pulumi:pulumi:Stack"), {})
+        kept = {k: v for k, v in kept.items() if _no_secrets(v) == v}  # never a ciphertext
+
+        def program() -> None:
+            from stx_pulumi import program as p
+
+            p.deploy_build_base(spec, kept)
+
+        if stack is None:
+            stack = self._stack(spec.stack, program, create=True)
+        stack.workspace.program = program
+        stack.workspace.env_vars = {**stack.workspace.env_vars, "GOOGLE_PROJECT": spec.project,
+                                    "GOOGLE_REGION": spec.region}
+        urns = [f"urn:pulumi:{spec.stack}::{PROJECT_NAME}::{COMPONENT}${t}::{n}"
+                for t, n in zip(BUILD_BASE_TYPES, names, strict=True)]
+        self._state.pop(spec.stack, None)
+        return self._run(spec.stack, "up", lambda: stack.up(
+            on_event=self._event, target=urns, message="stx-pulumi: registry and build "
+            "account for the first cloud build", color="never"))
 
     def write_config(self, stack_name: str, updates: list[tuple[str, str]],
                      removed: list[str]) -> None:
@@ -632,8 +674,8 @@ def _parse_time(text: str) -> Any:
 
 def _deployed(resources: list[dict[str, Any]]) -> Deployed:
     """What exported resources record of the image and the services."""
-    tag = port = None
-    services = []
+    tag = port = image = None
+    services, releases = [], []
     for res in resources:
         inputs = res.get("inputs") or {}
         if res.get("type") == IMAGE_TYPE:
@@ -641,8 +683,13 @@ def _deployed(resources: list[dict[str, Any]]) -> Deployed:
         elif res.get("type") == SERVICE_TYPE:
             containers = (inputs.get("template") or {}).get("containers") or [{}]
             port = ((containers[0].get("ports") or {}).get("containerPort"))
+            image = image or containers[0].get("image")
             services.append(str(inputs.get("name")))
-    return Deployed(tag, int(port) if port else None, tuple(services))
+        elif res.get("type") == "pulumi:pulumi:Stack":
+            releases = list((res.get("outputs") or {}).get("releases") or [])
+    names = frozenset(str(r.get("urn", "")).rsplit("::", 1)[-1] for r in resources)
+    return Deployed(tag, int(port) if port else None, tuple(services), image,
+                    releases[-1] if releases else None, names)
 
 
 def _no_program() -> None:

@@ -160,6 +160,23 @@ def scan_context(root: Path, ignore: pathspec.PathSpec) -> ContextScan:
                        tuple(largest))
 
 
+def docker_context(root: Path) -> list[str]:
+    """Every file Docker sends as the build context of `root`: the .dockerignore applied as
+    for the content tag, and the Dockerfile and .dockerignore always (Docker sends them even
+    when ignored, it needs them)."""
+    ignore = dockerignore_spec(root)
+    negation = _has_negation(ignore)
+    files = {name for name in ("Dockerfile", ".dockerignore") if (root / name).is_file()}
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = Path(dirpath).relative_to(root).as_posix()
+        prefix = "" if rel_dir == "." else rel_dir + "/"
+        if not negation:
+            dirnames[:] = [d for d in dirnames if not ignore.match_file(prefix + d + "/")]
+        files.update(prefix + name for name in filenames
+                     if not ignore.match_file(prefix + name))
+    return sorted(files)
+
+
 def _is_service_account_key(file: Path) -> bool:
     try:
         data = json.loads(file.read_bytes())

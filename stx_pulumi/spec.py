@@ -11,7 +11,7 @@ import difflib
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -72,7 +72,13 @@ SETTINGS: tuple[Setting, ...] = (
             "A rollback's pin (set by `stx-pulumi rollback`, removed by `up --unpin`)."),
     Setting("stx:protected", None, "true for env prod",
             "Deletion protection; protected envs need explicit confirmation."),
+    Setting("stx:builder", "--builder", "auto",
+            "Where the image is built: local (this machine's Docker), cloud (Cloud Build), "
+            "auto (local when a Docker daemon answers, else cloud)."),
 )
+BUILDERS = ("auto", "local", "cloud")
+# Folders a cloud build would upload on every build unless dockerignored.
+UPLOAD_HEAVY = frozenset({".venv", "venv", ".git", "node_modules"})
 SETTINGS_BY_KEY = {s.key: s for s in SETTINGS}
 
 SERVE_MODE_PORTS = {"dual": 80, "static-only": 80, "streamlit-only": 8501}
@@ -186,6 +192,9 @@ class AppSpec:
     now: datetime = field(default_factory=events.clock)  # the clock every decision reads
 
     pin: Pin | None = None  # a rollback's: the image and revisions every up keeps
+    builder: str = "auto"  # auto, local or cloud; `up` decides auto before the engine
+    built_image: str | None = None  # a cloud build's image (by digest) the services run
+    heavy_folders: tuple[str, ...] = ()  # .venv, .git, node_modules... in the build context
 
     def serving(self, service: ServiceSpec) -> Serving:
         """What `service` serves now: the pin's image and revision, its active window's
@@ -227,6 +236,19 @@ class AppSpec:
     @property
     def service_account_id(self) -> str:
         return service_account_id(self.app, self.env)
+
+    @property
+    def build_account_id(self) -> str:
+        return service_account_id(self.app, self.env, "build")
+
+    @property
+    def staging_bucket(self) -> str:
+        """The cloud builder's upload bucket: per stack (destroy leaves nothing), ≤ 63
+        characters."""
+        name = f"{self.project}-{self.app}-{self.env}-build"
+        if len(name) <= 63:
+            return name
+        return f"{self.project}-{hashlib.sha256(name.encode()).hexdigest()[:12]}-build"
 
     @property
     def registry(self) -> str:
@@ -440,6 +462,12 @@ def build_spec(
                             f"this stack ({', '.join(sorted(books_by_name)) or 'it has none'})")
     expired = tuple(w.name for w in windows if w.expired(now))
     pin = read_pin(settings.get("stx:pin"), problems)
+    builder = reader.text("stx:builder") or "auto"
+    if builder not in BUILDERS:
+        problems.append(f"{option_label('stx:builder')}: {builder!r} is not one of "
+                        f"{', '.join(BUILDERS)}")
+    elif builder == "cloud":
+        _check_upload(source.heavy_folders, problems)
     for window in windows:
         if window.expired(now):
             warnings.append(f"event {window.name} ended {window.end:%Y-%m-%d %H:%M} "
@@ -457,9 +485,29 @@ def build_spec(
         domain=base.domain, cloudflare_zone_id=zone, has_cloudflare_token=has_token,
         folder=folder, env_vars=env_vars, secret_env=secret_env,
         project_is_placeholder=placeholder, warnings=tuple(dict.fromkeys(warnings)),
-        books=tuple(books), now=now, expired=expired, pin=pin,
+        books=tuple(books), now=now, expired=expired, pin=pin, builder=builder,
         windows=tuple(w for w in windows if not w.expired(now)),
+        heavy_folders=tuple(f for f, _ in source.heavy_folders),
     )
+
+
+def _check_upload(heavy: Sequence[tuple[str, int]] | Sequence[str],
+                  problems: list[str]) -> None:
+    """The cloud builder uploads the whole build context on every build: no virtualenv,
+    git history or node_modules in it unless dockerignored."""
+    found = [f if isinstance(f, str) else f[0] for f in heavy]
+    found = [f for f in found if f.rsplit("/", 1)[-1] in UPLOAD_HEAVY]
+    if found:
+        problems.append(f"{option_label('stx:builder')}: cloud uploads the build context on "
+                        f"every build, and it holds {', '.join(f + '/' for f in found)}: add "
+                        "them to .dockerignore")
+
+
+def upload_problem(spec: AppSpec) -> str | None:
+    """Why the cloud builder would refuse this spec's build context, if it would."""
+    problems: list[str] = []
+    _check_upload(spec.heavy_folders, problems)
+    return problems[0] if problems else None
 
 
 def _service(reader: _Reader, name: str, book: str | None, folder: str | None, region: str,

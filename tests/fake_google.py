@@ -10,6 +10,7 @@ benchmark).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -39,6 +40,11 @@ class FakeGoogle:
         self.log_queries: list[dict[str, Any]] = []
         self.policies: dict[str, dict[str, Any]] = {}  # ".../services/S" or ".../serviceAccounts/E"
         self.requests: list[tuple[str, str, str]] = []  # method, path, authorization
+        self.uploads: dict[str, bytes] = {}  # Cloud Storage: "bucket/object" → the bytes
+        self.builds: list[dict[str, Any]] = []  # Cloud Build: the Build of each create
+        self.build_fails = False
+        self.build_log = ["Step #0: COPY . /app", "Step #0: RUN uv sync --frozen",
+                          "Step #0: error: the lockfile needs to be updated"]
         self._server: Any = None
 
     @property
@@ -75,7 +81,23 @@ class FakeGoogle:
                 fake.requests.append(("POST", self.path, ""))
                 time.sleep(fake.delay)
                 path = urlparse(self.path).path
-                if path.endswith("/entries:list"):  # Cloud Logging
+                if path.startswith("/upload/storage/v1/b/"):  # Cloud Storage: media upload
+                    bucket = path.split("/b/", 1)[1].split("/", 1)[0]
+                    name = parse_qs(urlparse(self.path).query)["name"][0]
+                    fake.uploads[f"{bucket}/{name}"] = body
+                    self.answer(200, {"bucket": bucket, "name": name, "size": str(len(body))})
+                elif path.endswith("/builds"):  # Cloud Build: create, a long operation
+                    fake.builds.append(json.loads(body))
+                    n = len(fake.builds)
+                    parent = path.removeprefix("/v1/").removesuffix("/builds")
+                    self.answer(200, {"name": f"{parent}/operations/build-{n}", "done": False,
+                                      "metadata": {"build": {"id": f"build-{n}", "logUrl":
+                                                   f"https://console.cloud.google.com/"
+                                                   f"cloud-build/builds/build-{n}"}}})
+                elif path.endswith("/entries:list") and "build_id" in body.decode():
+                    self.answer(200, {"entries": [{"textPayload": line}
+                                                  for line in reversed(fake.build_log)]})
+                elif path.endswith("/entries:list"):  # Cloud Logging
                     query = json.loads(body or b"{}")
                     fake.log_queries.append(query)
                     since = query["filter"].rsplit('timestamp>="', 1)[1].rstrip('"')
@@ -128,6 +150,25 @@ class FakeGoogle:
                                                    for p, n in fake.projects]})
                 elif url.path.endswith("/billingInfo"):
                     self.answer(200, {"billingEnabled": fake.billing})
+                elif "/operations/build-" in url.path:  # Cloud Build: the build is done
+                    n = int(url.path.rsplit("-", 1)[1])
+                    request = fake.builds[n - 1]
+                    source = request["source"]["storageSource"]
+                    data = fake.uploads[f"{source['bucket']}/{source['object']}"]
+                    status = "FAILURE" if fake.build_fails else "SUCCESS"
+                    build = {"id": f"build-{n}", "status": status,
+                             "logUrl": f"https://console.cloud.google.com/cloud-build/builds/"
+                                       f"build-{n}",
+                             "steps": [{**step, "status": status} for step in request["steps"]],
+                             "results": {} if fake.build_fails else {"images": [
+                                 {"name": request["images"][0], "digest": "sha256:" +
+                                  hashlib.sha256(data).hexdigest()}]}}
+                    if fake.build_fails:
+                        build["failureInfo"] = {"type": "USER_BUILD_STEP", "detail":
+                                                "Build step failure: build step 0 "
+                                                '"gcr.io/cloud-builders/docker" failed: step '
+                                                "exited with non-zero status: 1"}
+                    self.answer(200, {"name": url.path[4:], "done": True, "response": build})
                 elif url.path.startswith("/v1/operations/"):
                     self.answer(200, {"name": url.path[4:], "done": True})
                 elif "/quotaInfos/" in url.path:

@@ -3,7 +3,7 @@ cancel. Each command builds the spec, calls the engine (or the offline plan), re
 
 import os
 import re
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
@@ -144,19 +144,69 @@ def _refusals(spec: Any, deployed: Any, yes: bool) -> None:
                          "go ahead")
 
 
-def _preflight(engine: Any, spec: Any, reading: Any) -> None:
+def _preflight(engine: Any, spec: Any, reading: Any, resolved: Any) -> None:
     """The checks this `up` needs, concurrently, while the state is read (`reading`): no
-    Docker when the tag is already deployed (a scale-only change builds nothing)."""
+    Docker when the tag is already deployed (a scale-only change builds nothing) or Cloud
+    Build builds it (`resolved`: the spec with its builder decided)."""
     from stx_pulumi.checks import PASS, SKIP, Check
     from stx_pulumi.doctor import docker_check, require
 
     def docker() -> Check:
+        if resolved.result().builder == "cloud":
+            return Check("docker", SKIP, "the cloud builder needs no Docker")
         if reading.result().image_tag == spec.image_tag:
             return Check("docker", SKIP, f"nothing to build: {spec.image_tag} is deployed")
         return docker_check(os.environ)
 
     require(engine.ws, spec, os.environ, docker=docker, pulumi=lambda: Check(
         "pulumi", PASS, f"Pulumi CLI {engine.command.version}"))
+
+
+def _builder(spec: Any, deployed: Any) -> Any:
+    """`auto` decided: the builder of what is deployed when nothing is to be built (a
+    scale-only change or a pin), else local when a Docker daemon answers, else cloud."""
+    from stx_pulumi.checks import PASS
+    from stx_pulumi.doctor import docker_check
+    from stx_pulumi.spec import upload_problem
+
+    if spec.builder != "auto":
+        return spec
+    cloud_made = f"{spec.service_name}-build-sa" in deployed.resources
+    if spec.pin is not None or deployed.built(spec.image_tag):
+        return replace(spec, builder="cloud" if cloud_made else "local")
+    if deployed.image_tag == spec.image_tag or docker_check(os.environ).status == PASS:
+        return replace(spec, builder="local")
+    if upload_problem(spec):
+        raise InputError(f"{upload_problem(spec)} (no Docker daemon answers, so the image "
+                         "would be built in Cloud Build)")
+    render.info("no Docker daemon answers: the image is built in Cloud Build (`--builder "
+                "local` insists on Docker)")
+    return replace(spec, builder="cloud")
+
+
+def _cloud_build(engine: Any, spec: Any, deployed: Any, progress: Any) -> Any:
+    """The spec with the image Cloud Build made of its tag: built now (the registry and build
+    account made first on the first build), or the one already built and serving."""
+    from stx_pulumi import cloudbuild, google
+    from stx_pulumi.source import docker_context
+
+    built = deployed.built(spec.image_tag)
+    if built:
+        render.info(f"{spec.image_tag} was built in Cloud Build already: nothing to build")
+        return replace(spec, built_image=built)
+    if not {f"{spec.service_name}-{n}" for n in ("repo", "build-bucket", "build-sa",
+                                                   "build-push")} <= deployed.resources:
+        render.info("first cloud build: the registry, staging bucket and build account are "
+                    "made first")
+        with progress:
+            engine.prepare_build(spec)
+        progress.rows.clear()  # the update that follows has its own
+    credentials, _ = google.required_credentials(os.environ)
+    files = docker_context(spec.source)
+    render.info(f"uploading {spec.context or spec.source} ({len(files)} files) to "
+                f"gs://{spec.staging_bucket}")
+    return replace(spec, built_image=cloudbuild.build(credentials, spec, files, os.environ,
+                                                      on_progress=render.info))
 
 
 def _check_wait(wait_timeout: float, poll_interval: float) -> None:
@@ -314,19 +364,28 @@ def run_up(app_name: str | None, options: DeployOptions, overrides: dict[str, An
     engine, progress = open_engine(ws, f"up {spec.stack}", quiet=quiet)
     with ThreadPoolExecutor(max_workers=2) as pool:  # the state read and the checks at once
         reading = pool.submit(engine.deployed, spec.stack)
-        checking = None if skip_checks else pool.submit(_preflight, engine, spec, reading)
-        _refusals(spec, reading.result(), yes)
+        resolved: Future[Any] = Future()
+        checking = None if skip_checks else pool.submit(_preflight, engine, spec, reading,
+                                                        resolved)
+        deployed = reading.result()
+        try:
+            _refusals(spec, deployed, yes)
+            spec = _builder(spec, deployed)
+        finally:
+            resolved.set_result(spec)
         if checking is not None:  # exit 3 before the engine starts: nothing half-created
             checking.result()
     engine.prepare()
     _passphrase_notice(engine)
     for notice in notices:
         render.info(notice)
-    if spec.pin is None:
-        render.info(f"building {ws.relative(spec.source)} as {spec.image_tag}")
-    else:
+    if spec.pin is not None:
         render.info(f"pinned to release {spec.pin.release} by a rollback: the source is not "
                     "built (`up --unpin` deploys it)")
+    elif spec.builder == "cloud":
+        spec = _cloud_build(engine, spec, deployed, progress)
+    else:
+        render.info(f"building {ws.relative(spec.source)} as {spec.image_tag}")
     token = os.environ.get("CLOUDFLARE_API_TOKEN") if spec.cloudflare_dns else None
     removed = [k for k in unset_keys(unset) if drop_setting(dict(config), k)]
     removed += [f"stx:events.{name}" for name in spec.expired]  # windows over
@@ -394,7 +453,14 @@ def _preview(app_name: str | None, options: DeployOptions, overrides: dict[str, 
     for window in spec.windows:
         render.info(f"event {window.describe()}: pending")
     engine, progress = open_engine(ws, f"preview {spec.stack}", quiet=quiet, diff=diff)
-    render.info(f"building {ws.relative(spec.source)} as {spec.image_tag}")
+    if spec.builder != "local":  # what is built where depends on what is deployed
+        deployed = engine.deployed(spec.stack)
+        spec = _builder(spec, deployed)
+        built = deployed.built(spec.image_tag) if spec.builder == "cloud" else None
+        spec = replace(spec, built_image=built)
+    if spec.pin is None and not spec.built_image:
+        where = " in Cloud Build" if spec.builder == "cloud" else ""
+        render.info(f"building {ws.relative(spec.source)} as {spec.image_tag}{where}")
     with progress:
         return engine.preview(spec, diff=diff)
 

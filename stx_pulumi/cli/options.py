@@ -78,6 +78,7 @@ class DeployOptions:
     book: tuple[str, ...] = ()
     env_var: tuple[str, ...] = ()
     secret_env: tuple[str, ...] = ()
+    builder: str | None = None
 
     def overrides(self, cwd: Path) -> dict[str, Any]:
         """The options as stack config keys (unset options are left out); `--max 20` sets
@@ -93,6 +94,7 @@ class DeployOptions:
             "stx:port": self.port,
             "stx:public": self.public,
             "stx:cloudflareZoneId": self.cloudflare_zone,
+            "stx:builder": self.builder,
             "stx:folder": self.folder,
             "stx:envVars": _pairs("--env-var", "K=V", self.env_var),
             "stx:secretEnv": _pairs("--secret-env", "VAR=SECRET[:VERSION]", self.secret_env),
@@ -185,6 +187,10 @@ _DEPLOY_PARAMS = [
             "--book", metavar="NAME=FOLDER", help="A book of the build context, served by "
             "its own service <app>-NAME-<env> from the one image (repeatable). The options "
             "marked BOOK= set one book's value.")], None),
+        ("builder", Annotated[str | None, _opt(
+            "--builder", help="Where the image is built: local (this machine's Docker), cloud "
+            "(Cloud Build, no Docker needed), auto: local when a Docker daemon answers, else "
+            "cloud. Default: auto.")], None),
         ("env_var", Annotated[list[str] | None, _opt(
             "--env-var", help="Extra environment variable K=V (repeatable).")], None),
         ("secret_env", Annotated[list[str] | None, _opt(

@@ -1,7 +1,7 @@
 """The Pulumi program: the `StreamtexApp` component that puts one AppSpec on Cloud Run.
 
 - `app`: the component (registry, image, runtime identity, secret access, outputs);
-- `image`: how the image is built;
+- `image`: how the image is built (locally); `build`: the cloud builder's bucket and account;
 - `service`: one Cloud Run service with its public access, domain mapping and DNS record
   (the app's, or one per book);
 - `config`: the program as `Pulumi.yaml`'s `main` runs it, from the stack's config.
@@ -10,7 +10,7 @@ Imported only when a command needs Pulumi (never by `--help`); `pulumi_cloudflar
 only when the spec asks for a Cloudflare DNS record.
 """
 
-from stx_pulumi.program.app import COMPONENT_TYPE, StreamtexApp, deploy
+from stx_pulumi.program.app import COMPONENT_TYPE, StreamtexApp, deploy, deploy_build_base
 from stx_pulumi.program.config import (
     cloudflare_token,
     deploy_from_config,
@@ -18,5 +18,6 @@ from stx_pulumi.program.config import (
     workspace_root,
 )
 
-__all__ = ["COMPONENT_TYPE", "StreamtexApp", "cloudflare_token", "deploy", "deploy_from_config",
+__all__ = ["COMPONENT_TYPE", "StreamtexApp", "cloudflare_token", "deploy", "deploy_build_base",
+           "deploy_from_config",
            "settings_from_config", "workspace_root"]

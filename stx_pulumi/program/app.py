@@ -10,6 +10,7 @@ from typing import Any
 import pulumi
 from pulumi_gcp import artifactregistry, secretmanager, serviceaccount
 
+from stx_pulumi.program.build import build_base
 from stx_pulumi.program.image import local_image
 from stx_pulumi.program.schedule import schedule
 from stx_pulumi.program.service import serve
@@ -32,6 +33,7 @@ class StreamtexApp(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
         migration: Migration | None = None,
         build_turn: Any = None,
+        build_base_only: bool = False,
     ) -> None:
         super().__init__(COMPONENT_TYPE, name, {}, opts)
         self.spec = spec
@@ -50,6 +52,11 @@ class StreamtexApp(pulumi.ComponentResource):
             cleanup_policies=_cleanup_policies(),
             opts=child,
         )
+        if build_base_only:  # the first cloud build's registry and build account, alone
+            self.build_base = build_base(name, spec, self.repository, self)
+            self.outputs: dict[str, Any] = {}
+            self.register_outputs({})
+            return
         # Pinned by a rollback: the release's image runs and nothing is built. The image
         # resource stays as it is while the source is the one last built; otherwise it
         # leaves the state (its image stays in the registry: retain_on_delete).
@@ -58,8 +65,14 @@ class StreamtexApp(pulumi.ComponentResource):
         self.image = local_image(
             name, spec, migration.image_context or spec.build_context,
             self.repository.repository_id, self, build_turn if new_tag else None
-        ) if building else None
-        digest = spec.pin.digest if spec.pin else self.image.repo_digest  # type: ignore
+        ) if building and spec.builder != "cloud" else None
+        # the cloud builder: its resources, and the image `up` had it build (before the
+        # first build they are made alone, when the services are not touched)
+        self.build_base = build_base(name, spec, self.repository, self) if (
+            spec.builder == "cloud") else []
+        digest = spec.pin.digest if spec.pin else (
+            spec.built_image or spec.image_name if spec.builder == "cloud"
+            else self.image.repo_digest)  # type: ignore[union-attr]
         self.service_account = serviceaccount.Account(
             f"{name}-run-sa",
             account_id=spec.service_account_id,
@@ -77,7 +90,7 @@ class StreamtexApp(pulumi.ComponentResource):
         self.service, self.public_access = first.service, first.public_access
         self.domain_mapping, self.dns_record = first.domain_mapping, first.dns_record
 
-        self.outputs: dict[str, Any] = {
+        self.outputs = {
             "image": digest,
             "image_tag": spec.image_tag,
             "region": spec.region,
@@ -91,6 +104,8 @@ class StreamtexApp(pulumi.ComponentResource):
         if migration.record is not None:
             self.outputs["releases"] = _releases(migration, _served_digest(spec, migration,
                                                                            digest), self.served)
+        elif migration.releases:  # an update that records none keeps those recorded
+            self.outputs["releases"] = list(migration.releases)
         if spec.windows:
             self.outputs["events"] = {w.name: w.describe().partition(": ")[2]
                                       for w in spec.windows}
@@ -136,17 +151,28 @@ def deploy(spec: AppSpec, cloudflare_token: pulumi.Input[str] | None = None,
 _LOADING = threading.Lock()
 
 
+def deploy_build_base(spec: AppSpec, outputs: Mapping[str, Any]) -> StreamtexApp:
+    """The program of the first cloud build's targeted update: the registry and build base
+    alone (the same names as in `deploy`), the stack's outputs kept as they were."""
+    _load_modules()
+    app = StreamtexApp(spec.service_name, spec, build_base_only=True)
+    for key, value in outputs.items():
+        pulumi.export(key, value)
+    return app
+
+
 def _load_modules() -> None:
     """Load pulumi_gcp's lazily loaded modules one thread at a time: a fleet runs programs in
     threads, and on Python before 3.12.3 a lazily loaded module's attributes can be missing
     for a second thread while the first loads it (CPython gh-114763)."""
-    from pulumi_gcp import cloudrun, cloudrunv2, cloudscheduler, organizations
+    from pulumi_gcp import cloudrun, cloudrunv2, cloudscheduler, organizations, projects, storage
 
     with _LOADING:
         for module, name in ((artifactregistry, "Repository"), (secretmanager, "SecretIamMember"),
                              (serviceaccount, "Account"), (organizations, "get_client_config"),
                              (cloudrun, "DomainMapping"), (cloudrunv2, "Service"),
-                             (cloudscheduler, "Job")):
+                             (cloudscheduler, "Job"), (projects, "IAMMember"),
+                             (storage, "Bucket")):
             getattr(module, name)
 
 

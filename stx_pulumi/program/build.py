@@ -1,0 +1,54 @@
+"""The cloud builder's resources: the staging bucket the build context is uploaded to, and
+the build service account with push rights on this app's repository and log writing only.
+The build itself runs before the engine (`stx_pulumi.cloudbuild`); the services run the image
+it pushed, by digest."""
+
+from __future__ import annotations
+
+import pulumi
+from pulumi_gcp import artifactregistry, projects, serviceaccount, storage
+
+from stx_pulumi.spec import AppSpec
+
+STAGING_DAYS = 3  # uploads are deleted after this many days: nothing paid at idle
+
+
+def build_base(name: str, spec: AppSpec, repository: artifactregistry.Repository,
+               parent: pulumi.Resource) -> list[pulumi.Resource]:
+    """Bucket, build account and its three bindings; every one of them named here so the
+    first cloud build can create them alone (a targeted update) before building."""
+    child = pulumi.ResourceOptions(parent=parent)
+    bucket = storage.Bucket(
+        f"{name}-build-bucket",
+        name=spec.staging_bucket,
+        project=spec.project,
+        location=spec.region,
+        uniform_bucket_level_access=True,
+        public_access_prevention="enforced",
+        force_destroy=True,  # destroy empties it: only build uploads live there
+        soft_delete_policy=storage.BucketSoftDeletePolicyArgs(retention_duration_seconds=0),
+        lifecycle_rules=[storage.BucketLifecycleRuleArgs(
+            action=storage.BucketLifecycleRuleActionArgs(type="Delete"),
+            condition=storage.BucketLifecycleRuleConditionArgs(age=STAGING_DAYS))],
+        labels=spec.labels,
+        opts=child,
+    )
+    account = serviceaccount.Account(
+        f"{name}-build-sa",
+        account_id=spec.build_account_id,
+        display_name=f"StreamTeX {spec.app} ({spec.env}) cloud builds",
+        project=spec.project,
+        opts=child,
+    )
+    member = account.email.apply(lambda email: f"serviceAccount:{email}")
+    push = artifactregistry.RepositoryIamMember(
+        f"{name}-build-push", project=spec.project, location=spec.region,
+        repository=repository.repository_id, role="roles/artifactregistry.writer", member=member,
+        opts=child)
+    read = storage.BucketIAMMember(
+        f"{name}-build-read", bucket=bucket.name, role="roles/storage.objectViewer",
+        member=member, opts=child)
+    logs = projects.IAMMember(
+        f"{name}-build-logs", project=spec.project, role="roles/logging.logWriter",
+        member=member, opts=child)
+    return [bucket, account, push, read, logs]
