@@ -93,8 +93,10 @@ def build(credentials: Any, spec: Any, files: Sequence[str], environ: Mapping[st
                                 post=build_request(spec, spec.staging_bucket, name))
     except google.GoogleError as err:
         raise EngineError(f"Cloud Build did not take the build: {err}",
-                          hint="enable the Cloud Build API (`stx-pulumi setup`); you need "
-                          "roles/cloudbuild.builds.editor and to act as the build account"
+                          hint="the Cloud Build and Storage APIs must be enabled (`stx-pulumi "
+                          "setup` enables them once a stack file sets `stx:builder: cloud`); "
+                          "you need roles/cloudbuild.builds.editor and to act as the build "
+                          "account (`stx-pulumi doctor APP --builder cloud` checks)"
                           ) from None
     found = (operation.get("metadata") or {}).get("build") or {}
     log_url = str(found.get("logUrl") or "")

@@ -96,7 +96,19 @@ def estimate(spec: AppSpec, prices: Prices, users: int | None = None,
                                for k, v in SOURCES.items()}
     if spec.windows:
         result["events"] = windows_cost(spec, prices)
+    if spec.builder == "cloud":
+        result["cloud_builds"] = cloud_builds(prices)
     return result
+
+
+BUILD_MINUTES = 5  # one build of a StreamTeX app (uv sync, the HTML export) in Cloud Build
+
+
+def cloud_builds(prices: Prices) -> dict[str, Any]:
+    """Cloud Build minutes: free up to the monthly free tier, then per minute."""
+    free_builds = int(prices.free_build_minutes // BUILD_MINUTES)
+    return {"minutes_per_build": BUILD_MINUTES, "free_builds_monthly": free_builds,
+            "usd_per_build_beyond": round(BUILD_MINUTES * prices.build_minute, 3)}
 
 
 def window_cost(spec: AppSpec, window: Window, prices: Prices) -> dict[str, Any]:

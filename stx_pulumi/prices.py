@@ -1,4 +1,5 @@
-"""Cloud Run, Artifact Registry and Cloud Scheduler prices, in USD, with where each comes from.
+"""Cloud Run, Artifact Registry, Cloud Scheduler and Cloud Build prices, in USD, with where each
+comes from.
 
 Tier 1 regions, request-based billing (the program sets `cpu_idle`), checked 2026-11.
 `stx-pulumi cost --prices FILE` overrides any of them with a JSON object of the same keys.
@@ -32,6 +33,8 @@ class Prices:
     free_requests: float = 2_000_000
     free_registry_gb: float = 0.5
     scheduler_job_31_days: float = 0.10  # billed per day; 3 free jobs per billing account
+    build_minute: float = 0.006  # Cloud Build's default pool, e2-standard-2
+    free_build_minutes: float = 2_500  # per billing account per month (promotional)
 
 
 SOURCES = {
@@ -46,6 +49,8 @@ SOURCES = {
     "free_requests": SECONDARY,
     "free_registry_gb": "cloud.google.com/artifact-registry/pricing",
     "scheduler_job_31_days": "cloud.google.com/scheduler/pricing",
+    "build_minute": "cloud.google.com/build/pricing",
+    "free_build_minutes": "cloud.google.com/build/pricing",
 }
 
 

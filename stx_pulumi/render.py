@@ -31,6 +31,10 @@ TYPE_LABELS = {
     "gcp:cloudrunv2/serviceIamMember:ServiceIamMember": "Public access",
     "gcp:serviceaccount/iAMMember:IAMMember": "Service account access",
     "gcp:cloudscheduler/job:Job": "Scheduler job",
+    "gcp:storage/bucket:Bucket": "Staging bucket",
+    "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember": "Build push access",
+    "gcp:storage/bucketIAMMember:BucketIAMMember": "Build upload access",
+    "gcp:projects/iAMMember:IAMMember": "Build log access",
     "gcp:cloudrun/domainMapping:DomainMapping": "Domain mapping",
     "pulumi:providers:cloudflare": "Cloudflare provider",
     "cloudflare:index/dnsRecord:DnsRecord": "Cloudflare DNS record",
@@ -165,8 +169,19 @@ def _details(r: PlannedResource) -> list[str]:
         return [f"{i.get('imageName') or UNKNOWN}",
                 f"built for {build.get('platform')} from {_near(build.get('context'))}, pushed"]
     if r.type == "gcp:serviceaccount/account:Account":
+        if r.name.endswith("-build-sa"):
+            return [f"{i.get('accountId')}: cloud build identity, pushes to this repository "
+                    "and writes logs only"]
         role = "event scheduler" if str(i.get("accountId")).endswith("-sched") else "runtime"
         return [f"{i.get('accountId')}: {role} identity, no project-level roles"]
+    if r.type == "gcp:storage/bucket:Bucket":
+        age = ((i.get("lifecycleRules") or [{}])[0].get("condition") or {}).get("age")
+        return [f"gs://{i.get('name')} in {i.get('location')}: build uploads, deleted after "
+                f"{age} days"]
+    if r.type in ("gcp:artifactregistry/repositoryIamMember:RepositoryIamMember",
+                  "gcp:storage/bucketIAMMember:BucketIAMMember",
+                  "gcp:projects/iAMMember:IAMMember"):
+        return [f"build account → {i.get('role')}"]
     if r.type == "gcp:serviceaccount/iAMMember:IAMMember":
         return [f"{i.get('member')} → {i.get('role')} on the runtime account"]
     if r.type == "gcp:cloudscheduler/job:Job":
@@ -464,6 +479,10 @@ def cost(spec: Any, data: dict[str, Any]) -> None:
                       f"${window['total_usd']:.2f} ({safe(window['detail'])})")
     for month, total in (data.get("events") or {}).get("months_usd", {}).items():
         console.print(f"  {month} with its events and the idle month: ${total:.2f}")
+    if builds := data.get("cloud_builds"):
+        console.print(f"  cloud builds: about {builds['free_builds_monthly']:,} a month free "
+                      f"({builds['minutes_per_build']} min each), then "
+                      f"${builds['usd_per_build_beyond']:.3f} per build")
     idle = data["idle_monthly"]
     console.print(f"  idle, per month: ${idle['total_usd']:.2f} (min instances "
                   f"${idle['min_instances_usd']:.2f}, {idle['stored_gb']:g} GB of images "

@@ -135,9 +135,13 @@ def _apis(credentials: Any, needed: list[str], confirm: Callable[[list[str]], bo
 
 def needed_apis(ws: Workspace) -> list[str]:
     """The APIs the workspace's stacks use: Cloud Run, Artifact Registry and IAM always;
-    Secret Manager with secret env vars, Cloud Scheduler with event windows."""
+    Secret Manager with secret env vars, Cloud Scheduler with event windows, Cloud Build and
+    Cloud Storage with the cloud builder (`stx:builder: cloud`)."""
     apis = list(BASE_APIS)
     for config in _stack_configs(ws):
+        for api in ("cloudbuild.googleapis.com", "storage.googleapis.com"):
+            if config.get("stx:builder") == "cloud" and api not in apis:
+                apis.append(api)
         if config.get("stx:secretEnv") and "secretmanager.googleapis.com" not in apis:
             apis.append("secretmanager.googleapis.com")
         if config.get("stx:events") and "cloudscheduler.googleapis.com" not in apis:

@@ -192,3 +192,25 @@ def test_auto_builds_in_the_cloud_without_docker_and_refuses_a_heavy_upload(
     assert result.exit_code == 0, result.output
     assert "no Docker daemon answers: the image is built in Cloud Build" in result.output
     assert len(google.builds) == 1
+
+
+def test_builder_input_cost_and_doctor(workspace: Path, pulumi_cli: PulumiStandIn,
+                                       google: FakeGoogle) -> None:
+    bad = stx("plan", "hello-course", "--builder", "docker")
+    assert bad.exit_code == 2
+    assert "stx:builder (--builder): 'docker' is not one of auto, local, cloud" in bad.output
+    cost = json.loads(stx("cost", "hello-course", "--builder", "cloud", "--json").stdout)
+    assert cost["cloud_builds"] == {"minutes_per_build": 5, "free_builds_monthly": 500,
+                                    "usd_per_build_beyond": 0.03}
+    assert cost["price_sources"]["build_minute"] == "cloud.google.com/build/pricing"
+    assert "cloud_builds" not in json.loads(stx("cost", "hello-course", "--json").stdout)
+    google.denied = {"cloudbuild.builds.create", "iam.serviceAccounts.actAs"}
+    google.disabled = {"cloudbuild.googleapis.com"}
+    result = stx("doctor", "hello-course", "--builder", "cloud", "--json")
+    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    assert checks["cloud build"]["status"] == "fail"
+    assert "cloudbuild.builds.create, iam.serviceAccounts.actAs" in checks["cloud build"][
+        "detail"]
+    assert "cloudbuild.googleapis.com" in checks["apis"]["detail"]
+    local = json.loads(stx("doctor", "hello-course", "--json").stdout)
+    assert "cloud build" not in {c["name"] for c in local["checks"]}

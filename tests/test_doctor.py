@@ -183,8 +183,8 @@ def test_uncommitted_app_folder_warns(workspace: Path, pulumi_cli: PulumiStandIn
 
 def test_up_stops_with_3_before_the_engine(workspace: Path, pulumi_cli: PulumiStandIn,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("STANDIN_DOCKER_DOWN", "1")
-    result = stx("up", "hello-course", "--yes")
+    monkeypatch.setenv("STANDIN_DOCKER_DOWN", "1")  # the local builder needs it (auto would
+    result = stx("up", "hello-course", "--yes", "--builder", "local")  # build in the cloud)
     assert result.exit_code == 3
     assert "docker: the Docker daemon is not reachable" in result.output
     assert "stack select" not in pulumi_cli.commands()

@@ -129,9 +129,11 @@ def test_a_scale_only_up_needs_no_docker_and_skip_checks_skips_all(
     result = stx("up", "hello-course", "--max", "14", "--yes", "--no-verify")
     assert result.exit_code == 0, result.output  # the tag is deployed: nothing to build
     (workspace / "examples" / "hello-course" / "book.py").write_text("# edited\n")
-    result = stx("up", "hello-course", "--yes", "--no-verify")
+    # a new tag to build: the local builder needs the daemon (auto would build in the cloud)
+    result = stx("up", "hello-course", "--yes", "--no-verify", "--builder", "local")
     assert result.exit_code == 3 and "docker: the Docker daemon is not reachable" in (
         result.output)
     monkeypatch.setenv("CLOUDSDK_CONFIG", str(workspace / "nobody-logged-in"))
-    result = stx("up", "hello-course", "--yes", "--no-verify", "--skip-checks")
+    result = stx("up", "hello-course", "--yes", "--no-verify", "--skip-checks", "--builder",
+                 "local")
     assert result.exit_code == 0, result.output  # CI: checked once with doctor

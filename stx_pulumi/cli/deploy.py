@@ -367,8 +367,8 @@ def run_up(app_name: str | None, options: DeployOptions, overrides: dict[str, An
         resolved: Future[Any] = Future()
         checking = None if skip_checks else pool.submit(_preflight, engine, spec, reading,
                                                         resolved)
-        deployed = reading.result()
-        try:
+        try:  # the checks wait for the builder: it is decided whatever happens here
+            deployed = reading.result()
             _refusals(spec, deployed, yes)
             spec = _builder(spec, deployed)
         finally:
