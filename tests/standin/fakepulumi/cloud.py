@@ -13,6 +13,8 @@ import json
 import os
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -52,15 +54,14 @@ class Cloud:
         return json.loads(self.services_file.read_text())
 
     def _service(self, op: str, old: dict | None, new: dict | None) -> None:
-        with self.lock:
+        with self.lock, _shared(self.services_file):
             live = self.services()
             if old is not None and op in ("delete", "replace"):
                 live.pop(unwrap(old["inputs"]).get("name"), None)
             if new is not None and op in ("create", "update", "replace"):
                 inputs = unwrap(new["inputs"])
                 live[inputs.get("name")] = inputs.get("scaling") or {}
-            self.services_file.parent.mkdir(parents=True, exist_ok=True)
-            self.services_file.write_text(json.dumps(live, indent=1))
+            _write(self.services_file, live)
 
     def refreshed(self, res: dict[str, Any]) -> dict[str, Any]:
         """A resource as the cloud has it now: a service's scaling may have been changed
@@ -83,16 +84,30 @@ class Cloud:
             return
         if (new or old or {}).get("type") != SECRET_MEMBER:
             return
-        with self.lock:
+        with self.lock, _shared(self.file):
             bindings = self.bindings()
             if old is not None and op in ("delete", "replace"):
                 _member(bindings, old, add=False)
             if new is not None and op in ("create", "replace"):
                 _member(bindings, new, add=True)
-            self.file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.file.with_suffix(".tmp")
-            tmp.write_text(json.dumps(bindings, indent=1))
-            tmp.replace(self.file)
+            _write(self.file, bindings)
+
+
+@contextmanager
+def _shared(file: Path) -> Iterator[None]:
+    """One process at a time reads and writes `file` (a fleet runs several updates at once)."""
+    import fcntl
+
+    file.parent.mkdir(parents=True, exist_ok=True)
+    with open(file.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _write(file: Path, data: Any) -> None:
+    tmp = file.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    tmp.replace(file)
 
 
 def _member(bindings: dict[str, list[str]], res: dict[str, Any], add: bool) -> None:
