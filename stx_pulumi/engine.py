@@ -29,6 +29,7 @@ from stx_pulumi.errors import (
     StackLockedError,
 )
 from stx_pulumi.spec import AppSpec, Migration, secret_member_name, split_stack_name
+from stx_pulumi.status import url_text
 from stx_pulumi.workspace import PROJECT_NAME, Workspace, create_workspace, home_dir
 
 MIN_CLI_VERSION = "3.181.0"  # inline refresh and destroy need it
@@ -283,16 +284,8 @@ class Engine:
         update succeeded: a refused, failed or interrupted `up` leaves it byte for byte.
         `build_turn`: a fleet's build slot, held by the program while its image builds."""
         carried: dict[str, Migration] = {}
-        program = _program(spec, cloudflare_token, carried, build_turn)
-        stack, resources = self._selected(spec.stack)
-        if stack is None:
-            stack = self._stack(spec.stack, program, create=True)
-        stack.workspace.program = program
-        # The settings reach the stack file only after success: the default gcp provider gets
-        # the project and region from its environment meanwhile (a first up has no config;
-        # GOOGLE_PROJECT comes first of its project variables: Pulumi registry, GCP setup).
-        stack.workspace.env_vars = {**stack.workspace.env_vars, "GOOGLE_PROJECT": spec.project,
-                                    "GOOGLE_REGION": spec.region}
+        resources = self._selected(spec.stack)[1]
+        stack = self._ready(spec, _program(spec, cloudflare_token, carried, build_turn))
         migration = self._migration(resources, spec)
         carried["migration"] = replace(migration, record=releases.record(
             list(migration.releases), spec.image_tag, message, kind, self.environ, spec.now))
@@ -323,10 +316,7 @@ class Engine:
     def prepare_build(self, spec: AppSpec) -> OperationResult:
         """The cloud builder's registry, bucket and build account made alone (a targeted
         update, the services untouched), so the first cloud build has where to push."""
-        names = [f"{spec.service_name}-{suffix}" for suffix in (
-            "repo", "build-bucket", "build-sa", "build-push", "build-read", "build-logs")]
-        stack, resources = self._selected(spec.stack)
-        kept = next(((r.get("outputs") or {}) for r in resources
+        kept = next(((r.get("outputs") or {}) for r in self._selected(spec.stack)[1]
                      if r.get("type") == "pulumi:pulumi:Stack"), {})
         kept = {k: v for k, v in kept.items() if _no_secrets(v) == v}  # never a ciphertext
 
@@ -335,17 +325,24 @@ class Engine:
 
             p.deploy_build_base(spec, kept)
 
-        if stack is None:
-            stack = self._stack(spec.stack, program, create=True)
-        stack.workspace.program = program
-        stack.workspace.env_vars = {**stack.workspace.env_vars, "GOOGLE_PROJECT": spec.project,
-                                    "GOOGLE_REGION": spec.region}
+        stack = self._ready(spec, program)
         urns = [f"urn:pulumi:{spec.stack}::{PROJECT_NAME}::{COMPONENT}${t}::{n}"
-                for t, n in zip(BUILD_BASE_TYPES, names, strict=True)]
+                for t, n in zip(BUILD_BASE_TYPES, spec.build_base_names, strict=True)]
         self._state.pop(spec.stack, None)
         return self._run(spec.stack, "up", lambda: stack.up(
             on_event=self._event, target=urns, message="stx-pulumi: registry and build "
             "account for the first cloud build", color="never"))
+
+    def _ready(self, spec: AppSpec, program: Callable[[], None]) -> auto.Stack:
+        """The stack (made if new) set to run `program`. The settings reach the stack file
+        only after success: the default gcp provider gets the project and region from its
+        environment meanwhile (a first up has no config; GOOGLE_PROJECT comes first of its
+        project variables: Pulumi registry, GCP setup)."""
+        stack = self._selected(spec.stack)[0] or self._stack(spec.stack, program, create=True)
+        stack.workspace.program = program
+        stack.workspace.env_vars = {**stack.workspace.env_vars, "GOOGLE_PROJECT": spec.project,
+                                    "GOOGLE_REGION": spec.region}
+        return stack
 
     def write_config(self, stack_name: str, updates: list[tuple[str, str]],
                      removed: list[str]) -> None:
@@ -505,14 +502,13 @@ class Engine:
                                     str(self.ws.root), self.env_vars)
         history = json.loads(done.stdout or "[]")
         last = history[0] if history else {}
-        url = outputs.get("url") or _books_text(outputs.get("books"))
         when = last.get("endTime") or last.get("startTime")
         return StackInfo(
             stack=name, app=app, env=env,
             last_update=_when(_parse_time(when)) if when else None,
             result=last.get("result"), message=last.get("message"),
             resource_count=summary.resource_count,
-            url=None if url in (None, "[secret]") else str(url),
+            url=url_text(_no_secrets(outputs)),
             update_in_progress=bool(summary.update_in_progress),
             outputs=_whole(_no_secrets(outputs)),
         )
@@ -657,13 +653,6 @@ def _no_secrets(value: Any) -> Any:
     if isinstance(value, list):
         return [_no_secrets(v) for v in value]
     return value
-
-
-def _books_text(books: Any) -> str | None:
-    """A stack of books' URLs, one line: `intro https://..., advanced https://...`."""
-    if not isinstance(books, dict):
-        return None
-    return ", ".join(f"{name} {values.get('url')}" for name, values in books.items())
 
 
 def _parse_time(text: str) -> Any:

@@ -262,7 +262,34 @@ PAST = {"create": "created", "update": "updated", "replace": "replaced", "delete
         "create-replacement": "created (replacement)", "delete-replaced": "deleted (replaced)"}
 
 
-class Progress:
+class _LiveTable:
+    """A table redrawn in place on stderr while it is a terminal (`_table` draws it);
+    elsewhere the subclass prints plain lines."""
+
+    console: Console
+    live: Any = None
+
+    def _live_wanted(self) -> bool:
+        return self.console.is_terminal and not self.console.is_dumb_terminal
+
+    def __enter__(self) -> Any:
+        if self._live_wanted():
+            from rich.live import Live
+
+            self.live = Live(self._table(), console=self.console, refresh_per_second=4)
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live is not None:
+            self.live.update(self._table())
+            self.live.__exit__(None, None, None)
+
+    def _table(self) -> Any:
+        raise NotImplementedError
+
+
+class Progress(_LiveTable):
     """Live view of resource operations, fed by engine events (called from a watcher thread).
 
     On a terminal: a rich table redrawn in place. Elsewhere (CI, --json, pipes): one plain
@@ -278,20 +305,8 @@ class Progress:
         self.live: Any = None
         self.reporter = REPORTER.get()  # events arrive on automation's thread: keep it now
 
-    def __enter__(self) -> Progress:
-        if self.reporter is None and self.console.is_terminal and (
-                not self.console.is_dumb_terminal):
-            from rich.live import Live
-
-            self.live = Live(self._table(), console=self.console, refresh_per_second=4,
-                             transient=False)
-            self.live.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.live is not None:
-            self.live.update(self._table())
-            self.live.__exit__(None, None, None)
+    def _live_wanted(self) -> bool:  # inside a fleet the app's line shows the progress
+        return self.reporter is None and super()._live_wanted()
 
     def __call__(self, event: Any) -> None:
         pre = event.resource_pre_event
@@ -596,7 +611,7 @@ def checks_table(title: str, checks: list[Any], console: Console | None = None) 
             console.print(f"       [dim]fix: {safe(check.fix)}[/]")
 
 
-class FleetBoard:
+class FleetBoard(_LiveTable):
     """A fleet's progress on stderr: on a terminal one live line per app (state, current step,
     elapsed); elsewhere (CI, pipes) a plain `stack: message` line per message."""
 
@@ -610,19 +625,6 @@ class FleetBoard:
         self.lock = threading.Lock()
         for run in runs:
             run.on_change = self.changed
-
-    def __enter__(self) -> FleetBoard:
-        if self.console.is_terminal and not self.console.is_dumb_terminal:
-            from rich.live import Live
-
-            self.live = Live(self._table(), console=self.console, refresh_per_second=4)
-            self.live.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.live is not None:
-            self.live.update(self._table())
-            self.live.__exit__(None, None, None)
 
     def changed(self, run: Any, text: str | None) -> None:
         if self.live is None and text is not None:

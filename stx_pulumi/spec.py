@@ -242,6 +242,13 @@ class AppSpec:
         return service_account_id(self.app, self.env, "build")
 
     @property
+    def build_base_names(self) -> tuple[str, ...]:
+        """The cloud builder's resources, as the program names them: the registry, staging
+        bucket, build account and its push, read and log rights."""
+        return tuple(f"{self.service_name}-{part}" for part in (
+            "repo", "build-bucket", "build-sa", "build-push", "build-read", "build-logs"))
+
+    @property
     def staging_bucket(self) -> str:
         """The cloud builder's upload bucket: per stack (destroy leaves nothing), ≤ 63
         characters."""
@@ -467,7 +474,7 @@ def build_spec(
         problems.append(f"{option_label('stx:builder')}: {builder!r} is not one of "
                         f"{', '.join(BUILDERS)}")
     elif builder == "cloud":
-        _check_upload(source.heavy_folders, problems)
+        _check_upload(tuple(f for f, _ in source.heavy_folders), problems)
     for window in windows:
         if window.expired(now):
             warnings.append(f"event {window.name} ended {window.end:%Y-%m-%d %H:%M} "
@@ -491,12 +498,10 @@ def build_spec(
     )
 
 
-def _check_upload(heavy: Sequence[tuple[str, int]] | Sequence[str],
-                  problems: list[str]) -> None:
+def _check_upload(heavy: Sequence[str], problems: list[str]) -> None:
     """The cloud builder uploads the whole build context on every build: no virtualenv,
     git history or node_modules in it unless dockerignored."""
-    found = [f if isinstance(f, str) else f[0] for f in heavy]
-    found = [f for f in found if f.rsplit("/", 1)[-1] in UPLOAD_HEAVY]
+    found = [f for f in heavy if f.rsplit("/", 1)[-1] in UPLOAD_HEAVY]
     if found:
         problems.append(f"{option_label('stx:builder')}: cloud uploads the build context on "
                         f"every build, and it holds {', '.join(f + '/' for f in found)}: add "

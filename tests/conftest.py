@@ -8,6 +8,7 @@ import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fake_app import FakeApp
@@ -87,6 +88,19 @@ class PulumiStandIn:
 
 COMMAND_WORDS = {"version", "stack", "select", "init", "ls", "rm", "output", "history", "config",
                  "set", "get", "up", "preview", "refresh", "destroy", "cancel", "set-all"}
+
+
+@pytest.fixture
+def mocks() -> Any:
+    """Pulumi's mocks for stack hello-course.dev, recording every registration (the program
+    tests; test_books has its own for course.dev)."""
+    import pulumi
+    from test_program import Recorder
+
+    recorder = Recorder()
+    pulumi.runtime.set_mocks(recorder, project="stx-pulumi", stack="hello-course.dev",
+                             preview=False)
+    return recorder
 
 
 @pytest.fixture

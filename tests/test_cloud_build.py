@@ -64,14 +64,6 @@ def test_the_build_runs_docker_for_amd64_as_the_build_account_with_the_local_nam
     assert request["source"]["storageSource"]["bucket"] == "course-project-1-hello-course-dev-build"
 
 
-@pytest.fixture
-def mocks() -> Recorder:
-    recorder = Recorder()
-    pulumi.runtime.set_mocks(recorder, project="stx-pulumi", stack="hello-course.dev",
-                             preview=False)
-    return recorder
-
-
 @pulumi.runtime.test
 def test_with_the_cloud_builder_the_service_runs_the_built_digest(mocks: Recorder) -> Any:
     app = build(replace(make_spec(**{"stx:builder": "cloud"}), built_image=BUILT))

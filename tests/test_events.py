@@ -107,14 +107,6 @@ def test_expired_windows_leave_the_spec_with_a_notice_and_make_nothing() -> None
 
 # -- the program under mocks ------------------------------------------------------------------
 
-@pytest.fixture
-def mocks() -> Recorder:
-    recorder = Recorder()
-    pulumi.runtime.set_mocks(recorder, project="stx-pulumi", stack="hello-course.dev",
-                             preview=False)
-    return recorder
-
-
 def _build(spec: AppSpec) -> Any:
     from stx_pulumi.program import StreamtexApp
 

@@ -55,14 +55,6 @@ class Recorder(pulumi.runtime.Mocks):
         return found[0].inputs
 
 
-@pytest.fixture
-def mocks() -> Recorder:
-    recorder = Recorder()
-    pulumi.runtime.set_mocks(recorder, project="stx-pulumi", stack="hello-course.dev",
-                             preview=False)
-    return recorder
-
-
 def make_spec(env: str = "dev", serve_mode: str | None = None, **settings: Any) -> AppSpec:
     source = SourceFacts(path=Path("/apps/hello-course"), exists=True, has_dockerfile=True,
                          exposed_ports=frozenset({80, 8501}), has_nginx=True,

@@ -67,18 +67,18 @@ def _plan(app_name: str | None, options: DeployOptions) -> tuple[Any, dict[str, 
 def _plans(apps: list[str], all_apps: bool, options: DeployOptions, json_output: bool) -> None:
     """The plans of several apps, one after another (offline, CPU-bound: no threads); an app
     whose spec is bad is reported and the others still planned."""
+    from stx_pulumi.cli.fleet import selected
     from stx_pulumi.cli.options import env_name
     from stx_pulumi.errors import StxError
-    from stx_pulumi.fleet import fleet_exit, select, stack_file_apps
+    from stx_pulumi.fleet import fleet_exit
     from stx_pulumi.workspace import locate_workspace
 
     ws = locate_workspace(Path.cwd(), os.environ)
     env = env_name(options.env, ws)
-    files = [f.name for f in ws.stacks_dir.iterdir()] if ws.stacks_dir.is_dir() else []
     plans, codes = [], []
-    for app in select(apps, all_apps, stack_file_apps(files, env)):
+    for app, arg in selected(ws, env, apps, all_apps, deployed=False):
         try:
-            result, costs = _plan(app, replace(options, env=env))
+            result, costs = _plan(arg, replace(options, env=env))
         except StxError as err:
             render.error(err)
             codes.append(err.exit_code)
@@ -171,14 +171,15 @@ def _builder(spec: Any, deployed: Any) -> Any:
 
     if spec.builder != "auto":
         return spec
-    cloud_made = f"{spec.service_name}-build-sa" in deployed.resources
     if spec.pin is not None or deployed.built(spec.image_tag):
+        cloud_made = set(spec.build_base_names) <= deployed.resources
         return replace(spec, builder="cloud" if cloud_made else "local")
     if deployed.image_tag == spec.image_tag or docker_check(os.environ).status == PASS:
         return replace(spec, builder="local")
-    if upload_problem(spec):
-        raise InputError(f"{upload_problem(spec)} (no Docker daemon answers, so the image "
-                         "would be built in Cloud Build)")
+    problem = upload_problem(spec)
+    if problem:
+        raise InputError(f"{problem} (no Docker daemon answers, so the image would be built "
+                         "in Cloud Build)")
     render.info("no Docker daemon answers: the image is built in Cloud Build (`--builder "
                 "local` insists on Docker)")
     return replace(spec, builder="cloud")
@@ -194,8 +195,7 @@ def _cloud_build(engine: Any, spec: Any, deployed: Any, progress: Any) -> Any:
     if built:
         render.info(f"{spec.image_tag} was built in Cloud Build already: nothing to build")
         return replace(spec, built_image=built)
-    if not {f"{spec.service_name}-{n}" for n in ("repo", "build-bucket", "build-sa",
-                                                   "build-push")} <= deployed.resources:
+    if not set(spec.build_base_names) <= deployed.resources:
         render.info("first cloud build: the registry, staging bucket and build account are "
                     "made first")
         with progress:
@@ -646,9 +646,11 @@ def verify(
         return
 
     def work(run: Any) -> None:
+        from stx_pulumi.status import url_text
+
         run.outputs, report = _verify_deployed(*stack_ref(run.arg, run.env), wait_timeout,
                                                poll_interval)
-        run.url = run.outputs.get("url")
+        run.url = url_text(run.outputs)
         _verified(run, report)
 
     run_fleet("verify", apps, all_apps, env, work, parallel=parallel,

@@ -52,7 +52,7 @@ def run_fleet(operation: str, apps: list[str] | None, all_apps: bool, env: str |
     check_parallel(parallel)
     ws = locate_workspace(Path.cwd(), os.environ)
     env = env_name(env, ws)
-    runs = [Run(app=app, env=env, arg=arg) for app, arg in _selected(ws, env, apps or [],
+    runs = [Run(app=app, env=env, arg=arg) for app, arg in selected(ws, env, apps or [],
                                                                      all_apps, deployed)]
     if check is not None:
         _check_all(runs, check)
@@ -86,7 +86,7 @@ def _check_all(runs: list[Any], check: Callable[[Any], None]) -> None:
         raise SpecError(problems, hint="nothing was run: fix these and run the command again")
 
 
-def _selected(ws: Any, env: str, apps: list[str], all_apps: bool,
+def selected(ws: Any, env: str, apps: list[str], all_apps: bool,
               deployed: bool) -> list[tuple[str, str]]:
     """(app, APP as given) of each selected app; bad input is exit 2 before anything runs."""
     from stx_pulumi.fleet import select, stack_file_apps
@@ -115,11 +115,11 @@ def _backend_stacks(ws: Any) -> list[str]:
 
 def fill(run: Any, result: Any) -> None:
     """What an engine operation did, into the app's run."""
+    from stx_pulumi.status import url_text
+
     run.changes = result.changes
     run.outputs = result.outputs
-    books = result.outputs.get("books") or {}
-    run.url = result.outputs.get("url") or ", ".join(
-        f"{name} {values.get('url')}" for name, values in sorted(books.items())) or None
+    run.url = url_text(result.outputs)
 
 
 def refuse_path(options: Any) -> None:

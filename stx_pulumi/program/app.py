@@ -53,7 +53,7 @@ class StreamtexApp(pulumi.ComponentResource):
             opts=child,
         )
         if build_base_only:  # the first cloud build's registry and build account, alone
-            self.build_base = build_base(name, spec, self.repository, self)
+            self.build_base = build_base(spec, self.repository, self)
             self.outputs: dict[str, Any] = {}
             self.register_outputs({})
             return
@@ -68,7 +68,7 @@ class StreamtexApp(pulumi.ComponentResource):
         ) if building and spec.builder != "cloud" else None
         # the cloud builder: its resources, and the image `up` had it build (before the
         # first build they are made alone, when the services are not touched)
-        self.build_base = build_base(name, spec, self.repository, self) if (
+        self.build_base = build_base(spec, self.repository, self) if (
             spec.builder == "cloud") else []
         digest = spec.pin.digest if spec.pin else (
             spec.built_image or spec.image_name if spec.builder == "cloud"

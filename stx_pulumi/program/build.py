@@ -13,13 +13,14 @@ from stx_pulumi.spec import AppSpec
 STAGING_DAYS = 3  # uploads are deleted after this many days: nothing paid at idle
 
 
-def build_base(name: str, spec: AppSpec, repository: artifactregistry.Repository,
+def build_base(spec: AppSpec, repository: artifactregistry.Repository,
                parent: pulumi.Resource) -> list[pulumi.Resource]:
-    """Bucket, build account and its three bindings; every one of them named here so the
-    first cloud build can create them alone (a targeted update) before building."""
+    """Bucket, build account and its three bindings, named as `spec.build_base_names` says so
+    the first cloud build can create them alone (a targeted update) before building."""
+    _, bucket_name, account_name, push_name, read_name, logs_name = spec.build_base_names
     child = pulumi.ResourceOptions(parent=parent)
     bucket = storage.Bucket(
-        f"{name}-build-bucket",
+        bucket_name,
         name=spec.staging_bucket,
         project=spec.project,
         location=spec.region,
@@ -34,7 +35,7 @@ def build_base(name: str, spec: AppSpec, repository: artifactregistry.Repository
         opts=child,
     )
     account = serviceaccount.Account(
-        f"{name}-build-sa",
+        account_name,
         account_id=spec.build_account_id,
         display_name=f"StreamTeX {spec.app} ({spec.env}) cloud builds",
         project=spec.project,
@@ -42,13 +43,13 @@ def build_base(name: str, spec: AppSpec, repository: artifactregistry.Repository
     )
     member = account.email.apply(lambda email: f"serviceAccount:{email}")
     push = artifactregistry.RepositoryIamMember(
-        f"{name}-build-push", project=spec.project, location=spec.region,
+        push_name, project=spec.project, location=spec.region,
         repository=repository.repository_id, role="roles/artifactregistry.writer", member=member,
         opts=child)
     read = storage.BucketIAMMember(
-        f"{name}-build-read", bucket=bucket.name, role="roles/storage.objectViewer",
+        read_name, bucket=bucket.name, role="roles/storage.objectViewer",
         member=member, opts=child)
     logs = projects.IAMMember(
-        f"{name}-build-logs", project=spec.project, role="roles/logging.logWriter",
+        logs_name, project=spec.project, role="roles/logging.logWriter",
         member=member, opts=child)
     return [bucket, account, push, read, logs]
