@@ -25,6 +25,7 @@ from stx_pulumi.google import (
 )
 from stx_pulumi.source import has_uncommitted_changes
 from stx_pulumi.spec import DOMAIN_MAPPING_REGIONS, AppSpec
+from stx_pulumi.team import TEAM_STACK
 from stx_pulumi.workspace import Workspace, default_project
 
 REQUIRED_APIS = ("run.googleapis.com", "artifactregistry.googleapis.com", "iam.googleapis.com")
@@ -54,6 +55,10 @@ def prerequisites(ws: Workspace, spec: AppSpec | None, environ: Mapping[str, str
         apis = pool.submit(apis_check, credentials, project, _apis(spec),
                            environ) if project else None
         backend = pool.submit(backend_check, ws, credentials, environ)
+        key = pool.submit(key_check, ws, credentials, environ) if (
+            ws.secrets_provider() or "").startswith("gcpkms://") else None
+        team = pool.submit(team_check, ws, credentials, environ) if (
+            ws.team_files.stack_file(TEAM_STACK).is_file()) else None
         scheduling = pool.submit(scheduler_check, credentials, project, environ) if (
             spec and spec.windows and project) else None
         building = pool.submit(build_check, credentials, project, environ) if (
@@ -64,6 +69,7 @@ def prerequisites(ws: Workspace, spec: AppSpec | None, environ: Mapping[str, str
             "your projects), or pass --project"))
         checks += [apis.result()] if apis else []
         checks += [backend.result(), secrets.result()]
+        checks += [c.result() for c in (key, team) if c is not None]
         checks += [scheduling.result()] if scheduling else []
         checks += [building.result()] if building else []
     return checks + _spec_prerequisites(spec)
@@ -244,8 +250,50 @@ def backend_check(ws: Workspace, credentials: Any, environ: Mapping[str, str]) -
     return Check("backend", WARN, f"{url}: cannot check it from here", None)
 
 
+def key_check(ws: Workspace, credentials: Any, environ: Mapping[str, str]) -> Check:
+    """The team's KMS key exists and this identity may encrypt and decrypt with it."""
+    from stx_pulumi.google import key_permissions
+
+    key = str(ws.secrets_provider()).removeprefix("gcpkms://")
+    if credentials is None:
+        return Check("secrets key", SKIP, f"{key}: not checked without credentials", ADC_FIX)
+    try:
+        lacking = key_permissions(credentials, key, environ)
+    except GoogleError as err:
+        return Check("secrets key", FAIL, f"{key} is not usable ({err})",
+                     "run `stx-pulumi team setup` (it makes the key), or ask who ran it")
+    if lacking:
+        return Check("secrets key", FAIL, f"{key}: missing {', '.join(lacking)}",
+                     "ask a teammate to run `stx-pulumi team setup --member user:YOU@...`")
+    return Check("secrets key", PASS, f"{key}: encrypt and decrypt allowed")
+
+
+def team_check(ws: Workspace, credentials: Any, environ: Mapping[str, str]) -> Check:
+    """The team stack's CI accounts exist (when it has a GitHub identity)."""
+    from stx_pulumi.google import account_policy
+    from stx_pulumi.team import DEPLOYER, PREVIEWER
+
+    config = ws.team_files.stack_config(TEAM_STACK)
+    project, repo = config.get("gcp:project"), config.get("team:github")
+    if not repo:
+        return Check("team", PASS, f"team stack of {project}: state bucket and key (no GitHub)")
+    if credentials is None:
+        return Check("team", SKIP, "the CI accounts: not checked without credentials", ADC_FIX)
+    missing = []
+    for account in (DEPLOYER, PREVIEWER):
+        try:
+            account_policy(credentials, str(project),
+                           f"{account}@{project}.iam.gserviceaccount.com", environ)
+        except GoogleError:
+            missing.append(account)
+    if missing:
+        return Check("team", FAIL, f"{', '.join(missing)} not found in {project}",
+                     "run `stx-pulumi team setup` again")
+    return Check("team", PASS, f"{repo} deploys as {DEPLOYER}, previews as {PREVIEWER}")
+
+
 def secrets_check(ws: Workspace, environ: Mapping[str, str]) -> Check:
-    provider = ws.settings().get("secretsProvider")
+    provider = ws.secrets_provider()
     if provider and provider != "passphrase":
         return Check("secrets", PASS, f"secrets provider {provider}")
     if environ.get("PULUMI_CONFIG_PASSPHRASE") is not None:

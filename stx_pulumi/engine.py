@@ -7,6 +7,7 @@ Progress goes to an `on_event` callback; nothing here prints.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -30,6 +31,7 @@ from stx_pulumi.errors import (
 )
 from stx_pulumi.spec import AppSpec, Migration, secret_member_name, split_stack_name
 from stx_pulumi.status import url_text
+from stx_pulumi.team import TEAM_STACK, TeamSpec
 from stx_pulumi.workspace import PROJECT_NAME, Workspace, create_workspace, home_dir
 
 MIN_CLI_VERSION = "3.181.0"  # inline refresh and destroy need it
@@ -175,12 +177,18 @@ class Engine:
     leaves no workspace, no state folder and no passphrase behind."""
 
     def __init__(self, ws: Workspace, environ: Mapping[str, str],
-                 on_event: OnEvent | None = None) -> None:
+                 on_event: OnEvent | None = None, *, project: str = PROJECT_NAME,
+                 files: Workspace | None = None, backend: str | None = None) -> None:
+        """`project`, `files`: another Pulumi project of the workspace and the folder of its
+        Pulumi.yaml and stack files (the team stack's); `backend`: another state backend
+        (a migration's target). Passphrase and settings are always the workspace's."""
         self.environ = environ
         self.on_event = on_event
         self.command = find_cli(environ)
         self.ws = ws
-        self.backend = ws.backend_url(environ)
+        self.project = project
+        self.files = files or ws
+        self.backend = backend or ws.backend_url(environ)
         self.diagnostics: list[str] = []
         self.notices: list[str] = [w for w in [cli_warning(self.command)] if w]
         self.new_passphrase = False
@@ -207,14 +215,12 @@ class Engine:
         env = {"PULUMI_BACKEND_URL": self.backend, "PULUMI_SKIP_UPDATE_CHECK": "true"}
         if self.backend.startswith("file://"):
             Path(self.backend.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
-        provider = self.ws.settings().get("secretsProvider")
-        if provider and provider != "passphrase":
-            return env
+        kms = (self.ws.secrets_provider() or "passphrase") != "passphrase"
         if self.environ.get("PULUMI_CONFIG_PASSPHRASE") is not None:
             env["PULUMI_CONFIG_PASSPHRASE"] = self.environ["PULUMI_CONFIG_PASSPHRASE"]
         elif self.environ.get("PULUMI_CONFIG_PASSPHRASE_FILE"):
             env["PULUMI_CONFIG_PASSPHRASE_FILE"] = self.environ["PULUMI_CONFIG_PASSPHRASE_FILE"]
-        else:
+        elif not kms or self.ws.passphrase_file.is_file():  # with KMS: never made, still read
             env["PULUMI_CONFIG_PASSPHRASE_FILE"] = str(self.passphrase_file())
         return env
 
@@ -240,10 +246,10 @@ class Engine:
     def _options(self, program: Callable[[], None] | None = None) -> auto.LocalWorkspaceOptions:
         # No project_settings: it would rewrite Pulumi.yaml and drop stackConfigDir.
         return auto.LocalWorkspaceOptions(
-            work_dir=str(self.ws.root),
+            work_dir=str(self.files.root),
             pulumi_command=self.command,
             env_vars=self.env_vars,
-            secrets_provider=self.ws.settings().get("secretsProvider"),
+            secrets_provider=self.ws.secrets_provider(),
             program=program,
         )
 
@@ -252,10 +258,10 @@ class Engine:
         program = program or _no_program
         with self._errors(stack):
             if create:
-                return auto.create_or_select_stack(stack, PROJECT_NAME, program,
+                return auto.create_or_select_stack(stack, self.project, program,
                                                    opts=self._options(program))
             try:
-                return auto.select_stack(stack, PROJECT_NAME, program,
+                return auto.select_stack(stack, self.project, program,
                                          opts=self._options(program))
             except auto.StackNotFoundError:
                 raise InputError(f"stack {stack} does not exist in {self.backend}: "
@@ -288,7 +294,8 @@ class Engine:
         stack = self._ready(spec, _program(spec, cloudflare_token, carried, build_turn))
         migration = self._migration(resources, spec)
         carried["migration"] = replace(migration, record=releases.record(
-            list(migration.releases), spec.image_tag, message, kind, self.environ, spec.now))
+            list(migration.releases), spec.image_tag, message, kind, self.environ, spec.now,
+            spec.settings_digest))
         self._state.pop(spec.stack, None)  # the update changes it
         # Scheduled jobs change the services' scaling behind Pulumi's back: with event windows,
         # read the cloud first, so a job that failed is corrected rather than hidden.
@@ -312,6 +319,20 @@ class Engine:
                     result.notices.append("cloudflare:apiToken: replaced the stored token "
                                           "with CLOUDFLARE_API_TOKEN")
         return result
+
+    def unchanged(self, spec: AppSpec) -> OperationResult | None:
+        """For `up --changed`: the result of an update skipped because the stack serves this
+        image tag with these settings already (its last release says so), else None."""
+        deployed = self.deployed(spec.stack)
+        release = deployed.last_release or {}
+        if (spec.windows or spec.expired or spec.pin is not None or not release.get("settings")
+                or deployed.image_tag != spec.image_tag
+                or release.get("settings") != spec.settings_digest):
+            return None
+        outputs = next(((r.get("outputs") or {}) for r in self._selected(spec.stack)[1]
+                        if r.get("type") == "pulumi:pulumi:Stack"), {})
+        return OperationResult(spec.stack, "up", "unchanged", _changes({}),
+                               _whole(_no_secrets(outputs)), backend=self.backend)
 
     def prepare_build(self, spec: AppSpec) -> OperationResult:
         """The cloud builder's registry, bucket and build account made alone (a targeted
@@ -358,17 +379,21 @@ class Engine:
     def preview(self, spec: AppSpec, diff: bool = False) -> OperationResult:
         """What up would change with the given spec; nothing is written. A stack that does not
         exist yet is made for the preview and removed after it, its file left as it was."""
-        file = self.ws.stack_file(spec.stack)
+        return self._preview(spec.stack, _program(spec, None, None), diff)
+
+    def _preview(self, name: str, program: Callable[[], None], diff: bool = False
+                 ) -> OperationResult:
+        file = self.files.stack_file(name)
         before = file.read_bytes() if file.is_file() else None
-        new = not self.exists(spec.stack)
-        stack = self._stack(spec.stack, _program(spec, None, None), create=True)
+        new = not self.exists(name)
+        stack = self._stack(name, program, create=True)
         try:
-            return self._run(spec.stack, "preview", lambda: stack.preview(
+            return self._run(name, "preview", lambda: stack.preview(
                 on_event=self._event, diff=diff, color="never"))
         finally:
             if new:
-                with self._errors(spec.stack):
-                    stack.workspace.remove_stack(spec.stack)
+                with self._errors(name):
+                    stack.workspace.remove_stack(name)
                 if before is None:
                     file.unlink(missing_ok=True)
                 else:
@@ -419,7 +444,7 @@ class Engine:
         once per operation and shared by the preflight and the update; (None, []) for a stack
         Pulumi has not made yet, without making anything."""
         if stack_name not in self._state:
-            if not self.ws.stack_initialized(stack_name):
+            if not self.files.stack_initialized(stack_name):
                 return None, []
             try:
                 stack = self._stack(stack_name)
@@ -446,7 +471,7 @@ class Engine:
         if remove:
             with self._errors(stack_name):
                 stack.workspace.remove_stack(stack_name)
-            self.ws.stack_file(stack_name).unlink(missing_ok=True)
+            self.files.stack_file(stack_name).unlink(missing_ok=True)
         return result
 
     def outputs(self, stack_name: str) -> dict[str, Any]:
@@ -499,7 +524,7 @@ class Engine:
                                 if r.get("type") == "pulumi:pulumi:Stack"), {})
             done = self.command.run(["stack", "history", "--json", "--page-size", "1",
                                      "--page", "1", "--stack", summary.name],
-                                    str(self.ws.root), self.env_vars)
+                                    str(self.files.root), self.env_vars)
         history = json.loads(done.stdout or "[]")
         last = history[0] if history else {}
         when = last.get("endTime") or last.get("startTime")
@@ -512,6 +537,74 @@ class Engine:
             update_in_progress=bool(summary.update_in_progress),
             outputs=_whole(_no_secrets(outputs)),
         )
+
+    # -- the team stack, and moving stacks to another backend ---------------------------------
+
+    def team_up(self, spec: TeamSpec, config: list[tuple[str, str]],
+                preview: bool = False) -> OperationResult:
+        """The team stack (made if new) run with `spec`; its settings written only after the
+        update succeeded. `preview`: what it would change, nothing written."""
+        def program() -> None:
+            from stx_pulumi.program.team import deploy_team
+
+            deploy_team(spec)
+
+        if preview:
+            return self._preview(TEAM_STACK, program)
+        stack = self._selected(TEAM_STACK)[0] or self._stack(TEAM_STACK, program, create=True)
+        stack.workspace.program = program
+        self._state.pop(TEAM_STACK, None)
+        result = self._run(TEAM_STACK, "up", lambda: stack.up(
+            on_event=self._event, message="stx-pulumi team setup", color="never"))
+        with self._errors(TEAM_STACK):
+            for key, value in config:
+                stack.set_config(key, auto.ConfigValue(value, secret=False))
+        return result
+
+    def team_config(self) -> dict[str, str]:
+        """The team stack file's settings (empty before the first `team setup`)."""
+        return {k: str(v) for k, v in self.files.stack_config(TEAM_STACK).items()}
+
+    def move(self, name: str, target: Engine, provider: str) -> bool:
+        """Stack `name` copied from this backend into `target`'s, then its secrets (config
+        and state) re-encrypted with `provider`. Only ciphertexts travel: a plain `stack
+        export` (automation's export shows secrets) into `import_stack`. The copy here stays
+        as it was, a backup. False when the target had the stack already."""
+        copied = not target.exists(name)
+        if copied:
+            with self._errors(name):
+                done = self.command.run(["stack", "export", "--stack", name],
+                                        str(self.files.root), self.env_vars)
+                current = self.files.secrets_provider_of(name)
+                target.command.run(["stack", "init", name, "--secrets-provider", current,
+                                    "--non-interactive"], str(target.files.root),
+                                   target.env_vars)
+            data = json.loads(done.stdout)
+            with target._errors(name):
+                target._workspace().import_stack(name, auto.Deployment(
+                    version=data.get("version"), deployment=data.get("deployment")))
+        if target.files.secrets_provider_of(name) != provider:
+            with target._errors(name):
+                target.command.run(["stack", "change-secrets-provider", provider, "--stack",
+                                    name, "--non-interactive"], str(target.files.root),
+                                   target.env_vars)
+        self._check_moved(name, target)
+        return copied
+
+    def _check_moved(self, name: str, target: Engine) -> None:
+        """The copy holds the same resources, and its config secrets decrypt."""
+        def urns(engine: Engine) -> set[str]:
+            with engine._errors(name):
+                done = engine.command.run(["stack", "export", "--stack", name],
+                                          str(engine.files.root), engine.env_vars)
+            return {r.get("urn") for r in json.loads(done.stdout)["deployment"].get(
+                "resources") or []}
+
+        if urns(self) - urns(target):
+            raise EngineError(f"{name}: the copy in {target.backend} lacks resources of "
+                              f"{self.backend}; the workspace stays on {self.backend}")
+        with target._errors(name):
+            target._workspace().get_all_config(name)  # decrypts every secret, shows none
 
     # -- secrets -----------------------------------------------------------------------------
 
@@ -526,7 +619,7 @@ class Engine:
         argv = [self.command.command, "--non-interactive", "config", "set", key, "--secret",
                 "--stack", stack]
         done = subprocess.run(argv, input=value, text=True, capture_output=True, check=False,
-                              cwd=self.ws.root, env={**os.environ, **self.env_vars})
+                              cwd=self.files.root, env={**os.environ, **self.env_vars})
         if done.returncode != 0:
             raise EngineError(f"could not store {key} in {stack}: "
                               f"{_first_error(done.stderr)}")
@@ -560,7 +653,7 @@ class Engine:
                 continue
             with self._errors(spec.stack):
                 self.command.run(["state", "delete", res["urn"], "--yes", "--stack",
-                                  spec.stack], str(self.ws.root), self.env_vars)
+                                  spec.stack], str(self.files.root), self.env_vars)
         previous = next((list((r.get("outputs") or {}).get("releases") or [])
                          for r in resources if r.get("type") == "pulumi:pulumi:Stack"), [])
         return Migration(tuple(sorted(aliases.items())), context, tuple(previous),

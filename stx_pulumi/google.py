@@ -41,6 +41,9 @@ BILLING = "https://cloudbilling.googleapis.com"
 QUOTAS = "https://cloudquotas.googleapis.com"
 ARTIFACTREGISTRY = "https://artifactregistry.googleapis.com"
 LOGGING = "https://logging.googleapis.com"
+CLOUDKMS = "https://cloudkms.googleapis.com"
+KEY_PERMISSIONS = ("cloudkms.cryptoKeyVersions.useToEncrypt",
+                   "cloudkms.cryptoKeyVersions.useToDecrypt")
 BUCKET_PERMISSIONS = ("storage.objects.create", "storage.objects.get", "storage.objects.list",
                       "storage.objects.delete")
 
@@ -167,6 +170,16 @@ def bucket_permissions(credentials: Any, bucket: str,
     data = _get(credentials, f"{base}/storage/v1/b/{bucket}/iam/testPermissions", params)
     granted = set(data.get("permissions", []))
     return [p for p in BUCKET_PERMISSIONS if p not in granted]
+
+
+def key_permissions(credentials: Any, key: str, environ: Mapping[str, str]) -> list[str]:
+    """Which of encrypt and decrypt the caller lacks on the Cloud KMS key `projects/.../
+    cryptoKeys/K` (`cryptoKeys.testIamPermissions`); GoogleError when it does not exist."""
+    base = environ.get("STX_CLOUDKMS_ENDPOINT") or CLOUDKMS
+    data = _get(credentials, f"{base}/v1/{key}:testIamPermissions", [],
+                post={"permissions": list(KEY_PERMISSIONS)})
+    granted = set(data.get("permissions", []))
+    return [p for p in KEY_PERMISSIONS if p not in granted]
 
 
 def project_permissions(credentials: Any, project: str, permissions: tuple[str, ...],

@@ -77,11 +77,13 @@ def history(outputs: Mapping[str, Any], tags: Mapping[str, str]) -> list[Release
 
 
 def record(previous: list[Any], tag: str, message: str | None, kind: str,
-           environ: Mapping[str, str], now: datetime) -> dict[str, Any]:
-    """The next release's record, but for what only the update knows (digest, revisions)."""
+           environ: Mapping[str, str], now: datetime, settings: str = "") -> dict[str, Any]:
+    """The next release's record, but for what only the update knows (digest, revisions);
+    `settings`: the digest of the settings deployed (`up --changed` compares it)."""
     last = max((int(r.get("n", 0)) for r in previous if isinstance(r, Mapping)), default=0)
     return {"n": last + 1, "time": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "who": who(environ),
-            "tag": tag, "message": message, "kind": kind}
+            "tag": tag, "message": message, "kind": kind,
+            **({"settings": settings} if settings else {})}
 
 
 def who(environ: Mapping[str, str]) -> str:

@@ -38,7 +38,20 @@ TYPE_LABELS = {
     "gcp:cloudrun/domainMapping:DomainMapping": "Domain mapping",
     "pulumi:providers:cloudflare": "Cloudflare provider",
     "cloudflare:index/dnsRecord:DnsRecord": "Cloudflare DNS record",
+    "gcp:projects/service:Service": "API",
+    "gcp:kms/keyRing:KeyRing": "KMS key ring",
+    "gcp:kms/cryptoKey:CryptoKey": "KMS key",
+    "gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember": "Key access",
+    "gcp:iam/workloadIdentityPool:WorkloadIdentityPool": "Workload Identity pool",
+    "gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider": "GitHub OIDC provider",
 }
+# The team stack's grants and bucket (of types an app's cloud builder uses too)
+TEAM_LABELS = {
+    "gcp:storage/bucket:Bucket": "State bucket",
+    "gcp:storage/bucketIAMMember:BucketIAMMember": "State bucket access",
+    "gcp:projects/iAMMember:IAMMember": "Project role",
+}
+TEAM_NAMES = ("state", "stx-deployer-", "stx-previewer-", "member-")
 UNKNOWN = "(known after deploy)"
 # Inside a fleet, the app's run whose operation this thread does: its messages and progress go
 # there (one line per app) instead of to the terminal.
@@ -50,6 +63,8 @@ def label(type_: str, name: str) -> str:
     access, though of the same type."""
     if type_ == "gcp:cloudrunv2/serviceIamMember:ServiceIamMember" and name.endswith("-update"):
         return "Scheduler rights"
+    if type_ in TEAM_LABELS and name.startswith(TEAM_NAMES):
+        return TEAM_LABELS[type_]
     return TYPE_LABELS.get(type_, type_)
 # Control characters (escape sequences, newlines, bells) in text from users or the engine are
 # shown as escapes, never sent to the terminal.
@@ -687,3 +702,31 @@ def fleet_summary(operation: str, runs: list[Any], interrupted: bool, again: str
             console.print(f"[dim]next:[/] {safe(again.format(apps=' '.join(rest)))}" + (
                 " (an interrupted update may leave its stack locked: `stx-pulumi cancel "
                 "APP` removes a stale lock)" if groups["interrupted"] else ""))
+
+
+def team_outcome(outcome: Any, dry_run: bool) -> None:
+    """What `team setup` did, or with --dry-run would do."""
+    console = stdout()
+    verb = {"create": "created", "update": "updated", "replace": "replaced", "delete": "deleted"}
+    changes = ", ".join(f"{n} {verb[k]}" for k, n in outcome.team_changes.items()
+                        if n and k in verb) or "no change"
+    if dry_run:
+        changes = f"would be {changes}" if changes != "no change" else changes
+    rows = [("team stack", changes), ("state", outcome.backend),
+            ("secrets", outcome.secrets_provider)]
+    if outcome.moved:
+        rows.append(("would move" if dry_run else "moved", ", ".join(outcome.moved)))
+    if outcome.already:
+        rows.append(("already there", ", ".join(outcome.already)))
+    if outcome.switched:
+        rows.append(("workspace", ("would switch" if dry_run else "switched") + " to "
+                     f"{outcome.backend} (Pulumi.yaml) and the KMS key (team/stacks)"))
+    for key in ("workloadIdentityProvider", "deployer", "previewer"):
+        if outcome.outputs.get(key):
+            rows.append((key, str(outcome.outputs[key])))
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        console.print(f"{key:<{width}}  {safe(value)}", highlight=False, soft_wrap=True)
+    if not dry_run and not outcome.changed:
+        console.print("nothing to change: the team's backend and key are in place",
+                      highlight=False)

@@ -195,6 +195,7 @@ class AppSpec:
     builder: str = "auto"  # auto, local or cloud; `up` decides auto before the engine
     built_image: str | None = None  # a cloud build's image (by digest) the services run
     heavy_folders: tuple[str, ...] = ()  # .venv, .git, node_modules... in the build context
+    settings_digest: str = ""  # of the settings it was built from: `up --changed` compares
 
     def serving(self, service: ServiceSpec) -> Serving:
         """What `service` serves now: the pin's image and revision, its active window's

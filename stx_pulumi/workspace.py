@@ -27,6 +27,7 @@ from stx_pulumi.spec import (
     setting_key,
     stack_name,
 )
+from stx_pulumi.team import TEAM_DIR, TEAM_PROJECT, TEAM_STACK
 
 PROJECT_NAME = "stx-pulumi"
 SECRET = "[secret]"
@@ -73,6 +74,12 @@ class Workspace:
         data = load_yaml(file) if file.is_file() else {}
         return "encryptionsalt" in data or "secretsprovider" in data
 
+    def secrets_provider_of(self, stack: str) -> str:
+        """The secrets provider the stack file records (passphrase when none)."""
+        file = self.stack_file(stack)
+        found = load_yaml(file).get("secretsprovider") if file.is_file() else None
+        return str(found or "passphrase")
+
     def has_encrypted_stacks(self) -> bool:
         """True when a stack file holds an encryption salt or encrypted values."""
         for file in self.stacks_dir.glob("Pulumi.*.yaml"):
@@ -118,6 +125,22 @@ class Workspace:
         if provider is not None and secrets_provider_problem(str(provider)):
             raise InputError(f"{file}: {secrets_provider_problem(str(provider))}")
         return data
+
+    def secrets_provider(self) -> str | None:
+        """The secrets provider of new stacks: this machine's setting (`init
+        --secrets-provider`), else the team's (the committed team stack file's, once `team
+        setup` moved it to Cloud KMS), else None (passphrase)."""
+        mine = self.settings().get("secretsProvider")
+        if mine:
+            return str(mine)
+        team = self.team_files.stack_file(TEAM_STACK)
+        found = load_yaml(team).get("secretsprovider") if team.is_file() else None
+        return str(found) if found and found != "passphrase" else None
+
+    @property
+    def team_files(self) -> Workspace:
+        """The team stack's Pulumi project folder (its own Pulumi.yaml and stacks/)."""
+        return Workspace(self.root / TEAM_DIR)
 
     def save_settings(self, **values: Any) -> None:
         data = {**self.settings(), **values}
@@ -175,12 +198,33 @@ class Workspace:
         source = inspect_source((self.root / str(settings["stx:path"])).resolve(),
                                 _folders(settings))
         spec = build_spec(settings, app=app, env=env, source=source)
-        return replace(spec, context=self.relative(spec.source))
+        return replace(spec, context=self.relative(spec.source),
+                       settings_digest=settings_digest(settings))
 
     def relative(self, path: Path) -> str:
         """`path` relative to the workspace (with `..` when outside it): state and config
         never hold a machine's absolute path, so another clone sees the same values."""
         return Path(os.path.relpath(path.resolve(), self.root)).as_posix()
+
+
+def settings_digest(settings: Mapping[str, Any]) -> str:
+    """A digest of the settings as stored (every value as text, JSON maps read), the app
+    folder left out (the image tag covers its content): equal for the settings an `up` was
+    given and the stack file it wrote them to."""
+    import hashlib
+
+    def text(value: Any) -> Any:
+        if isinstance(value, str) and value.strip().startswith("{"):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                return value
+        if isinstance(value, Mapping):
+            return {str(k): text(v) for k, v in value.items()}
+        return None if value is None else _text(value)
+
+    kept = {k: text(v) for k, v in settings.items() if k != "stx:path" and v is not None}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _folders(settings: Mapping[str, Any]) -> list[str]:
@@ -289,6 +333,28 @@ def create_workspace(root: Path, backend: str | None = None) -> Workspace:
     if missing:
         ignore.write_text("\n".join([*lines, *missing]) + "\n", encoding="utf-8")
     return Workspace(root.resolve())
+
+
+def create_team_files(ws: Workspace) -> Workspace:
+    """The team stack's project folder (committed with the workspace): a Pulumi.yaml of
+    project stx-pulumi-team, its stack file in stacks/. The program is inline."""
+    files = ws.team_files
+    (files.root / "stacks").mkdir(parents=True, exist_ok=True)
+    project = files.root / "Pulumi.yaml"
+    if not project.is_file():
+        project.write_text(yaml.safe_dump({
+            "name": TEAM_PROJECT, "runtime": "python", "stackConfigDir": "stacks",
+            "description": "The team's state bucket, secrets key and CI identity (stx-pulumi "
+                           "team setup)"}, sort_keys=False), encoding="utf-8")
+    return files
+
+
+def set_backend(ws: Workspace, url: str) -> None:
+    """Record `url` as the workspace's state backend (Pulumi.yaml's backend.url, committed)."""
+    project = ws.root / "Pulumi.yaml"
+    data = load_yaml(project)
+    data["backend"] = {"url": url}
+    project.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
 
 
 MAIN_PROGRAM = """\

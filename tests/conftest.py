@@ -29,7 +29,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPath
                 "STX_OAUTH_TOKEN_ENDPOINT", "STORAGE_EMULATOR_HOST", "STX_SCHEDULER_ENDPOINT",
                 "STX_RUN_ENDPOINT", "STX_IAM_ENDPOINT", "STX_RESOURCEMANAGER_ENDPOINT",
                 "STX_BILLING_ENDPOINT", "STX_QUOTAS_ENDPOINT", "STX_ARTIFACTREGISTRY_ENDPOINT",
-                "STX_LOGGING_ENDPOINT", "STX_CLOUDBUILD_ENDPOINT",
+                "STX_LOGGING_ENDPOINT", "STX_CLOUDBUILD_ENDPOINT", "STX_CLOUDKMS_ENDPOINT",
+                "STX_GITHUB_API", "STANDIN_GCS", "STANDIN_KMS", "GITHUB_TOKEN", "GH_TOKEN",
                 "STX_PULUMI_NOW", "GITHUB_ACTOR"):
         monkeypatch.delenv(var, raising=False)
     # gcloud's configuration of the machine (project, credentials) never leaks in
@@ -120,7 +121,7 @@ def google(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGoogle]:
         monkeypatch.setenv("STX_SERVICEUSAGE_ENDPOINT", fake.url)
         monkeypatch.setenv("STORAGE_EMULATOR_HOST", fake.url)
         for api in ("SCHEDULER", "RUN", "IAM", "RESOURCEMANAGER", "BILLING", "QUOTAS",
-                    "ARTIFACTREGISTRY", "LOGGING", "CLOUDBUILD"):
+                    "ARTIFACTREGISTRY", "LOGGING", "CLOUDBUILD", "CLOUDKMS"):
             monkeypatch.setenv(f"STX_{api}_ENDPOINT", fake.url)
         yield fake
 

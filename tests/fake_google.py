@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,6 +24,12 @@ TOKEN = "ya29.fake-google-access-token"
 
 
 class FakeGoogle:
+    @staticmethod
+    def key_exists(name: str) -> bool:
+        """A KMS key the stand-in team stack made ($STANDIN_KMS)."""
+        made = os.environ.get("STANDIN_KMS")
+        return bool(made) and (Path(made) / name.replace("/", "_")).is_file()
+
     def __init__(self, delay: float = 0.0) -> None:
         self.delay = delay
         self.disabled: set[str] = set()
@@ -112,7 +119,10 @@ class FakeGoogle:
                     fake.enabled_now += ids
                     fake.disabled -= set(ids)
                     self.answer(200, {"name": "operations/acf.enable-1", "done": False})
-                elif path.endswith(":testIamPermissions"):  # Resource Manager: the project
+                elif "/cryptoKeys/" in path and not fake.key_exists(
+                        path.split("/v1/", 1)[1].removesuffix(":testIamPermissions")):
+                    self.answer(404, {"error": {"message": "CryptoKey not found."}})
+                elif path.endswith(":testIamPermissions"):  # Resource Manager, Cloud KMS
                     asked = json.loads(body or b"{}").get("permissions", [])
                     self.answer(200, {"permissions": [p for p in asked
                                                       if p not in fake.denied]})
@@ -139,7 +149,9 @@ class FakeGoogle:
                     self.answer(200, {"services": services})
                 elif url.path.endswith("/iam/testPermissions"):
                     bucket = url.path.split("/b/", 1)[1].split("/", 1)[0]
-                    if bucket not in fake.buckets:
+                    made = os.environ.get("STANDIN_GCS")  # buckets a team stack made
+                    if bucket not in fake.buckets and not (made and (Path(made) / bucket)
+                                                           .is_dir()):
                         self.answer(404, {"error": {"message": "The specified bucket does not "
                                                     "exist."}})
                     else:

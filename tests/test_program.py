@@ -37,6 +37,14 @@ class Recorder(pulumi.runtime.Mocks):
             state["repoDigest"] = args.inputs["imageName"].split(":")[0] + "@sha256:" + "ab" * 32
         if args.typ == "gcp:serviceaccount/account:Account":
             state["email"] = f"{args.inputs['accountId']}@{PROJECT}.iam.gserviceaccount.com"
+            state["name"] = f"projects/{PROJECT}/serviceAccounts/{state['email']}"
+        if args.typ == "gcp:iam/workloadIdentityPool:WorkloadIdentityPool":
+            state["name"] = ("projects/123456789012/locations/global/workloadIdentityPools/"
+                             + args.inputs["workloadIdentityPoolId"])
+        if args.typ == "gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider":
+            state["name"] = ("projects/123456789012/locations/global/workloadIdentityPools/"
+                             f"{args.inputs['workloadIdentityPoolId']}/providers/"
+                             + args.inputs["workloadIdentityPoolProviderId"])
         if args.typ == "gcp:cloudrun/domainMapping:DomainMapping":
             state["statuses"] = [{"resourceRecords": [
                 {"name": "course", "type": "CNAME", "rrdata": "ghs.googlehosted.com."}]}]

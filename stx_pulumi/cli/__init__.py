@@ -5,6 +5,7 @@
     workspace  stacks, init, install-cli, env
     events     event add, event list, event test, event remove
     releases   history, rollback
+    team       team setup, ci github
 
 Importing this package must stay cheap: Pulumi is imported inside the commands that need it.
 """
@@ -19,6 +20,7 @@ from stx_pulumi.cli import (  # noqa: F401  (registers the commands)
     deploy,
     events,
     releases,
+    team,
     workspace,
 )
 from stx_pulumi.cli.options import _state, app

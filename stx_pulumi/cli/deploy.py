@@ -298,6 +298,9 @@ def up(
         "in CI where it was checked once.")] = False,
     wait_timeout: WaitOpt = 300,
     poll_interval: PollOpt = 10,
+    changed: Annotated[bool, typer.Option(
+        "--changed", help="Skip an app whose image tag and settings are those of its last "
+        "release (CI on every push).")] = False,
     parallel: ParallelOpt = 4,
     fail_fast: FailFastOpt = False,
     json_output: JsonOpt = False,
@@ -308,7 +311,8 @@ def up(
     overrides = options.overrides(Path.cwd())
     unsets = (*(unset or ()), *(("pin",) if unpin else ()))
     settings = {"yes": yes, "message": message, "verify": not no_verify,
-                "skip_checks": skip_checks, "wait": (wait_timeout, poll_interval)}
+                "skip_checks": skip_checks, "wait": (wait_timeout, poll_interval),
+                "changed_only": changed}
     if not several(apps, all_apps):
         deploy_app(one(apps), options, overrides, unsets, json_output=json_output, **settings)
         return
@@ -344,10 +348,11 @@ def deploy_app(app_name: str | None, options: DeployOptions, overrides: dict[str
 def run_up(app_name: str | None, options: DeployOptions, overrides: dict[str, Any],
            unset: Any, *, yes: bool, message: str | None = None, verify: bool = True,
            skip_checks: bool = False, wait: tuple[float, float] = (300, 10),
-           quiet: bool = False, kind: str = "up", build_turn: Any = None
-           ) -> tuple[Any, Any, Any]:
+           quiet: bool = False, kind: str = "up", build_turn: Any = None,
+           changed_only: bool = False) -> tuple[Any, Any, Any]:
     """Checks, the update, then the settings written, then verification: (spec, result,
-    verification or None)."""
+    verification or None). `changed_only`: nothing done when the last release deployed this
+    image tag with these settings."""
     from stx_pulumi.workspace import config_updates, drop_setting, moved_settings, unset_keys
 
     _check_wait(*wait)
@@ -375,6 +380,13 @@ def run_up(app_name: str | None, options: DeployOptions, overrides: dict[str, An
             resolved.set_result(spec)
         if checking is not None:  # exit 3 before the engine starts: nothing half-created
             checking.result()
+    skipped = engine.unchanged(spec) if changed_only and not updates else None
+    if skipped is not None:
+        if build_turn is not None:
+            build_turn.give_back()
+        render.info(f"{spec.stack}: unchanged (image {spec.image_tag} and settings as "
+                    "deployed): nothing to do")
+        return spec, skipped, None
     engine.prepare()
     _passphrase_notice(engine)
     for notice in notices:

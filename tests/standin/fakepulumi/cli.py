@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .common import Fail, unseal, unwrap
+from .common import Fail, now, project, seal, unseal, unwrap
 from .store import Cipher, Store
 
 VALUE_FLAGS = {"--stack", "-s", "--color", "--exec-kind", "--client", "--event-log", "--message",
@@ -123,9 +123,7 @@ class Cli:
 
     def cipher(self, stack: str) -> Cipher:
         file = self.config_file(stack)
-        found = re.search(r"^encryptionsalt:\s*(\S+)", file.read_text() if file.is_file()
-                          else "", re.MULTILINE)
-        return Cipher.from_env(found.group(1) if found else None)
+        return Cipher.for_stack(file.read_text() if file.is_file() else "")
 
     # -- stack ------------------------------------------------------------------------------
 
@@ -184,6 +182,12 @@ class Cli:
             return 0
         if sub == "tag":
             return self.tag_cmd(store)
+        if sub == "export" and "--show-secrets" not in self.flags:
+            return self.export_sealed(store)
+        if sub == "import":
+            return self.import_state(store)
+        if sub == "change-secrets-provider":
+            return self.change_secrets_provider(store, self.positional[2])
         if sub == "export":
             state = self.existing(store)
             resources = [{"urn": r["urn"], "type": r["type"], "custom": r["custom"],
@@ -193,14 +197,75 @@ class Cli:
             if state["resources"] or state["outputs"]:  # like the real CLI: the root stack
                 stack = self.stack()                    # resource holds the stack's outputs
                 resources.insert(0, {
-                    "urn": f"urn:pulumi:{stack}::stx-pulumi::pulumi:pulumi:Stack::"
-                           f"stx-pulumi-{stack}", "type": "pulumi:pulumi:Stack",
+                    "urn": f"urn:pulumi:{stack}::{project()}::pulumi:pulumi:Stack::"
+                           f"{project()}-{stack}", "type": "pulumi:pulumi:Stack",
                     "custom": False, "parent": "", "inputs": {},
                     "outputs": {k: "[secret]" if k in state["secret_outputs"] else unwrap(v)
                                 for k, v in state["outputs"].items()}})
             print(json.dumps({"version": 3, "deployment": {"resources": resources}}))
             return 0
         raise Fail(f"the stand-in does not know `pulumi stack {sub}`")
+
+    def export_sealed(self, store: Store) -> int:
+        """`stack export` without --show-secrets: secrets stay ciphertexts, and the deployment
+        names the secrets manager that made them (the stand-in's own state rides along)."""
+        stack = self.stack()
+        state = self.existing(store)
+        data = self.read_stack_file(stack)
+        provider = data.get("secretsprovider") or "passphrase"
+        manager = ({"type": "passphrase", "state": {"salt": data.get("encryptionsalt")}}
+                   if provider == "passphrase" else
+                   {"type": "cloud", "state": {"url": provider,
+                                               "encryptedkey": data.get("encryptedkey")}})
+        resources = [{"urn": r["urn"], "type": r["type"], "custom": r["custom"],
+                      "inputs": r["inputs"], "outputs": r.get("outputs", {})}
+                     for r in state["resources"]]
+        print(json.dumps({"version": 3, "deployment": {
+            "manifest": {"time": now()}, "secrets_providers": manager,
+            "resources": resources, "standin": state}}))
+        return 0
+
+    def import_state(self, store: Store) -> int:
+        """`stack import --file F`: the deployment's secrets re-encrypted for this stack."""
+        stack = self.stack()
+        self.existing(store)
+        deployment = json.loads(Path(self.flag("--file") or "/dev/stdin").read_text())[
+            "deployment"]
+        if "standin" not in deployment:
+            raise Fail("the stand-in imports only deployments it exported")
+        manager = deployment["secrets_providers"]
+        source = (Cipher.from_env(manager["state"]["salt"]) if manager["type"] == "passphrase"
+                  else Cipher.kms(manager["state"]["url"], manager["state"]["encryptedkey"]))
+        lock = store.lock(stack)
+        try:
+            store.save(stack, seal(unseal(deployment["standin"], source), self.cipher(stack)))
+        finally:
+            lock.unlink(missing_ok=True)
+        print("Import complete.")
+        return 0
+
+    def change_secrets_provider(self, store: Store, provider: str) -> int:
+        """Config and state secrets decrypted with the old manager, encrypted with the new."""
+        stack = self.stack()
+        old = self.cipher(stack)
+        state = unseal(self.existing(store), old)
+        data = self.read_stack_file(stack)
+        config = {k: self.plain(stack, v) for k, v in (data.get("config") or {}).items()}
+        data = {k: v for k, v in data.items()
+                if k not in ("encryptionsalt", "secretsprovider", "encryptedkey", "config")}
+        encrypted_key = base64.b64encode(os.urandom(16)).decode()
+        new = Cipher.kms(provider, encrypted_key)
+        stored = {k: {"secure": new.encrypt(v)} if secret else self.raw(stack, k)
+                  for k, (v, secret) in config.items()}
+        data = {"secretsprovider": provider, "encryptedkey": encrypted_key, **data,
+                **({"config": stored} if stored else {})}
+        store.save(stack, seal(state, new))
+        self.write_stack_file(stack, data)
+        print("Migrated to new secrets provider")
+        return 0
+
+    def raw(self, stack: str, key: str) -> Any:
+        return (self.read_stack_file(stack).get("config") or {})[key]
 
     def state_delete(self, urn: str) -> int:
         """Forget a resource without touching the cloud (`pulumi state delete URN`)."""
@@ -237,7 +302,7 @@ class Cli:
             print(tags[args[0]])
             return 0
         elif action == "ls":
-            print(json.dumps({"pulumi:project": "stx-pulumi", **tags}))
+            print(json.dumps({"pulumi:project": project(), **tags}))
             return 0
         file.write_text(json.dumps(tags, indent=1))
         return 0
@@ -260,8 +325,11 @@ class Cli:
                 data = {"encryptionsalt": "v1:" + base64.b64encode(os.urandom(8)).decode()
                         + ":v1:check", **data}
                 self.write_stack_file(stack, data)
-        else:
-            data = {"secretsprovider": provider, **data}
+        elif data.get("secretsprovider") != provider:
+            encrypted_key = base64.b64encode(os.urandom(16)).decode()
+            Cipher.kms(provider, encrypted_key)  # fails without the key, like the real CLI
+            data = {"secretsprovider": provider, "encryptedkey": encrypted_key,
+                    **{k: v for k, v in data.items() if k != "encryptionsalt"}}
             self.write_stack_file(stack, data)
         store.save(stack, {"resources": [], "outputs": {}, "secret_outputs": [], "history": []})
 

@@ -79,6 +79,8 @@ class Cloud:
 
     def apply(self, op: str, old: dict | None, new: dict | None) -> None:
         """Record a create, update, replace or delete of a resource."""
+        if new is not None and op in ("create", "replace"):
+            _made(new)
         if (new or old or {}).get("type") == SERVICE:
             self._service(op, old, new)
             return
@@ -108,6 +110,22 @@ def _write(file: Path, data: Any) -> None:
     tmp = file.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data, indent=1))
     tmp.replace(file)
+
+
+def _made(res: dict[str, Any]) -> None:
+    """A team stack's bucket and key become usable: the stand-in backend and KMS find them
+    (kept on delete, as the team stack retains them)."""
+    from .store import bucket_folder, kms_file
+
+    if res["type"] == "gcp:storage/bucket:Bucket":
+        folder = bucket_folder(str(unwrap(res["inputs"]).get("name")))
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+    elif res["type"] == "gcp:kms/cryptoKey:CryptoKey":
+        file = kms_file(str(res["outputs"]["id"]))
+        if file is not None and not file.exists():
+            file.parent.mkdir(parents=True, exist_ok=True)
+            file.write_bytes(os.urandom(32))
 
 
 def _member(bindings: dict[str, list[str]], res: dict[str, Any], add: bool) -> None:
@@ -158,6 +176,18 @@ def computed(res: dict[str, Any], old: dict | None, unknown: bool) -> dict[str, 
         email = f"{inputs.get('accountId')}@{inputs.get('project')}.iam.gserviceaccount.com"
         put("email", email)
         put("name", f"projects/{inputs.get('project')}/serviceAccounts/{email}")
+    elif typ == "gcp:kms/keyRing:KeyRing":
+        put("id", f"projects/{inputs.get('project')}/locations/{inputs.get('location')}"
+                  f"/keyRings/{inputs.get('name')}")
+    elif typ == "gcp:kms/cryptoKey:CryptoKey":
+        put("id", f"{inputs.get('keyRing')}/cryptoKeys/{inputs.get('name')}")
+    elif typ == "gcp:iam/workloadIdentityPool:WorkloadIdentityPool":
+        put("name", f"projects/123456789012/locations/global/workloadIdentityPools/"
+                    f"{inputs.get('workloadIdentityPoolId')}")
+    elif typ == "gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider":
+        put("name", f"projects/123456789012/locations/global/workloadIdentityPools/"
+                    f"{inputs.get('workloadIdentityPoolId')}/providers/"
+                    f"{inputs.get('workloadIdentityPoolProviderId')}")
     elif typ == "gcp:cloudrun/domainMapping:DomainMapping":
         name = inputs.get("name", "")
         record = {"name": name.split(".")[0], "type": "CNAME", "rrdata": "ghs.googlehosted.com."}

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import UTC, datetime
 from typing import Any
 
-PROJECT = "stx-pulumi"
+PROJECT = "stx-pulumi"  # the default; `project()` reads the working folder's Pulumi.yaml
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 SIG_KEY = "4dabf18193072939515e22adb298388d"
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 DATETIME = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+@functools.cache
+def project() -> str:
+    """The Pulumi project of the working folder (stacks are per project, as in DIY backends)."""
+    import re
+    from pathlib import Path
+
+    file = Path.cwd() / "Pulumi.yaml"
+    found = re.search(r"^name:\s*(\S+)", file.read_text() if file.is_file() else "",
+                      re.MULTILINE)
+    return found.group(1) if found else PROJECT
 
 
 class Fail(Exception):

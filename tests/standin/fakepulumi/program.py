@@ -6,7 +6,7 @@ from __future__ import annotations
 from concurrent import futures
 from typing import TYPE_CHECKING, Any
 
-from .common import PROJECT, Fail
+from .common import UNKNOWN, Fail, project
 
 if TYPE_CHECKING:
     from .update import Update
@@ -51,7 +51,7 @@ class Program:
                 parent_type = parent.split("::")[2]
                 if not parent_type.startswith("pulumi:pulumi:Stack"):
                     prefix = parent_type + "$"
-            return f"urn:pulumi:{stack}::{PROJECT}::{prefix}{typ}::{name}"
+            return f"urn:pulumi:{stack}::{project()}::{prefix}{typ}::{name}"
 
         class Monitor(resource_pb2_grpc.ResourceMonitorServicer):
             def GetDeploymentInfo(self, request: Any, context: Any) -> Any:
@@ -71,7 +71,8 @@ class Program:
                     outputs = update.register(res)
                 except Fail as err:
                     context.abort(grpc.StatusCode.UNKNOWN, str(err))
-                res_id = f"{request.name}-id" if request.custom else ""
+                res_id = str(outputs.get("id") or f"{request.name}-id") if request.custom else ""
+                res_id = "" if res_id == UNKNOWN else res_id  # a preview: not known yet
                 return resource_pb2.RegisterResourceResponse(
                     urn=urn, id=res_id, object=to_struct(outputs))
 
@@ -130,7 +131,7 @@ class Program:
             with grpc.insecure_channel(client) as channel:
                 response = language_pb2_grpc.LanguageRuntimeStub(channel).Run(
                     language_pb2.RunRequest(
-                        project=PROJECT, stack=stack, pwd=str(update.cli.cwd), program=".",
+                        project=project(), stack=stack, pwd=str(update.cli.cwd), program=".",
                         args=[f"127.0.0.1:{port}"], config=self.config,
                         configSecretKeys=self.secret_keys, dryRun=update.preview,
                         parallel=int(update.cli.flag("--parallel") or 4),

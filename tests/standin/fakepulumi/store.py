@@ -1,4 +1,7 @@
-"""The file backend (one JSON state per stack, lock files beside) and the passphrase cipher."""
+"""The DIY backend (one JSON state per stack, lock files beside) on a folder (`file://`) or a
+stand-in bucket (`gs://`, a folder under $STANDIN_GCS that exists once a team stack created
+the bucket), and the secrets ciphers: passphrase, or a stand-in Cloud KMS key (`gcpkms://`, a
+key file under $STANDIN_KMS that exists once a team stack created the key)."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .common import PROJECT, Fail, now
+from .common import Fail, now, project
 
 
 class Cipher:
@@ -29,6 +32,33 @@ class Cipher:
                        "environment variables")
         return cls(hashlib.sha256(f"{salt}:{phrase}".encode()).digest())
 
+    @classmethod
+    def for_stack(cls, file_text: str) -> Cipher:
+        """The stack file's secrets manager: its KMS key, else its passphrase and salt."""
+        import re
+
+        def top(key: str) -> str | None:
+            found = re.search(rf"^{key}:\s*(\S+)", file_text, re.MULTILINE)
+            return found.group(1) if found else None
+
+        provider = top("secretsprovider")
+        if provider and provider != "passphrase":
+            return cls.kms(provider, top("encryptedkey") or "")
+        return cls.from_env(top("encryptionsalt"))
+
+    @classmethod
+    def kms(cls, provider: str, encrypted_key: str) -> Cipher:
+        """A stand-in `gcpkms://` secrets manager: the data key is usable only while the
+        key's file exists (as only a caller allowed to use the real key can decrypt it)."""
+        if not provider.startswith("gcpkms://"):
+            raise Fail(f"the stand-in supports passphrase and gcpkms:// secrets, not {provider}")
+        name = provider.removeprefix("gcpkms://")
+        file = kms_file(name)
+        if file is None or not file.is_file():
+            raise Fail(f"secrets (code=Unknown): rpc error: code = NotFound desc = "
+                       f"CryptoKey {name} not found.")
+        return cls(hashlib.sha256(file.read_bytes() + encrypted_key.encode()).digest())
+
     def _xor(self, data: bytes) -> bytes:
         stream = (self.key * (len(data) // len(self.key) + 1))[: len(data)]
         return bytes(a ^ b for a, b in zip(data, stream, strict=True))
@@ -44,26 +74,45 @@ class Cipher:
         return data[3:].decode()
 
 
+def kms_file(name: str) -> Path | None:
+    """Where the stand-in keeps the key `projects/.../cryptoKeys/K` ($STANDIN_KMS)."""
+    folder = os.environ.get("STANDIN_KMS")
+    return Path(folder) / name.replace("/", "_") if folder else None
+
+
+def bucket_folder(name: str) -> Path | None:
+    """Where the stand-in keeps the bucket `name` ($STANDIN_GCS)."""
+    folder = os.environ.get("STANDIN_GCS")
+    return Path(folder) / name if folder else None
+
+
 class Store:
-    """The file backend: one JSON state per stack, lock files beside."""
+    """The DIY backend: one JSON state per stack, lock files beside."""
 
     def __init__(self, url: str) -> None:
-        if not url.startswith("file://"):
-            raise Fail(f"the stand-in supports only file:// backends, not {url!r}")
         self.url = url
-        self.root = Path(url.removeprefix("file://")) / ".pulumi"
+        if url.startswith("file://"):
+            self.root = Path(url.removeprefix("file://")) / ".pulumi"
+        elif url.startswith("gs://"):
+            bucket, _, prefix = url.removeprefix("gs://").partition("/")
+            folder = bucket_folder(bucket)
+            if folder is None or not folder.is_dir():
+                raise Fail(f"unable to open bucket {url}: storage: bucket doesn't exist")
+            self.root = folder / prefix / ".pulumi"
+        else:
+            raise Fail(f"the stand-in supports file:// and gs:// backends, not {url!r}")
 
     def path(self, stack: str) -> Path:
-        return self.root / "stacks" / PROJECT / f"{stack}.json"
+        return self.root / "stacks" / project() / f"{stack}.json"
 
     def lock_dir(self, stack: str) -> Path:
-        return self.root / "locks" / PROJECT / stack
+        return self.root / "locks" / project() / stack
 
     def exists(self, stack: str) -> bool:
         return self.path(stack).is_file()
 
     def stacks(self) -> list[str]:
-        folder = self.root / "stacks" / PROJECT
+        folder = self.root / "stacks" / project()
         return sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
 
     def load(self, stack: str) -> dict[str, Any]:
@@ -87,7 +136,7 @@ class Store:
             raise Fail(
                 f"the stack is currently locked by {len(held)} lock(s). Either wait for the "
                 "other process(es) to end or delete the lock file with `pulumi cancel`.\n"
-                f"  {self.url}/.pulumi/locks/{PROJECT}/{stack}/{held[0].name}: created by "
+                f"  {self.url}/.pulumi/locks/{project()}/{stack}/{held[0].name}: created by "
                 f"{info['username']}@{info['hostname']} (pid {info['pid']}) at "
                 f"{info['timestamp']}")
         import getpass

@@ -1,0 +1,161 @@
+"""`team setup` above the engine: the team's spec from the options, the team stack file and the
+apps' stack files; the team stack run where it lives; then, the first time, every stack moved
+into the team's bucket with its secrets on the team's KMS key, and the workspace switched.
+
+Nothing is switched unless every stack moved and checked: a failure leaves the workspace on
+its old backend, whose stacks stay as they were (and stay there afterwards, as a backup).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from stx_pulumi.errors import InputError, StxError
+from stx_pulumi.team import TEAM_PROJECT, TEAM_STACK, GitHubRepo, TeamSpec, check
+from stx_pulumi.workspace import Workspace
+
+REGION = "europe-west1"
+
+
+def team_spec(ws: Workspace, environ: Mapping[str, str], *, project: str | None,
+              region: str | None, github: str | None, members: tuple[str, ...]
+              ) -> tuple[TeamSpec, list[tuple[str, str]]]:
+    """The spec from the options, else the team stack file (a teammate's clone needs no
+    option), else this machine's defaults; and the settings to record after success."""
+    from stx_pulumi.spec import SECRET_REF_RE, is_protected, split_stack_name
+    from stx_pulumi.workspace import default_project, local_defaults
+
+    saved = {k: str(v) for k, v in ws.team_files.stack_config(TEAM_STACK).items()}
+    project = project or saved.get("gcp:project") or default_project(environ, ws)
+    if not project:
+        raise InputError("--project: no Google Cloud project: pass --project (the team stack "
+                         "file records it afterwards)")
+    check(project, github, members)
+    region = region or saved.get("gcp:region") or local_defaults(ws, None).get(
+        "region") or REGION
+    repo = None
+    name = github or saved.get("team:github")
+    if name:
+        same = name.lower() == saved.get("team:github", "").lower()
+        repo = (GitHubRepo(saved["team:github"], int(saved["team:githubId"]),
+                           saved.get("team:defaultBranch") or "main")
+                if same and saved.get("team:githubId") else _lookup(name, environ))
+    members = tuple(sorted({*_list(saved.get("team:members")), *members}))
+    protected, secrets = {"prod", *_list(saved.get("team:protectedEnvs"))}, set()
+    for file in sorted(ws.stacks_dir.glob("Pulumi.*.yaml")):
+        stack = file.name[len("Pulumi."):-len(".yaml")]
+        config = ws.stack_config(stack)
+        env = split_stack_name(stack)[1]
+        if env and is_protected(config, env):
+            protected.add(env)
+        refs = config.get("stx:secretEnv")
+        refs = json.loads(refs) if isinstance(refs, str) and refs.strip() else refs
+        for ref in (refs or {}).values() if isinstance(refs, Mapping) else ():
+            match = SECRET_REF_RE.match(str(ref))
+            if match:
+                secrets.add(match.group(1))
+    spec = TeamSpec(project, region, repo, tuple(sorted(protected)), members,
+                    tuple(sorted(secrets)))
+    config = [("gcp:project", project), ("gcp:region", region),
+              ("team:protectedEnvs", ",".join(spec.protected_envs))]
+    if members:
+        config.append(("team:members", ",".join(members)))
+    if repo is not None:
+        config += [("team:github", repo.name), ("team:githubId", str(repo.id)),
+                   ("team:defaultBranch", repo.default_branch)]
+    return spec, config
+
+
+def _lookup(name: str, environ: Mapping[str, str]) -> GitHubRepo:
+    from stx_pulumi.github import repository
+
+    return repository(name, environ)
+
+
+def _list(text: str | None) -> list[str]:
+    return [x for x in (text or "").split(",") if x]
+
+
+@dataclass
+class Outcome:
+    """What `team setup` did (or, dry, would do)."""
+
+    backend: str
+    secrets_provider: str
+    team_changes: dict[str, int]
+    outputs: dict[str, Any]
+    moved: list[str] = field(default_factory=list)
+    already: list[str] = field(default_factory=list)
+    switched: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.moved or self.switched or any(
+            n for k, n in self.team_changes.items() if k != "same"))
+
+
+def setup(ws: Workspace, environ: Mapping[str, str], spec: TeamSpec,
+          config: list[tuple[str, str]], *, dry_run: bool = False,
+          on_event: Any = None, say: Callable[[str], None] = lambda _: None) -> Outcome:
+    """Run the team stack, move every stack into its bucket, switch the workspace."""
+    from stx_pulumi.workspace import create_team_files, create_workspace
+
+    if not ws.exists:
+        ws = create_workspace(ws.root)
+    made = not ws.team_files.root.exists()
+    try:
+        return _setup(ws, environ, spec, config, create_team_files(ws), dry_run=dry_run,
+                      on_event=on_event, say=say)
+    finally:
+        if dry_run and made:  # a dry run leaves no team folder behind
+            import shutil
+
+            shutil.rmtree(ws.team_files.root, ignore_errors=True)
+
+
+def _setup(ws: Workspace, environ: Mapping[str, str], spec: TeamSpec,
+           config: list[tuple[str, str]], files: Workspace, *, dry_run: bool, on_event: Any,
+           say: Callable[[str], None]) -> Outcome:
+    from stx_pulumi.engine import Engine
+    from stx_pulumi.workspace import set_backend
+
+    here_url = ws.backend_url(environ)
+    team_here = Engine(ws, environ, on_event, project=TEAM_PROJECT, files=files)
+    team_there = Engine(ws, environ, on_event, project=TEAM_PROJECT, files=files,
+                        backend=spec.backend_url)
+    home = team_there if here_url == spec.backend_url or _has_team(team_there) else team_here
+    say(f"team stack in {home.backend}")
+    result = home.team_up(spec, config, preview=dry_run)
+    outcome = Outcome(spec.backend_url, spec.secrets_provider, result.changes, result.outputs)
+    if home is team_there and here_url == spec.backend_url:
+        return outcome
+    apps_here = Engine(ws, environ, on_event)
+    names = apps_here.stack_names()
+    if dry_run:
+        outcome.moved = ([] if home is team_there else [f"team ({TEAM_PROJECT})"]) + names
+        outcome.switched = True
+        return outcome
+    if home is team_here:
+        say(f"moving the team stack into {spec.backend_url}")
+        team_here.move(TEAM_STACK, team_there, spec.secrets_provider)
+        outcome.moved.append(f"team ({TEAM_PROJECT})")
+    apps_there = Engine(ws, environ, on_event, backend=spec.backend_url)
+    for name in names:
+        say(f"moving {name} into {spec.backend_url}")
+        (outcome.moved if apps_here.move(name, apps_there, spec.secrets_provider)
+         else outcome.already).append(name)
+    set_backend(ws, spec.backend_url)
+    outcome.switched = True
+    return outcome
+
+
+def _has_team(engine: Any) -> bool:
+    """Whether the team's bucket exists and holds the team stack (a teammate's clone, or a
+    setup whose switch did not happen)."""
+    try:
+        return bool(engine.exists(TEAM_STACK))
+    except StxError:
+        return False

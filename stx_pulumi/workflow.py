@@ -1,0 +1,239 @@
+"""The GitHub Actions workflow `ci github` writes, made without Pulumi or the network.
+
+Pull requests from the repository preview every env as the read-only previewer; pushes to the
+default branch deploy the changed apps of each unprotected env; a protected env is deployed
+only by hand (`workflow_dispatch`: the env, a typed DEPLOY and a reason) in its GitHub
+environment. Keyless: google-github-actions/auth with the team stack's pool, provider and
+accounts. Every action is pinned to a commit (`ACTIONS`; Dependabot keeps them current);
+untrusted inputs reach the shell only through environment variables.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+from dataclasses import dataclass
+
+from stx_pulumi.errors import InputError
+
+WORKFLOW_FILE = ".github/workflows/stx-pulumi.yml"
+DEPENDABOT_FILE = ".github/dependabot.yml"
+# Pinned commits of the actions the workflow uses, with the release each one is. Dependabot
+# (DEPENDABOT_FILE) proposes updates; a test checks every `uses:` is one of these.
+ACTIONS = {
+    "actions/checkout": ("08eba0b27e820071cde6df949e0beb9ba4906955", "v4.3.0"),
+    "actions/setup-python": ("a26af69be951a213d495a4c3e4e4022e16d87065", "v5.6.0"),
+    "google-github-actions/auth": ("ba79af03959ebeac9769e648f473a284504d9193", "v2.1.10"),
+}
+PYTHON = "3.12"
+RUNNER = "ubuntu-24.04"
+BEGIN = "# >>> stx-pulumi"
+END = "# <<< stx-pulumi"
+MARK_RE = re.compile(r"^# >>> stx-pulumi .*sha256:([0-9a-f]{12})")
+
+
+@dataclass(frozen=True)
+class WorkflowSpec:
+    """What the workflow needs to know: the identity (team stack outputs), the envs, the apps."""
+
+    provider: str  # projects/N/locations/global/workloadIdentityPools/P/providers/V
+    deployer: str
+    previewer: str
+    default_branch: str
+    envs: tuple[str, ...]  # deployed on push
+    protected: tuple[str, ...]  # deployed by hand
+    apps: tuple[str, ...] = ()  # none: every app of the env (--all)
+    install: str = "stx-pulumi"
+    directory: str = "."  # the workspace, relative to the repository root
+
+    @property
+    def targets(self) -> str:
+        return " ".join(self.apps) if self.apps else "--all"
+
+
+def uses(action: str) -> str:
+    sha, release = ACTIONS[action]
+    return f"{action}@{sha} # {release}"
+
+
+def _setup(spec: WorkflowSpec, account: str) -> str:
+    """Checkout, Python, keyless Google auth as `account`, stx-pulumi and the Pulumi CLI."""
+    return f"""\
+      - uses: {uses("actions/checkout")}
+        with:
+          persist-credentials: false
+      - uses: {uses("actions/setup-python")}
+        with:
+          python-version: "{PYTHON}"
+      - uses: {uses("google-github-actions/auth")}
+        with:
+          workload_identity_provider: {spec.provider}
+          service_account: {account}
+      - name: Install stx-pulumi and the Pulumi CLI
+        env:
+          INSTALL: {spec.install}
+        run: |
+          python -m pip install "$INSTALL"
+          stx-pulumi install-cli
+"""
+
+
+def body(spec: WorkflowSpec) -> str:
+    """The generated workflow (between the markers)."""
+    branch = spec.default_branch
+    jobs = [f"""\
+  preview:
+    name: Preview
+    # forks get no OIDC token: only pull requests from this repository preview
+    if: >-
+      github.event_name == 'pull_request'
+      && github.event.pull_request.head.repo.full_name == github.repository
+    runs-on: {RUNNER}
+    permissions:
+      contents: read  # checkout
+      id-token: write  # the OIDC token exchanged for Google credentials
+    concurrency:
+      group: stx-pulumi-preview-${{{{ github.event.pull_request.number }}}}
+      cancel-in-progress: true
+    defaults:
+      run:
+        working-directory: {spec.directory}
+    steps:
+{_setup(spec, spec.previewer)}""" + "".join(f"""\
+      - name: Preview {env}
+        run: |
+          {{ echo "### stx-pulumi preview --env {env}"; echo '```'
+            stx-pulumi preview {spec.targets} --env {env}; echo '```'; }} >> "$GITHUB_STEP_SUMMARY"
+""" for env in (*spec.envs, *spec.protected))]
+    for env in spec.envs:
+        jobs.append(f"""\
+  deploy-{env}:
+    name: Deploy {env}
+    if: github.event_name == 'push' && github.ref == 'refs/heads/{branch}'
+    runs-on: {RUNNER}
+    permissions:
+      contents: read  # checkout
+      id-token: write  # the OIDC token exchanged for Google credentials
+    concurrency:
+      group: stx-pulumi-{env}
+      cancel-in-progress: false
+    defaults:
+      run:
+        working-directory: {spec.directory}
+    steps:
+{_setup(spec, spec.deployer)}\
+      - name: Deploy the changed apps of {env}
+        env:
+          COMMIT: ${{{{ github.sha }}}}
+        run: stx-pulumi up {spec.targets} --changed --env {env} --message "push $COMMIT"
+""")
+    dispatch = ""
+    if spec.protected:
+        options = ", ".join(spec.protected)
+        dispatch = f"""\
+  workflow_dispatch:
+    inputs:
+      environment:
+        description: The protected env to deploy
+        type: choice
+        options: [{options}]
+        required: true
+      confirm:
+        description: Type DEPLOY to confirm
+        type: string
+        required: true
+      reason:
+        description: Why (recorded as the update message)
+        type: string
+        required: true
+"""
+        jobs.append(f"""\
+  deploy-protected:
+    name: Deploy a protected env
+    if: github.event_name == 'workflow_dispatch' && github.ref == 'refs/heads/{branch}'
+    runs-on: {RUNNER}
+    environment: ${{{{ inputs.environment }}}}
+    permissions:
+      contents: read  # checkout
+      id-token: write  # the OIDC token exchanged for Google credentials
+    concurrency:
+      group: stx-pulumi-${{{{ inputs.environment }}}}
+      cancel-in-progress: false
+    defaults:
+      run:
+        working-directory: {spec.directory}
+    steps:
+      - name: Check the confirmation and the reason
+        env:
+          CONFIRM: ${{{{ inputs.confirm }}}}
+          REASON: ${{{{ inputs.reason }}}}
+        run: |
+          [ "$CONFIRM" = "DEPLOY" ] || {{ echo "::error::type DEPLOY to confirm"; exit 1; }}
+          [ -n "${{REASON// }}" ] || {{ echo "::error::give a reason"; exit 1; }}
+{_setup(spec, spec.deployer)}\
+      - name: Deploy
+        env:
+          STX_ENV: ${{{{ inputs.environment }}}}
+          REASON: ${{{{ inputs.reason }}}}
+          ACTOR: ${{{{ github.actor }}}}
+        run: stx-pulumi up {spec.targets} --env "$STX_ENV" --yes --message "$REASON (by $ACTOR)"
+""")
+    return f"""\
+name: stx-pulumi
+on:
+  pull_request:
+    branches: [{branch}]
+  push:
+    branches: [{branch}]
+{dispatch}permissions: {{}}
+env:
+  PULUMI_SKIP_UPDATE_CHECK: "true"
+jobs:
+""" + "".join(jobs)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def render(spec: WorkflowSpec, existing: str | None, force: bool = False) -> str:
+    """The workflow file: the generated block (re-)written between its markers, the user's
+    lines outside them kept. A block edited by hand is refused (InputError with the diff)
+    unless `force`."""
+    new = body(spec)
+    block = (f"{BEGIN} generated by `stx-pulumi ci github` (sha256:{_digest(new)}): re-run it "
+             f"to update;\n# edits between the markers are replaced, keep yours outside them.\n"
+             f"{new}{END}\n")
+    if not existing:
+        return block
+    lines = existing.splitlines(keepends=True)
+    start = next((i for i, ln in enumerate(lines) if ln.startswith(BEGIN)), None)
+    end = next((i for i, ln in enumerate(lines) if ln.startswith(END)), None)
+    if start is None or end is None or end < start:
+        raise InputError(f"{WORKFLOW_FILE}: exists without stx-pulumi's markers; move it away "
+                         "or add its lines outside a generated block")
+    mark = MARK_RE.match(lines[start])
+    inside = "".join(lines[start + 2:end])
+    if not force and (mark is None or mark.group(1) != _digest(inside)):
+        diff = "".join(difflib.unified_diff(inside.splitlines(True), new.splitlines(True),
+                                            "edited", "generated"))
+        raise InputError(f"{WORKFLOW_FILE}: the generated block was edited by hand; move the "
+                         f"edits outside the markers, or pass --force to replace it:\n{diff}")
+    return "".join(lines[:start]) + block + "".join(lines[end + 1:])
+
+
+DEPENDABOT = """\
+# Keeps the actions pinned in stx-pulumi.yml current (written by `stx-pulumi ci github`).
+version: 2
+updates:
+  - package-ecosystem: github-actions
+    directory: /
+    schedule:
+      interval: weekly
+    cooldown:
+      default-days: 7
+    groups:
+      actions:
+        patterns: ["*"]
+"""

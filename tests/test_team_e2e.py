@@ -1,0 +1,227 @@
+"""`team setup` and `ci github` end to end (issue #15): through the real automation API and the
+stand-in engine, whose `gs://` backend is a folder that exists once the team stack made the
+bucket, and whose `gcpkms://` secrets work only while the key the team stack made exists."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+import yaml
+from conftest import PROJECT, STANDIN, PulumiStandIn
+from helpers import snapshot, stx, stx_json
+
+pytestmark = pytest.mark.e2e
+TOKEN = "cf-token-0123456789-secret"
+BUCKET = f"{PROJECT}-stx-state"
+KEY = (f"gcpkms://projects/{PROJECT}/locations/europe-west1/keyRings/stx-pulumi/cryptoKeys/"
+       "state-secrets")
+
+
+class GitHubApi(BaseHTTPRequestHandler):
+    """GET /repos/my-school/courses, as api.github.com answers it (the fields used)."""
+
+    calls: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        GitHubApi.calls.append(self.path)
+        if self.path != "/repos/my-school/courses":
+            self.send_response(404)
+            self.end_headers()
+            return
+        body = json.dumps({"id": 123456, "full_name": "my-school/courses",
+                           "default_branch": "main"}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def team_cloud(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Stand-in buckets and KMS keys, and a local GitHub API."""
+    monkeypatch.setenv("STANDIN_GCS", str(tmp_path / "gcs"))
+    monkeypatch.setenv("STANDIN_KMS", str(tmp_path / "kms"))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), GitHubApi)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("STX_GITHUB_API", f"http://127.0.0.1:{server.server_port}")
+    GitHubApi.calls = []
+    yield tmp_path
+    server.shutdown()
+
+
+def pulumi(*args: str, cwd: Path, env: dict[str, str] | None = None) -> str:
+    """The stand-in CLI itself, as a user would run `pulumi` in the workspace."""
+    done = subprocess.run([sys.executable, str(STANDIN), *args], cwd=cwd, text=True,
+                          capture_output=True, env={**os.environ, **(env or {})}, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.fixture
+def with_secret(workspace: Path, pulumi_cli: PulumiStandIn) -> Path:
+    """hello-course.dev deployed, with a secret in its stack config."""
+    assert stx("up", "hello-course", "--yes").exit_code == 0
+    subprocess.run([sys.executable, str(STANDIN), "config", "set", "cloudflare:apiToken",
+                    "--secret", "--stack", "hello-course.dev"], input=TOKEN, text=True,
+                   cwd=workspace, check=True,
+                   env={**os.environ, "PULUMI_BACKEND_URL": (workspace / ".pulumi-state")
+                        .as_uri()})
+    return workspace
+
+
+def test_team_setup_moves_every_stack_into_the_bucket_with_secrets_kept(
+        with_secret: Path, team_cloud: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ws = with_secret
+    out = stx_json("team", "setup", "--project", PROJECT, "--github", "my-school/courses",
+                   "--member", "user:ana@example.com")
+    assert out["switched"] and out["changed"]
+    assert out["moved"] == ["team (stx-pulumi-team)", "hello-course.dev"]
+    assert out["outputs"]["deployer"] == f"stx-deployer@{PROJECT}.iam.gserviceaccount.com"
+    assert out["outputs"]["workloadIdentityProvider"].endswith(
+        "/workloadIdentityPools/stx-github/providers/github")
+    assert yaml.safe_load((ws / "Pulumi.yaml").read_text())["backend"] == {
+        "url": f"gs://{BUCKET}"}
+    team = yaml.safe_load((ws / "team" / "stacks" / "Pulumi.team.yaml").read_text())
+    assert team["secretsprovider"] == KEY
+    assert team["config"]["team:githubId"] == "123456"
+    app = yaml.safe_load((ws / "stacks" / "Pulumi.hello-course.dev.yaml").read_text())
+    assert app["secretsprovider"] == KEY and "encryptionsalt" not in app
+    assert TOKEN not in (ws / "stacks" / "Pulumi.hello-course.dev.yaml").read_text()
+    # the old backend keeps its copy, a backup
+    assert (ws / ".pulumi-state/.pulumi/stacks/stx-pulumi/hello-course.dev.json").is_file()
+    assert (team_cloud / "gcs" / BUCKET / ".pulumi/stacks/stx-pulumi/hello-course.dev.json"
+            ).is_file()
+
+    # no passphrase any more: the KMS key decrypts config and state
+    monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE")
+    got = json.loads(pulumi("config", "get", "cloudflare:apiToken", "--stack",
+                            "hello-course.dev", cwd=ws,
+                            env={"PULUMI_BACKEND_URL": f"gs://{BUCKET}"}))
+    assert got == {"value": TOKEN, "secret": True}
+    outputs = stx_json("outputs", "hello-course")
+    assert outputs["url"]
+    again = stx_json("up", "hello-course", "--yes")
+    assert again["changes"]["create"] == again["changes"]["replace"] == 0
+
+
+def test_a_teammates_fresh_clone_changes_nothing(
+        with_secret: Path, team_cloud: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    assert stx("team", "setup", "--project", PROJECT, "--github",
+               "my-school/courses").exit_code == 0
+    clone = tmp_path / "clone"
+    clone.mkdir()
+    for name in ("Pulumi.yaml", "__main__.py", "team", "stacks", "examples"):
+        source = with_secret / name
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, clone / name)
+    monkeypatch.chdir(clone)
+    monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE")  # a teammate never had it
+    monkeypatch.setenv("STX_GITHUB_API", "http://127.0.0.1:9")  # no need to ask GitHub
+    before = snapshot(clone)
+    out = stx_json("team", "setup")
+    assert not out["changed"] and not out["moved"] and not out["switched"]
+    assert set(out["team_changes"]) >= {"same"} and sum(
+        n for k, n in out["team_changes"].items() if k != "same") == 0
+    assert snapshot(clone) == before
+    assert not (clone / ".pulumi-state").exists()  # no passphrase made for KMS stacks
+
+
+def test_dry_run_shows_the_move_and_changes_nothing(
+        with_secret: Path, team_cloud: Path) -> None:
+    before = snapshot(with_secret)
+    result = stx("team", "setup", "--project", PROJECT, "--github", "my-school/courses",
+                 "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "would move" in result.stdout and "hello-course.dev" in result.stdout
+    assert f"would switch to gs://{BUCKET}" in result.stdout
+    assert snapshot(with_secret) == before
+    assert not (team_cloud / "gcs").exists()
+
+
+def test_bad_team_input_changes_nothing(workspace: Path, pulumi_cli: PulumiStandIn,
+                                        team_cloud: Path) -> None:
+    before = snapshot(workspace)
+    for args, named in ((("--project", "Bad_Project"), "--project"),
+                        (("--project", PROJECT, "--github", "nope"), "--github"),
+                        (("--project", PROJECT, "--github", "my-school/missing"), "--github"),
+                        (("--project", PROJECT, "--member", "ana"), "--member")):
+        result = stx("team", "setup", *args)
+        assert result.exit_code == 2, result.output
+        assert named in result.output
+    assert snapshot(workspace) == before
+
+
+def test_ci_github_writes_a_valid_pinned_workflow_and_keeps_user_edits(
+        with_secret: Path, team_cloud: Path) -> None:
+    ws = with_secret
+    result = stx("ci", "github")
+    assert result.exit_code == 3 and "team setup" in result.output  # no team stack yet
+    assert stx("team", "setup", "--project", PROJECT, "--github",
+               "my-school/courses").exit_code == 0
+    assert stx("ci", "github").exit_code == 0
+    file = ws / ".github" / "workflows" / "stx-pulumi.yml"
+    text = file.read_text()
+    assert "service_account: stx-deployer@" in text and "stx-previewer@" in text
+    assert "up --all --changed --env dev" in text and "options: [prod]" in text
+    validate(ws)
+    # lines outside the block are kept; a re-run changes nothing
+    file.write_text("# our note\n" + text + "  lint:\n    runs-on: ubuntu-24.04\n"
+                    "    permissions: {}\n    steps:\n      - run: echo ok\n")
+    edited = file.read_text()
+    assert stx("ci", "github").exit_code == 0
+    assert file.read_text() == edited
+    # an edit inside the block is refused with the diff, unless --force
+    file.write_text(edited.replace("cancel-in-progress: false", "cancel-in-progress: true", 1))
+    result = stx("ci", "github")
+    assert result.exit_code == 2 and "edited by hand" in result.output
+    assert "-      cancel-in-progress: true" in result.output
+    assert stx("ci", "github", "--force").exit_code == 0
+    assert file.read_text() == edited
+
+
+def validate(root: Path) -> None:
+    """GitHub's workflow schema and zizmor (no finding of any severity, offline)."""
+    bin_dir = Path(sys.executable).parent
+    for schema, file in (("vendor.github-workflows", ".github/workflows/stx-pulumi.yml"),
+                         ("vendor.dependabot", ".github/dependabot.yml")):
+        done = subprocess.run([str(bin_dir / "check-jsonschema"), "--builtin-schema", schema,
+                               str(root / file)], capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stdout + done.stderr
+    done = subprocess.run([str(bin_dir / "zizmor"), "--offline", "--persona", "auditor",
+                           "--format", "plain", str(root)], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0 and "No findings" in done.stdout, done.stdout
+
+
+def test_doctor_checks_the_team_bucket_key_and_accounts(
+        with_secret: Path, team_cloud: Path) -> None:
+    assert stx("team", "setup", "--project", PROJECT, "--github",
+               "my-school/courses").exit_code == 0
+
+    def doctor() -> tuple[int, dict[str, dict]]:
+        result = stx("doctor", "hello-course", "--json")
+        return result.exit_code, {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+
+    code, checks = doctor()
+    assert code == 0, checks
+    assert checks["backend"]["status"] == "pass" and BUCKET in checks["backend"]["detail"]
+    assert checks["secrets key"]["status"] == "pass"
+    assert checks["team"]["status"] == "pass" and "my-school/courses" in checks["team"]["detail"]
+    for key in (team_cloud / "kms").iterdir():  # the key is gone (or never made)
+        key.unlink()
+    code, checks = doctor()
+    assert code == 3 and checks["secrets key"]["status"] == "fail"
+    assert "team setup" in checks["secrets key"]["fix"]

@@ -1,0 +1,88 @@
+"""The workflow `ci github` writes (issue #15): golden files for one app, several apps and a
+repository of books, every action pinned to a commit of the table, and the files valid for
+GitHub's schema and zizmor. `STX_UPDATE_GOLDEN=1 pytest tests/test_workflow.py` rewrites the
+golden files after an intended change."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stx_pulumi import workflow
+from stx_pulumi.errors import InputError
+from stx_pulumi.workflow import WorkflowSpec
+
+GOLDEN = Path(__file__).parent / "golden"
+PROVIDER = ("projects/123456789012/locations/global/workloadIdentityPools/stx-github/"
+            "providers/github")
+BASE = {"provider": PROVIDER, "deployer": "stx-deployer@course-project-1.iam.gserviceaccount.com",
+        "previewer": "stx-previewer@course-project-1.iam.gserviceaccount.com",
+        "default_branch": "main", "install": "stx-pulumi==0.1.0"}
+CASES = {
+    "one-app": WorkflowSpec(**BASE, envs=("dev",), protected=("prod",), apps=("hello-course",)),
+    "several-apps": WorkflowSpec(**BASE, envs=("dev", "staging"), protected=("prod",),
+                                 apps=("algebra", "hello-course", "physics")),
+    # a repository of books: one app whose stack serves each book; the workspace in deploy/
+    "books": WorkflowSpec(**{**BASE, "default_branch": "trunk"}, envs=("dev",),
+                          protected=("prod", "exam"), directory="deploy"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_the_workflow_is_the_golden_file(case: str) -> None:
+    text = workflow.render(CASES[case], None)
+    golden = GOLDEN / f"workflow-{case}.yml"
+    if os.environ.get("STX_UPDATE_GOLDEN"):
+        golden.write_text(text)
+    assert text == golden.read_text()
+
+
+def test_every_action_is_pinned_to_a_commit_of_the_table() -> None:
+    for spec in CASES.values():
+        found = re.findall(r"uses: (\S+)@(\S+) # (\S+)", workflow.render(spec, None))
+        lines = [ln for ln in workflow.render(spec, None).splitlines() if "uses:" in ln]
+        jobs = 1 + len(spec.envs) + bool(spec.protected)  # preview, each env, by hand
+        assert len(found) == len(lines) == 3 * jobs
+        for action, sha, release in found:
+            assert re.fullmatch(r"[0-9a-f]{40}", sha), action
+            assert workflow.ACTIONS[action] == (sha, release)
+
+
+def test_no_secret_and_no_untrusted_input_in_a_shell_line() -> None:
+    text = workflow.render(CASES["several-apps"], None)
+    assert "secrets." not in text
+    for line in text.splitlines():
+        if line.strip().startswith(("run:", "stx-pulumi", "[", "python")):
+            assert "${{" not in line, line  # inputs reach the shell only as env vars
+
+
+def test_the_golden_files_are_valid_for_github_and_zizmor(tmp_path: Path) -> None:
+    folder = tmp_path / ".github" / "workflows"
+    folder.mkdir(parents=True)
+    for case in CASES:
+        shutil.copy(GOLDEN / f"workflow-{case}.yml", folder / f"{case}.yml")
+    (tmp_path / ".github" / "dependabot.yml").write_text(workflow.DEPENDABOT)
+    tools = Path(sys.executable).parent
+    done = subprocess.run([str(tools / "check-jsonschema"), "--builtin-schema",
+                           "vendor.github-workflows", *map(str, folder.iterdir())],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    done = subprocess.run([str(tools / "check-jsonschema"), "--builtin-schema",
+                           "vendor.dependabot", str(tmp_path / ".github" / "dependabot.yml")],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    done = subprocess.run([str(tools / "zizmor"), "--offline", "--persona", "auditor",
+                           "--format", "plain", str(tmp_path)], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0 and "No findings" in done.stdout, done.stdout
+
+
+def test_a_file_without_markers_is_refused() -> None:
+    with pytest.raises(InputError, match="without stx-pulumi's markers"):
+        workflow.render(CASES["one-app"], "name: ours\non: push\n")
