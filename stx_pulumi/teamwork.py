@@ -148,6 +148,8 @@ def _setup(ws: Workspace, environ: Mapping[str, str], spec: TeamSpec,
         (outcome.moved if apps_here.move(name, apps_there, spec.secrets_provider)
          else outcome.already).append(name)
     set_backend(ws, spec.backend_url)
+    if ws.settings().get("secretsProvider"):  # `init --secrets-provider` of this machine
+        ws.save_settings(secretsProvider=spec.secrets_provider)
     outcome.switched = True
     return outcome
 

@@ -180,6 +180,45 @@ def fleet() -> str:
             "stx-pulumi logs hello-course --since 2h"))
 
 
+def team() -> str:
+    """A team of two: Ana (who deployed the example before) sets up the team and CI; Ben, in
+    a fresh clone of what Ana committed, runs the same setup and changes nothing."""
+    from fake_github import FakeGitHub
+
+    with session(True) as s, FakeGitHub() as github:
+        s.google.revisions = None
+        cloud = s.root.parent.parent / "cloud"  # the stand-in buckets and keys: not shown
+        s.env.update({"STANDIN_GCS": str(cloud / "gcs"), "STANDIN_KMS": str(cloud / "kms"),
+                      "STX_GITHUB_API": github.url})
+        s.run("stx-pulumi up examples/hello-course --no-verify")
+        setup = ("stx-pulumi team setup --project my-course-project --github my-school/courses "
+                 "--member user:ben@example.com")
+        shown = [s.run(command) for command in (
+            f"{setup} --dry-run 2>/dev/null", f"{setup} 2>/dev/null", "stx-pulumi ci github")]
+        ben = s.root.parent.parent / "ben" / "course"  # what git holds: no state, no passphrase
+        ben.mkdir(parents=True)
+        for name in ("Pulumi.yaml", "__main__.py", "team", "stacks", "examples", ".github"):
+            source = s.root / name
+            (shutil.copytree if source.is_dir() else shutil.copy)(source, ben / name)
+        clone = Session(ben, {**s.env, "HOME": str(ben.parent), "USER": "ben"})
+        shown += [clone.run("stx-pulumi team setup 2>/dev/null"),
+                  clone.run("stx-pulumi status --no-check")]
+        return "\n".join(shown)
+
+
+def team_grants() -> str:
+    """The grants table of stx_pulumi/team.py, as the README lists it."""
+    from stx_pulumi import team as t
+
+    rows = [f"| {who} | `{g.role}` | {g.scope}"
+            + (" (granting roles/logging.logWriter only)" if g.condition else "")
+            + f" | {g.why} |"
+            for who, grants in (("deployer", t.DEPLOYER_GRANTS),
+                                ("previewer", t.PREVIEWER_GRANTS), ("member", t.MEMBER_GRANTS))
+            for g in grants]
+    return "| account | role | scope | why |\n|---|---|---|---|\n" + "\n".join(rows) + "\n"
+
+
 def exit_codes() -> str:
     from stx_pulumi.errors import EXIT_CODES
 
@@ -215,7 +254,12 @@ BLOCKS: dict[str, Callable[[], str]] = {
                           "stx-pulumi history hello-course"),
     "fleet": fleet,
     "exit-codes": exit_codes,
+    "team": team,
+    "team-grants": team_grants,
 }
+
+
+TABLES = ("exit-codes", "team-grants")  # markdown tables, not shown output
 
 
 def render(text: str, only: str | None = None) -> str:
@@ -225,7 +269,7 @@ def render(text: str, only: str | None = None) -> str:
         if only is not None and name != only:
             return match.group(0)
         body = BLOCKS[name]()
-        fenced = body if name == "exit-codes" else f"```text\n{body}```\n"
+        fenced = body if name in TABLES else f"```text\n{body}```\n"
         return match.group(1) + fenced + match.group(4)
 
     return BLOCK.sub(replace, text)

@@ -29,7 +29,7 @@ def test_every_block_is_in_the_readme() -> None:
 def test_readme_shows_no_machine_path_and_labels_stand_in_output() -> None:
     text = readme.README.read_text(encoding="utf-8")
     assert not re.search(r"(/work/|/root/|/tmp/[\w-]+|/home/\w+/)", text)
-    for name in ("deploy", "doctor"):
+    for name in ("deploy", "doctor", "team"):
         before = text[:text.index(f"<!-- generated: {name} -->")]
         assert "stand-in" in before.rsplit("\n\n", 2)[-2], name  # said just above the block
 

@@ -9,15 +9,13 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 import yaml
 from conftest import PROJECT, STANDIN, PulumiStandIn
+from fake_github import FakeGitHub
 from helpers import snapshot, stx, stx_json
 
 pytestmark = pytest.mark.e2e
@@ -27,39 +25,14 @@ KEY = (f"gcpkms://projects/{PROJECT}/locations/europe-west1/keyRings/stx-pulumi/
        "state-secrets")
 
 
-class GitHubApi(BaseHTTPRequestHandler):
-    """GET /repos/my-school/courses, as api.github.com answers it (the fields used)."""
-
-    calls: ClassVar[list[str]] = []
-
-    def do_GET(self) -> None:
-        GitHubApi.calls.append(self.path)
-        if self.path != "/repos/my-school/courses":
-            self.send_response(404)
-            self.end_headers()
-            return
-        body = json.dumps({"id": 123456, "full_name": "my-school/courses",
-                           "default_branch": "main"}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def team_cloud(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Stand-in buckets and KMS keys, and a local GitHub API."""
     monkeypatch.setenv("STANDIN_GCS", str(tmp_path / "gcs"))
     monkeypatch.setenv("STANDIN_KMS", str(tmp_path / "kms"))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), GitHubApi)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setenv("STX_GITHUB_API", f"http://127.0.0.1:{server.server_port}")
-    GitHubApi.calls = []
-    yield tmp_path
-    server.shutdown()
+    with FakeGitHub() as github:
+        monkeypatch.setenv("STX_GITHUB_API", github.url)
+        yield tmp_path
 
 
 def pulumi(*args: str, cwd: Path, env: dict[str, str] | None = None) -> str:

@@ -47,6 +47,9 @@ def team_setup(
     from stx_pulumi.workspace import locate_workspace
 
     ws = locate_workspace(Path.cwd(), os.environ)
+    if os.environ.get("PULUMI_BACKEND_URL"):
+        render.warning("PULUMI_BACKEND_URL is set and wins over Pulumi.yaml's backend: unset "
+                       "it once the team's bucket is recorded there")
     spec, config = teamwork.team_spec(ws, os.environ, project=project, region=region,
                                       github=github, members=tuple(member or ()))
     progress = render.Progress("team setup")
