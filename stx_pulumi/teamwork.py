@@ -36,6 +36,11 @@ def team_spec(ws: Workspace, environ: Mapping[str, str], *, project: str | None,
     check(project, github, members)
     region = region or saved.get("gcp:region") or local_defaults(ws, None).get(
         "region") or REGION
+    for option, key, value in (("--project", "gcp:project", project),
+                               ("--region", "gcp:region", region)):
+        if saved.get(key) and saved[key] != value:  # a new bucket and key: never by accident
+            raise InputError(f"{option}: the team's bucket and key are in {saved[key]}, not "
+                             f"{value}; a team has one (leave {option} out)")
     repo = None
     name = github or saved.get("team:github")
     if name:

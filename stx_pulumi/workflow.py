@@ -48,6 +48,11 @@ class WorkflowSpec:
     directory: str = "."  # the workspace, relative to the repository root
 
     @property
+    def project(self) -> str:
+        """The team's project (the deployer account's)."""
+        return self.deployer.partition("@")[2].split(".")[0]
+
+    @property
     def targets(self) -> str:
         return " ".join(self.apps) if self.apps else "--all"
 
@@ -188,6 +193,7 @@ on:
     branches: [{branch}]
 {dispatch}permissions: {{}}
 env:
+  GOOGLE_CLOUD_PROJECT: {spec.project}  # of a stack file that names none yet
   PULUMI_SKIP_UPDATE_CHECK: "true"
 jobs:
 """ + "".join(jobs)

@@ -195,3 +195,22 @@ def test_bad_team_input_names_the_option(project: str, github: str | None,
                                          member: tuple[str, ...], named: str) -> None:
     with pytest.raises(InputError, match=f"^{named}:"):
         team.check(project, github, member)
+
+
+def test_the_team_spec_reads_protected_envs_and_secrets_from_the_stack_files(
+        tmp_path: Any) -> None:
+    from stx_pulumi.teamwork import team_spec
+    from stx_pulumi.workspace import create_workspace
+
+    ws = create_workspace(tmp_path)
+    (ws.stacks_dir / "Pulumi.algebra.exam.yaml").write_text(
+        "config:\n  stx:protected: true\n  stx:secretEnv: {STX_AUTH_KEY: 'exam-auth:3'}\n")
+    (ws.stacks_dir / "Pulumi.algebra.dev.yaml").write_text(
+        "config:\n  stx:secretEnv: {API_KEY: course-api-key}\n")
+    spec, config = team_spec(ws, {}, project="course-project-1", region=None, github=None,
+                             members=("user:ben@example.com",))
+    assert spec.protected_envs == ("exam", "prod")
+    assert spec.secrets == ("course-api-key", "exam-auth")
+    assert spec.region == "europe-west1" and spec.github is None
+    assert ("team:members", "user:ben@example.com") in config
+    assert ("team:protectedEnvs", "exam,prod") in config

@@ -57,6 +57,7 @@ def with_secret(workspace: Path, pulumi_cli: PulumiStandIn) -> Path:
 
 def test_team_setup_moves_every_stack_into_the_bucket_with_secrets_kept(
         with_secret: Path, team_cloud: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """...and afterwards nobody needs the passphrase, and doctor checks the team's things."""
     ws = with_secret
     out = stx_json("team", "setup", "--project", PROJECT, "--github", "my-school/courses",
                    "--member", "user:ana@example.com")
@@ -89,6 +90,23 @@ def test_team_setup_moves_every_stack_into_the_bucket_with_secrets_kept(
     again = stx_json("up", "hello-course", "--yes")
     assert again["changes"]["create"] == again["changes"]["replace"] == 0
 
+    # doctor checks the team's bucket, key and CI accounts
+    code, checks = doctor()
+    assert code == 0, checks
+    assert checks["backend"]["status"] == "pass" and BUCKET in checks["backend"]["detail"]
+    assert checks["secrets key"]["status"] == "pass"
+    assert checks["team"]["status"] == "pass" and "my-school/courses" in checks["team"]["detail"]
+    for key in (team_cloud / "kms").iterdir():  # the key is gone (or never made)
+        key.unlink()
+    code, checks = doctor()
+    assert code == 3 and checks["secrets key"]["status"] == "fail"
+    assert "team setup" in checks["secrets key"]["fix"]
+
+
+def doctor() -> tuple[int, dict[str, dict]]:
+    result = stx("doctor", "hello-course", "--json")
+    return result.exit_code, {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+
 
 def test_a_teammates_fresh_clone_changes_nothing(
         with_secret: Path, team_cloud: Path, tmp_path: Path,
@@ -110,6 +128,9 @@ def test_a_teammates_fresh_clone_changes_nothing(
         n for k, n in out["team_changes"].items() if k != "same") == 0
     assert snapshot(clone) == before
     assert not (clone / ".pulumi-state").exists()  # no passphrase made for KMS stacks
+    result = stx("team", "setup", "--region", "us-central1")  # another key: never by accident
+    assert result.exit_code == 2 and "--region" in result.output
+    assert snapshot(clone) == before
 
 
 def test_dry_run_shows_the_move_and_changes_nothing(
@@ -138,8 +159,8 @@ def test_bad_team_input_changes_nothing(workspace: Path, pulumi_cli: PulumiStand
 
 
 def test_ci_github_writes_a_valid_pinned_workflow_and_keeps_user_edits(
-        with_secret: Path, team_cloud: Path) -> None:
-    ws = with_secret
+        workspace: Path, pulumi_cli: PulumiStandIn, team_cloud: Path) -> None:
+    ws = workspace
     result = stx("ci", "github")
     assert result.exit_code == 3 and "team setup" in result.output  # no team stack yet
     assert stx("team", "setup", "--project", PROJECT, "--github",
@@ -178,23 +199,3 @@ def validate(root: Path) -> None:
                           check=False)
     assert done.returncode == 0 and "No findings" in done.stdout, done.stdout
 
-
-def test_doctor_checks_the_team_bucket_key_and_accounts(
-        with_secret: Path, team_cloud: Path) -> None:
-    assert stx("team", "setup", "--project", PROJECT, "--github",
-               "my-school/courses").exit_code == 0
-
-    def doctor() -> tuple[int, dict[str, dict]]:
-        result = stx("doctor", "hello-course", "--json")
-        return result.exit_code, {c["name"]: c for c in json.loads(result.stdout)["checks"]}
-
-    code, checks = doctor()
-    assert code == 0, checks
-    assert checks["backend"]["status"] == "pass" and BUCKET in checks["backend"]["detail"]
-    assert checks["secrets key"]["status"] == "pass"
-    assert checks["team"]["status"] == "pass" and "my-school/courses" in checks["team"]["detail"]
-    for key in (team_cloud / "kms").iterdir():  # the key is gone (or never made)
-        key.unlink()
-    code, checks = doctor()
-    assert code == 3 and checks["secrets key"]["status"] == "fail"
-    assert "team setup" in checks["secrets key"]["fix"]
