@@ -569,7 +569,11 @@ class Engine:
         """Stack `name` copied from this backend into `target`'s, then its secrets (config
         and state) re-encrypted with `provider`. Only ciphertexts travel: a plain `stack
         export` (automation's export shows secrets) into `import_stack`. The copy here stays
-        as it was, a backup. False when the target had the stack already."""
+        as it was, a backup. False when the target had the stack already.
+        (`stack init` on a stack file with an encryption salt keeps it; `stack import` keeps
+        the deployment's ciphertexts readable through its `secrets_providers`; then
+        `stack change-secrets-provider` re-encrypts config and state: Pulumi CLI docs. CLIs
+        from 3.255 also have `stack migrate`, which does the same in one command.)"""
         copied = not target.exists(name)
         if copied:
             with self._errors(name):
