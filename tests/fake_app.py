@@ -13,6 +13,13 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+POLL_S = 0.02  # how often a server checks for shutdown: the 0.5 s default made each teardown wait
+
+
+def serve(server: Any) -> None:
+    """`server` answering on a thread of its own until `server.shutdown()`."""
+    threading.Thread(target=server.serve_forever, args=(POLL_S,), daemon=True).start()
+
 
 class FakeApp:
     def __init__(self, mode: str = "healthy", slow_polls: int = 0) -> None:
@@ -50,7 +57,7 @@ class FakeApp:
                 self.wfile.write(body)
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        serve(self._server)
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import json
-import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from fake_app import serve
 
 REPOSITORY = {"id": 123456, "full_name": "my-school/courses", "default_branch": "main"}
 
@@ -37,7 +38,7 @@ class FakeGitHub:
                 pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        serve(self._server)
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -13,12 +13,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
+
+from fake_app import serve
 
 TOKEN = "ya29.fake-google-access-token"
 
@@ -208,7 +209,7 @@ class FakeGoogle:
                     self.answer(404, {"error": {"message": f"no {url.path}"}})
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        serve(self._server)
         return self
 
     def __exit__(self, *exc: object) -> None:

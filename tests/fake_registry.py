@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
+
+from fake_app import serve
 
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
@@ -81,7 +82,7 @@ class FakeRegistry:
                 self.reply(201)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        serve(self.server)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
     def push(self, path: str, digest: str, os_: str = "linux", arch: str = "amd64") -> None:

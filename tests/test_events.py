@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import threading
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -29,6 +28,7 @@ import pytest
 import yaml
 from conftest import PulumiStandIn
 from croniter import croniter
+from fake_app import serve
 from helpers import resources, snapshot, stx, stx_json
 from test_program import PROJECT, Recorder
 
@@ -250,7 +250,7 @@ class AdminAPI:
                 self.wfile.write(b"{}")
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        serve(self.server)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
 
