@@ -178,13 +178,15 @@ class Engine:
 
     def __init__(self, ws: Workspace, environ: Mapping[str, str],
                  on_event: OnEvent | None = None, *, project: str = PROJECT_NAME,
-                 files: Workspace | None = None, backend: str | None = None) -> None:
+                 files: Workspace | None = None, backend: str | None = None,
+                 command: auto.PulumiCommand | None = None) -> None:
         """`project`, `files`: another Pulumi project of the workspace and the folder of its
         Pulumi.yaml and stack files (the team stack's); `backend`: another state backend
-        (a migration's target). Passphrase and settings are always the workspace's."""
+        (a migration's target); `command`: the CLI another engine found. Passphrase and
+        settings are always the workspace's."""
         self.environ = environ
         self.on_event = on_event
-        self.command = find_cli(environ)
+        self.command = command or find_cli(environ)
         self.ws = ws
         self.project = project
         self.files = files or ws
@@ -574,15 +576,17 @@ class Engine:
         the deployment's ciphertexts readable through its `secrets_providers`; then
         `stack change-secrets-provider` re-encrypts config and state: Pulumi CLI docs. CLIs
         from 3.255 also have `stack migrate`, which does the same in one command.)"""
-        copied = not target.exists(name)
+        have = self._urns(name)
+        if not target.exists(name):
+            with target._errors(name):
+                target.command.run(["stack", "init", name, "--secrets-provider",
+                                    self.files.secrets_provider_of(name), "--non-interactive"],
+                                   str(target.files.root), target.env_vars)
+        copied = bool(have - target._urns(name))  # a copy cut short is made again
         if copied:
             with self._errors(name):
                 done = self.command.run(["stack", "export", "--stack", name],
                                         str(self.files.root), self.env_vars)
-                current = self.files.secrets_provider_of(name)
-                target.command.run(["stack", "init", name, "--secrets-provider", current,
-                                    "--non-interactive"], str(target.files.root),
-                                   target.env_vars)
             data = json.loads(done.stdout)
             with target._errors(name):
                 target._workspace().import_stack(name, auto.Deployment(
@@ -592,23 +596,20 @@ class Engine:
                 target.command.run(["stack", "change-secrets-provider", provider, "--stack",
                                     name, "--non-interactive"], str(target.files.root),
                                    target.env_vars)
-        self._check_moved(name, target)
+        if have - target._urns(name):
+            raise EngineError(f"{name}: the copy in {target.backend} lacks resources of "
+                              f"{self.backend}")
+        with target._errors(name):
+            target._workspace().get_all_config(name)  # every secret decrypts; none is shown
         return copied
 
-    def _check_moved(self, name: str, target: Engine) -> None:
-        """The copy holds the same resources, and its config secrets decrypt."""
-        def urns(engine: Engine) -> set[str]:
-            with engine._errors(name):
-                done = engine.command.run(["stack", "export", "--stack", name],
-                                          str(engine.files.root), engine.env_vars)
-            return {r.get("urn") for r in json.loads(done.stdout)["deployment"].get(
-                "resources") or []}
-
-        if urns(self) - urns(target):
-            raise EngineError(f"{name}: the copy in {target.backend} lacks resources of "
-                              f"{self.backend}; the workspace stays on {self.backend}")
-        with target._errors(name):
-            target._workspace().get_all_config(name)  # decrypts every secret, shows none
+    def _urns(self, name: str) -> set[str]:
+        """The resources of the stack's state (a plain export: ciphertexts only)."""
+        with self._errors(name):
+            done = self.command.run(["stack", "export", "--stack", name],
+                                    str(self.files.root), self.env_vars)
+        return {r.get("urn") for r in json.loads(done.stdout)["deployment"].get(
+            "resources") or []}
 
     # -- secrets -----------------------------------------------------------------------------
 

@@ -129,29 +129,33 @@ def _setup(ws: Workspace, environ: Mapping[str, str], spec: TeamSpec,
 
     here_url = ws.backend_url(environ)
     team_here = Engine(ws, environ, on_event, project=TEAM_PROJECT, files=files)
+    cli = team_here.command  # one `pulumi version` for the four engines
     team_there = Engine(ws, environ, on_event, project=TEAM_PROJECT, files=files,
-                        backend=spec.backend_url)
+                        backend=spec.backend_url, command=cli)
     home = team_there if here_url == spec.backend_url or _has_team(team_there) else team_here
     say(f"team stack in {home.backend}")
     result = home.team_up(spec, config, preview=dry_run)
     outcome = Outcome(spec.backend_url, spec.secrets_provider, result.changes, result.outputs)
     if home is team_there and here_url == spec.backend_url:
         return outcome
-    apps_here = Engine(ws, environ, on_event)
+    apps_here = Engine(ws, environ, on_event, command=cli)
     names = apps_here.stack_names()
     if dry_run:
         outcome.moved = ([] if home is team_there else [f"team ({TEAM_PROJECT})"]) + names
         outcome.switched = True
         return outcome
-    if home is team_here:
-        say(f"moving the team stack into {spec.backend_url}")
-        team_here.move(TEAM_STACK, team_there, spec.secrets_provider)
-        outcome.moved.append(f"team ({TEAM_PROJECT})")
-    apps_there = Engine(ws, environ, on_event, backend=spec.backend_url)
-    for name in names:
-        say(f"moving {name} into {spec.backend_url}")
-        (outcome.moved if apps_here.move(name, apps_there, spec.secrets_provider)
-         else outcome.already).append(name)
+    apps_there = Engine(ws, environ, on_event, backend=spec.backend_url, command=cli)
+    moves = [(TEAM_STACK, team_here, team_there)] if home is team_here else []
+    try:
+        for name, here, there in [*moves, *((n, apps_here, apps_there) for n in names)]:
+            shown = f"team ({TEAM_PROJECT})" if here is team_here else name
+            say(f"moving {shown} into {spec.backend_url}")
+            done = here.move(name, there, spec.secrets_provider)
+            (outcome.moved if done else outcome.already).append(shown)
+    except StxError as err:
+        err.hint = (f"the workspace stays on {here_url} (its stacks as they were); run "
+                    "`stx-pulumi team setup` again to finish the move")
+        raise
     set_backend(ws, spec.backend_url)
     if ws.settings().get("secretsProvider"):  # `init --secrets-provider` of this machine
         ws.save_settings(secretsProvider=spec.secrets_provider)

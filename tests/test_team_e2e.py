@@ -133,6 +133,23 @@ def test_a_teammates_fresh_clone_changes_nothing(
     assert snapshot(clone) == before
 
 
+def test_a_move_cut_short_leaves_the_workspace_and_a_rerun_finishes_it(
+        with_secret: Path, team_cloud: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    files = ("Pulumi.yaml", "stacks/Pulumi.hello-course.dev.yaml")
+    before = {f: (with_secret / f).read_bytes() for f in files}
+    monkeypatch.setenv("STANDIN_FAIL_IMPORT", "hello-course.dev")
+    result = stx("team", "setup", "--project", PROJECT)
+    assert result.exit_code == 1, result.output
+    assert "injected failure" in result.output and "team setup` again" in result.output
+    assert {f: (with_secret / f).read_bytes() for f in files} == before  # still the old ones
+    assert stx_json("outputs", "hello-course")["url"]  # and they work as before
+    monkeypatch.delenv("STANDIN_FAIL_IMPORT")
+    out = stx_json("team", "setup")
+    assert out["moved"] == ["hello-course.dev"] and out["already"] == [] and out["switched"]
+    monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE")
+    assert stx_json("outputs", "hello-course")["url"]
+
+
 def test_dry_run_shows_the_move_and_changes_nothing(
         with_secret: Path, team_cloud: Path) -> None:
     before = snapshot(with_secret)

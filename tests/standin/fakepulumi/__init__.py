@@ -20,5 +20,6 @@ STANDIN_HOLD_LOCK (seconds an update holds the lock before it starts),
 STANDIN_KILL_SELF (the update dies as if SIGKILLed), STANDIN_SERVICE_URL,
 STANDIN_TRAFFIC_SPLIT, STANDIN_REVISION_NOT_READY, STANDIN_GCS (the folder of stand-in buckets:
 a `gs://` backend works once a Bucket resource made its folder), STANDIN_KMS (the folder of
-stand-in KMS keys: `gcpkms://` secrets work once a CryptoKey resource made its key).
+stand-in KMS keys: `gcpkms://` secrets work once a CryptoKey resource made its key),
+STANDIN_FAIL_IMPORT (a stack whose `stack import` fails).
 """

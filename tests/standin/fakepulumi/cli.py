@@ -233,6 +233,8 @@ class Cli:
             "deployment"]
         if "standin" not in deployment:
             raise Fail("the stand-in imports only deployments it exported")
+        if os.environ.get("STANDIN_FAIL_IMPORT") == stack:
+            raise Fail(f"could not import into {stack}: injected failure")
         manager = deployment["secrets_providers"]
         source = (Cipher.from_env(manager["state"]["salt"]) if manager["type"] == "passphrase"
                   else Cipher.kms(manager["state"]["url"], manager["state"]["encryptedkey"]))
