@@ -25,7 +25,6 @@ def team_spec(ws: Workspace, environ: Mapping[str, str], *, project: str | None,
               ) -> tuple[TeamSpec, list[tuple[str, str]]]:
     """The spec from the options, else the team stack file (a teammate's clone needs no
     option), else this machine's defaults; and the settings to record after success."""
-    from stx_pulumi.spec import SECRET_REF_RE, is_protected, split_stack_name
     from stx_pulumi.workspace import default_project, local_defaults
 
     saved = {k: str(v) for k, v in ws.team_files.stack_config(TEAM_STACK).items()}
@@ -49,7 +48,25 @@ def team_spec(ws: Workspace, environ: Mapping[str, str], *, project: str | None,
                            saved.get("team:defaultBranch") or "main")
                 if same and saved.get("team:githubId") else _lookup(name, environ))
     members = tuple(sorted({*_list(saved.get("team:members")), *members}))
-    protected, secrets = {"prod", *_list(saved.get("team:protectedEnvs"))}, set()
+    protected, secrets = _from_stacks(ws)
+    protected |= {"prod", *_list(saved.get("team:protectedEnvs"))}
+    spec = TeamSpec(project, region, repo, tuple(sorted(protected)), members,
+                    tuple(sorted(secrets)))
+    config = [("gcp:project", project), ("gcp:region", region),
+              ("team:protectedEnvs", ",".join(spec.protected_envs))]
+    if members:
+        config.append(("team:members", ",".join(members)))
+    if repo is not None:
+        config += [("team:github", repo.name), ("team:githubId", str(repo.id)),
+                   ("team:defaultBranch", repo.default_branch)]
+    return spec, config
+
+
+def _from_stacks(ws: Workspace) -> tuple[set[str], set[str]]:
+    """The protected envs and the referenced secrets of the workspace's stack files."""
+    from stx_pulumi.spec import SECRET_REF_RE, is_protected, split_stack_name
+
+    protected, secrets = set(), set()
     for file in sorted(ws.stacks_dir.glob("Pulumi.*.yaml")):
         stack = file.name[len("Pulumi."):-len(".yaml")]
         config = ws.stack_config(stack)
@@ -62,16 +79,7 @@ def team_spec(ws: Workspace, environ: Mapping[str, str], *, project: str | None,
             match = SECRET_REF_RE.match(str(ref))
             if match:
                 secrets.add(match.group(1))
-    spec = TeamSpec(project, region, repo, tuple(sorted(protected)), members,
-                    tuple(sorted(secrets)))
-    config = [("gcp:project", project), ("gcp:region", region),
-              ("team:protectedEnvs", ",".join(spec.protected_envs))]
-    if members:
-        config.append(("team:members", ",".join(members)))
-    if repo is not None:
-        config += [("team:github", repo.name), ("team:githubId", str(repo.id)),
-                   ("team:defaultBranch", repo.default_branch)]
-    return spec, config
+    return protected, secrets
 
 
 def _lookup(name: str, environ: Mapping[str, str]) -> GitHubRepo:

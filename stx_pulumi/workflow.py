@@ -84,65 +84,96 @@ def _setup(spec: WorkflowSpec, account: str) -> str:
 """
 
 
-def body(spec: WorkflowSpec) -> str:
-    """The generated workflow (between the markers)."""
-    branch = spec.default_branch
-    jobs = [f"""\
-  preview:
-    name: Preview
-    # forks get no OIDC token: only pull requests from this repository preview
-    if: >-
-      github.event_name == 'pull_request'
-      && github.event.pull_request.head.repo.full_name == github.repository
+def _job(spec: WorkflowSpec, name: str, title: str, condition: str, account: str,
+         extra: str = "", before: str = "", note: str = "") -> str:
+    """One job: its condition, least permissions, the workspace folder, the setup as
+    `account`; `extra` job keys (concurrency, environment), `before` steps ahead of setup,
+    a `note` above its condition."""
+    return f"""\
+  {name}:
+    name: {title}
+{f"    # {note}{chr(10)}" if note else ""}    if: {condition}
     runs-on: {RUNNER}
-    permissions:
+{extra}    permissions:
       contents: read  # checkout
       id-token: write  # the OIDC token exchanged for Google credentials
-    concurrency:
-      group: stx-pulumi-preview-${{{{ github.event.pull_request.number }}}}
-      cancel-in-progress: true
     defaults:
       run:
         working-directory: {spec.directory}
     steps:
-{_setup(spec, spec.previewer)}""" + "".join(f"""\
+{before}{_setup(spec, account)}"""
+
+
+def _preview(spec: WorkflowSpec) -> str:
+    """Pull requests from this repository (forks get no OIDC token): every env previewed as
+    the previewer, into the job summary."""
+    steps = "".join(f"""\
       - name: Preview {env}
         run: |
           {{ echo "### stx-pulumi preview --env {env}"; echo '```'
             stx-pulumi preview {spec.targets} --env {env}; echo '```'; }} >> "$GITHUB_STEP_SUMMARY"
-""" for env in (*spec.envs, *spec.protected))]
-    for env in spec.envs:
-        jobs.append(f"""\
-  deploy-{env}:
-    name: Deploy {env}
-    if: github.event_name == 'push' && github.ref == 'refs/heads/{branch}'
-    runs-on: {RUNNER}
-    permissions:
-      contents: read  # checkout
-      id-token: write  # the OIDC token exchanged for Google credentials
+""" for env in (*spec.envs, *spec.protected))
+    return _job(spec, "preview", "Preview", """>-
+      github.event_name == 'pull_request'
+      && github.event.pull_request.head.repo.full_name == github.repository""",
+                spec.previewer, """\
+    concurrency:
+      group: stx-pulumi-preview-${{ github.event.pull_request.number }}
+      cancel-in-progress: true
+""", note="forks get no OIDC token: only pull requests from this repository preview") + steps
+
+
+def _deploy(spec: WorkflowSpec, env: str) -> str:
+    """Pushes to the default branch: the changed apps of an unprotected env."""
+    return _job(spec, f"deploy-{env}", f"Deploy {env}", "github.event_name == 'push' && "
+                f"github.ref == 'refs/heads/{spec.default_branch}'", spec.deployer, f"""\
     concurrency:
       group: stx-pulumi-{env}
       cancel-in-progress: false
-    defaults:
-      run:
-        working-directory: {spec.directory}
-    steps:
-{_setup(spec, spec.deployer)}\
+""") + f"""\
       - name: Deploy the changed apps of {env}
         env:
           COMMIT: ${{{{ github.sha }}}}
         run: stx-pulumi up {spec.targets} --changed --env {env} --message "push $COMMIT"
-""")
-    dispatch = ""
-    if spec.protected:
-        options = ", ".join(spec.protected)
-        dispatch = f"""\
+"""
+
+
+def _by_hand(spec: WorkflowSpec) -> str:
+    """A protected env, by hand: its GitHub environment (reviewers), a typed DEPLOY and a
+    reason, checked before any credential is asked for."""
+    return _job(spec, "deploy-protected", "Deploy a protected env",
+                "github.event_name == 'workflow_dispatch' && "
+                f"github.ref == 'refs/heads/{spec.default_branch}'", spec.deployer, """\
+    environment: ${{ inputs.environment }}
+    concurrency:
+      group: stx-pulumi-${{ inputs.environment }}
+      cancel-in-progress: false
+""", """\
+      - name: Check the confirmation and the reason
+        env:
+          CONFIRM: ${{ inputs.confirm }}
+          REASON: ${{ inputs.reason }}
+        run: |
+          [ "$CONFIRM" = "DEPLOY" ] || { echo "::error::type DEPLOY to confirm"; exit 1; }
+          [ -n "${REASON// }" ] || { echo "::error::give a reason"; exit 1; }
+""") + f"""\
+      - name: Deploy
+        env:
+          STX_ENV: ${{{{ inputs.environment }}}}
+          REASON: ${{{{ inputs.reason }}}}
+          ACTOR: ${{{{ github.actor }}}}
+        run: stx-pulumi up {spec.targets} --env "$STX_ENV" --yes --message "$REASON (by $ACTOR)"
+"""
+
+
+def _dispatch(spec: WorkflowSpec) -> str:
+    return f"""\
   workflow_dispatch:
     inputs:
       environment:
         description: The protected env to deploy
         type: choice
-        options: [{options}]
+        options: [{", ".join(spec.protected)}]
         required: true
       confirm:
         description: Type DEPLOY to confirm
@@ -153,37 +184,13 @@ def body(spec: WorkflowSpec) -> str:
         type: string
         required: true
 """
-        jobs.append(f"""\
-  deploy-protected:
-    name: Deploy a protected env
-    if: github.event_name == 'workflow_dispatch' && github.ref == 'refs/heads/{branch}'
-    runs-on: {RUNNER}
-    environment: ${{{{ inputs.environment }}}}
-    permissions:
-      contents: read  # checkout
-      id-token: write  # the OIDC token exchanged for Google credentials
-    concurrency:
-      group: stx-pulumi-${{{{ inputs.environment }}}}
-      cancel-in-progress: false
-    defaults:
-      run:
-        working-directory: {spec.directory}
-    steps:
-      - name: Check the confirmation and the reason
-        env:
-          CONFIRM: ${{{{ inputs.confirm }}}}
-          REASON: ${{{{ inputs.reason }}}}
-        run: |
-          [ "$CONFIRM" = "DEPLOY" ] || {{ echo "::error::type DEPLOY to confirm"; exit 1; }}
-          [ -n "${{REASON// }}" ] || {{ echo "::error::give a reason"; exit 1; }}
-{_setup(spec, spec.deployer)}\
-      - name: Deploy
-        env:
-          STX_ENV: ${{{{ inputs.environment }}}}
-          REASON: ${{{{ inputs.reason }}}}
-          ACTOR: ${{{{ github.actor }}}}
-        run: stx-pulumi up {spec.targets} --env "$STX_ENV" --yes --message "$REASON (by $ACTOR)"
-""")
+
+
+def body(spec: WorkflowSpec) -> str:
+    """The generated workflow (between the markers)."""
+    branch = spec.default_branch
+    jobs = [_preview(spec), *(_deploy(spec, env) for env in spec.envs),
+            *([_by_hand(spec)] if spec.protected else [])]
     return f"""\
 name: stx-pulumi
 on:
@@ -191,7 +198,7 @@ on:
     branches: [{branch}]
   push:
     branches: [{branch}]
-{dispatch}permissions: {{}}
+{_dispatch(spec) if spec.protected else ""}permissions: {{}}
 env:
   GOOGLE_CLOUD_PROJECT: {spec.project}  # of a stack file that names none yet
   PULUMI_SKIP_UPDATE_CHECK: "true"

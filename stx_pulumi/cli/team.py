@@ -3,7 +3,7 @@
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -78,37 +78,10 @@ def ci_github(
     """Write .github/workflows/stx-pulumi.yml: previews on pull requests, the changed apps
     deployed on pushes, protected envs deployed by hand (DEPLOY and a reason)."""
     from stx_pulumi import workflow
-    from stx_pulumi.spec import split_stack_name
-    from stx_pulumi.team import TEAM_PROJECT, TEAM_STACK
     from stx_pulumi.workspace import locate_workspace
 
     ws = locate_workspace(Path.cwd(), os.environ)
-    stacks = [f.name[len("Pulumi."):-len(".yaml")] for f in ws.stacks_dir.glob("Pulumi.*.yaml")]
-    known = {split_stack_name(s)[0] for s in stacks}
-    for name in apps or ():
-        if name not in known:
-            raise InputError(f"--apps: {name!r} has no stack file in {ws.stacks_dir} (apps: "
-                             f"{', '.join(sorted(known)) or 'none'})")
-    if not ws.team_files.stack_file(TEAM_STACK).is_file():
-        raise PrerequisiteError("no team stack in this workspace",
-                                hint="run `stx-pulumi team setup --project P --github "
-                                "owner/repo` first")
-    from stx_pulumi.engine import Engine
-
-    engine = Engine(ws, os.environ, project=TEAM_PROJECT, files=ws.team_files)
-    team = engine.outputs(TEAM_STACK)
-    if not team.get("workloadIdentityProvider"):
-        raise InputError("--github: the team stack has no GitHub identity: run `stx-pulumi "
-                         "team setup --github owner/repo` first")
-    protected = tuple(team.get("protectedEnvs") or ("prod",))
-    envs = sorted({split_stack_name(s)[1] for s in stacks} - set(protected))
-    root = _repository_root(ws.root)
-    spec = workflow.WorkflowSpec(
-        provider=team["workloadIdentityProvider"], deployer=team["deployer"],
-        previewer=team["previewer"], default_branch=team.get("defaultBranch") or "main",
-        envs=tuple(envs), protected=protected, apps=tuple(apps or ()),
-        install=f"stx-pulumi=={_version()}",
-        directory=Path(os.path.relpath(ws.root, root)).as_posix())
+    spec, root = _workflow_spec(ws, tuple(apps or ()))
     file = root / workflow.WORKFLOW_FILE
     text = workflow.render(spec, file.read_text(encoding="utf-8") if file.is_file() else None,
                            force)
@@ -126,17 +99,49 @@ def ci_github(
                        "the pinned actions stay current")
     if json_output:
         render.print_json({"written": written, "workflow": workflow.WORKFLOW_FILE,
-                           "envs": envs, "protected": list(protected)})
+                           "envs": list(spec.envs), "protected": list(spec.protected)})
         return
     for name in written:
         render.info(f"wrote {name}")
     if not written:
         render.info(f"{workflow.WORKFLOW_FILE} is up to date")
     render.info(f"pushes to {spec.default_branch} deploy the changed apps of "
-                f"{', '.join(envs) or 'no env'}; {', '.join(protected)} only by hand (Actions "
-                "→ stx-pulumi → Run workflow)")
-    render.info(f"in GitHub: Settings → Environments → add {', '.join(protected)} with "
+                f"{', '.join(spec.envs) or 'no env'}; {', '.join(spec.protected)} only by hand "
+                "(Actions → stx-pulumi → Run workflow)")
+    render.info(f"in GitHub: Settings → Environments → add {', '.join(spec.protected)} with "
                 "required reviewers")
+
+
+def _workflow_spec(ws: Any, apps: tuple[str, ...]) -> tuple[Any, Path]:
+    """The workflow's spec from the stack files (envs, apps) and the team stack's outputs
+    (identity, protected envs), and the repository root it goes in."""
+    from stx_pulumi.engine import Engine
+    from stx_pulumi.spec import split_stack_name
+    from stx_pulumi.team import TEAM_PROJECT, TEAM_STACK
+    from stx_pulumi.workflow import WorkflowSpec
+
+    stacks = [f.name[len("Pulumi."):-len(".yaml")] for f in ws.stacks_dir.glob("Pulumi.*.yaml")]
+    known = {split_stack_name(s)[0] for s in stacks}
+    for name in apps:
+        if name not in known:
+            raise InputError(f"--apps: {name!r} has no stack file in {ws.stacks_dir} (apps: "
+                             f"{', '.join(sorted(known)) or 'none'})")
+    if not ws.team_files.stack_file(TEAM_STACK).is_file():
+        raise PrerequisiteError("no team stack in this workspace",
+                                hint="run `stx-pulumi team setup --project P --github "
+                                "owner/repo` first")
+    team = Engine(ws, os.environ, project=TEAM_PROJECT, files=ws.team_files).outputs(TEAM_STACK)
+    if not team.get("workloadIdentityProvider"):
+        raise InputError("--github: the team stack has no GitHub identity: run `stx-pulumi "
+                         "team setup --github owner/repo` first")
+    protected = tuple(team.get("protectedEnvs") or ("prod",))
+    root = _repository_root(ws.root)
+    return WorkflowSpec(
+        provider=team["workloadIdentityProvider"], deployer=team["deployer"],
+        previewer=team["previewer"], default_branch=team.get("defaultBranch") or "main",
+        envs=tuple(sorted({split_stack_name(s)[1] for s in stacks} - set(protected))),
+        protected=protected, apps=apps, install=f"stx-pulumi=={_version()}",
+        directory=Path(os.path.relpath(ws.root, root)).as_posix()), root
 
 
 def _repository_root(start: Path) -> Path:
