@@ -44,6 +44,7 @@ def team_setup(
 
     Idempotent: a teammate's fresh clone runs it again and changes nothing."""
     from stx_pulumi import teamwork
+    from stx_pulumi.team import DEPLOYER
     from stx_pulumi.workspace import locate_workspace
 
     ws = locate_workspace(Path.cwd(), os.environ)
@@ -56,15 +57,19 @@ def team_setup(
     with progress:
         outcome = teamwork.setup(ws, os.environ, spec, config, dry_run=dry_run,
                                  on_event=progress, say=render.info)
+    after = [] if dry_run else [
+        "commit Pulumi.yaml, team/ and stacks/: a teammate's clone then finds the team"]
+    if spec.github is not None and not dry_run:
+        after = [f"custom domains: add {spec.email(DEPLOYER)} as an owner of each domain in "
+                 f"Search Console ({SEARCH_CONSOLE}), so it may map them",
+                 "run `stx-pulumi ci github` for the workflow", *after]
     if json_output:
         render.print_json({**outcome.__dict__, "dry_run": dry_run,
-                           "changed": outcome.changed})
+                           "changed": outcome.changed, "next": after})
         return
     render.team_outcome(outcome, dry_run)
-    if spec.github is not None and not dry_run:
-        render.info(f"custom domains: add {spec.email('stx-deployer')} as an owner of each "
-                    f"domain in Search Console ({SEARCH_CONSOLE}), so it may map them")
-        render.info("next: `stx-pulumi ci github`, then commit Pulumi.yaml, team/ and stacks/")
+    for line in after:
+        render.info(f"next: {line}")
 
 
 @command("github", target=ci_app)
