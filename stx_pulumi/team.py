@@ -78,7 +78,9 @@ PREVIEWER_GRANTS = (
           "values: viewer has no secretmanager.versions.access)"),
     Grant("roles/storage.objectAdmin", "state bucket", "read state and take the stack lock "
           "during a preview"),
-    Grant("roles/cloudkms.cryptoKeyDecrypter", "state key", "decrypt stack secrets"),
+    Grant("roles/cloudkms.cryptoKeyEncrypterDecrypter", "state key", "decrypt stack "
+          "secrets, and encrypt the data key of a stack a pull request previews before it was "
+          "ever deployed (a new stack's key is made and encrypted with KMS)"),
 )
 # People running stx-pulumi from their own machines (team setup adds who runs it).
 MEMBER_GRANTS = (

@@ -155,7 +155,7 @@ def test_the_deployer_holds_exactly_the_table_at_its_scopes(recorder: Recorder) 
 
 
 @pulumi.runtime.test
-def test_the_previewer_reads_and_only_decrypts(recorder: Recorder) -> Any:
+def test_the_previewer_reads_and_changes_nothing_in_the_project(recorder: Recorder) -> Any:
     done = _deploy(TeamSpec("course-project-1", "europe-west1", REPO))
     previewer = "serviceAccount:stx-previewer@course-project-1.iam.gserviceaccount.com"
 
@@ -165,7 +165,7 @@ def test_the_previewer_reads_and_only_decrypts(recorder: Recorder) -> Any:
                                        "gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember")
                  for m in _members(recorder, typ) if m["member"] == previewer}
         assert roles == {"roles/viewer", "roles/storage.objectAdmin",
-                         "roles/cloudkms.cryptoKeyDecrypter"}
+                         "roles/cloudkms.cryptoKeyEncrypterDecrypter"}
 
     return done.apply(check)
 

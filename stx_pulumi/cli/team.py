@@ -87,6 +87,9 @@ def ci_github(
 
     ws = locate_workspace(Path.cwd(), os.environ)
     spec, root = _workflow_spec(ws, tuple(apps or ()))
+    if not (root / ".git").exists():
+        render.warning(f"{ws.root} is in no git repository: the workflow is written there; "
+                       "move .github/ to the repository's root")
     file = root / workflow.WORKFLOW_FILE
     text = workflow.render(spec, file.read_text(encoding="utf-8") if file.is_file() else None,
                            force)
