@@ -191,6 +191,7 @@ def team() -> str:
         s.env.update({"STANDIN_GCS": str(cloud / "gcs"), "STANDIN_KMS": str(cloud / "kms"),
                       "STX_GITHUB_API": github.url})
         s.run("stx-pulumi up examples/hello-course --no-verify")
+        subprocess.run(["git", "init", "-q"], cwd=s.root, check=True)  # Ana's repository
         setup = ("stx-pulumi team setup --project my-course-project --github my-school/courses "
                  "--member user:ben@example.com")
         shown = [s.run(command) for command in (
