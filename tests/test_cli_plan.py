@@ -176,8 +176,11 @@ def _python(code: str, cwd: Path) -> str:
 
 def test_help_imports_no_pulumi(workspace: Path) -> None:
     out = _python(
-        "import sys\nfrom stx_pulumi.cli import main\nsys.argv=['stx-pulumi','--help']\n"
-        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "import sys\nfrom stx_pulumi.cli import main\n"
+        "for argv in (['--help'], ['team', 'setup', '--help'], ['ci', 'github', '--help'],\n"
+        "             ['up', '--help']):\n"
+        "    sys.argv = ['stx-pulumi', *argv]\n"
+        "    try:\n        main()\n    except SystemExit:\n        pass\n"
         "print('LOADED', [m for m in sys.modules if m.split('.')[0].startswith('pulumi')])",
         workspace)
     assert out.splitlines()[-1] == "LOADED []"
