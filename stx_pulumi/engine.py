@@ -513,8 +513,6 @@ class Engine:
             return list(pool.map(read, summaries))
 
     def _stack_info(self, workspace: auto.LocalWorkspace, summary: Any) -> StackInfo:
-        import json
-
         name = summary.name.rsplit("/", 1)[-1]
         app, env = split_stack_name(name)
         with self._errors(name):
@@ -555,6 +553,7 @@ class Engine:
             return self._preview(TEAM_STACK, program)
         stack = self._selected(TEAM_STACK)[0] or self._stack(TEAM_STACK, program, create=True)
         stack.workspace.program = program
+        stack.workspace.env_vars = {**stack.workspace.env_vars, "GOOGLE_PROJECT": spec.project}
         self._state.pop(TEAM_STACK, None)
         result = self._run(TEAM_STACK, "up", lambda: stack.up(
             on_event=self._event, message="stx-pulumi team setup", color="never"))
