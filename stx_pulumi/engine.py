@@ -562,10 +562,6 @@ class Engine:
                 stack.set_config(key, auto.ConfigValue(value, secret=False))
         return result
 
-    def team_config(self) -> dict[str, str]:
-        """The team stack file's settings (empty before the first `team setup`)."""
-        return {k: str(v) for k, v in self.files.stack_config(TEAM_STACK).items()}
-
     def move(self, name: str, target: Engine, provider: str) -> bool:
         """Stack `name` copied from this backend into `target`'s, then its secrets (config
         and state) re-encrypted with `provider`. Only ciphertexts travel: a plain `stack
@@ -575,18 +571,14 @@ class Engine:
         the deployment's ciphertexts readable through its `secrets_providers`; then
         `stack change-secrets-provider` re-encrypts config and state: Pulumi CLI docs. CLIs
         from 3.255 also have `stack migrate`, which does the same in one command.)"""
-        have = self._urns(name)
+        data = self._export(name)
         if not target.exists(name):
             with target._errors(name):
                 target.command.run(["stack", "init", name, "--secrets-provider",
                                     self.files.secrets_provider_of(name), "--non-interactive"],
                                    str(target.files.root), target.env_vars)
-        copied = bool(have - target._urns(name))  # a copy cut short is made again
+        copied = bool(_urns(data) - _urns(target._export(name)))  # a copy cut short: again
         if copied:
-            with self._errors(name):
-                done = self.command.run(["stack", "export", "--stack", name],
-                                        str(self.files.root), self.env_vars)
-            data = json.loads(done.stdout)
             with target._errors(name):
                 target._workspace().import_stack(name, auto.Deployment(
                     version=data.get("version"), deployment=data.get("deployment")))
@@ -595,20 +587,20 @@ class Engine:
                 target.command.run(["stack", "change-secrets-provider", provider, "--stack",
                                     name, "--non-interactive"], str(target.files.root),
                                    target.env_vars)
-        if have - target._urns(name):
+        if _urns(data) - _urns(target._export(name)):
             raise EngineError(f"{name}: the copy in {target.backend} lacks resources of "
                               f"{self.backend}")
         with target._errors(name):
             target._workspace().get_all_config(name)  # every secret decrypts; none is shown
         return copied
 
-    def _urns(self, name: str) -> set[str]:
-        """The resources of the stack's state (a plain export: ciphertexts only)."""
+    def _export(self, name: str) -> dict[str, Any]:
+        """The stack's state as `stack export` prints it without --show-secrets (secrets
+        stay ciphertexts, never in memory in plaintext)."""
         with self._errors(name):
             done = self.command.run(["stack", "export", "--stack", name],
                                     str(self.files.root), self.env_vars)
-        return {r.get("urn") for r in json.loads(done.stdout)["deployment"].get(
-            "resources") or []}
+        return json.loads(done.stdout)
 
     # -- secrets -----------------------------------------------------------------------------
 
@@ -750,6 +742,12 @@ def _no_secrets(value: Any) -> Any:
     if isinstance(value, list):
         return [_no_secrets(v) for v in value]
     return value
+
+
+def _urns(exported: Mapping[str, Any]) -> set[str]:
+    """The resources an exported state holds."""
+    return {str(r.get("urn")) for r in (exported.get("deployment") or {}).get(
+        "resources") or []}
 
 
 def _parse_time(text: str) -> Any:
