@@ -76,8 +76,9 @@ def test_team_setup_moves_every_stack_into_the_bucket_with_secrets_kept(
     assert TOKEN not in (ws / "stacks" / "Pulumi.hello-course.dev.yaml").read_text()
     # the old backend keeps its copy, a backup
     assert (ws / ".pulumi-state/.pulumi/stacks/stx-pulumi/hello-course.dev.json").is_file()
-    assert (team_cloud / "gcs" / BUCKET / ".pulumi/stacks/stx-pulumi/hello-course.dev.json"
-            ).is_file()
+    moved = (team_cloud / "gcs" / BUCKET / ".pulumi/stacks/stx-pulumi/hello-course.dev.json"
+             ).read_text()
+    assert '"ciphertext"' in moved and "ya29." not in moved  # state secrets moved, sealed
 
     # no passphrase any more: the KMS key decrypts config and state
     monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE")
