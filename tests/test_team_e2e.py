@@ -132,6 +132,12 @@ def test_a_teammates_fresh_clone_changes_nothing(
     result = stx("team", "setup", "--region", "us-central1")  # another key: never by accident
     assert result.exit_code == 2 and "--region" in result.output
     assert snapshot(clone) == before
+    # a new stack from the clone: in the bucket, its secrets on the team's key
+    assert stx("up", "hello-course", "--env", "staging", "--yes").exit_code == 0
+    made = yaml.safe_load((clone / "stacks" / "Pulumi.hello-course.staging.yaml").read_text())
+    assert made["secretsprovider"] == KEY and "encryptionsalt" not in made
+    assert (team_cloud / "gcs" / BUCKET / ".pulumi/stacks/stx-pulumi/hello-course.staging.json"
+            ).is_file()
 
 
 def test_a_move_cut_short_leaves_the_workspace_and_a_rerun_finishes_it(
