@@ -54,3 +54,20 @@ def snapshot(*roots: Path) -> dict[str, str]:
             for file in sorted(p for p in root.rglob("*") if p.is_file()):
                 out[str(file)] = hashlib.sha256(file.read_bytes()).hexdigest()
     return out
+
+
+def validate_github(root: Path) -> None:
+    """Every workflow under `root/.github/workflows` and its dependabot.yml, checked by real
+    tools offline: GitHub's schemas (vendored in check-jsonschema) and zizmor (no finding of
+    any severity, auditor persona)."""
+    tools = Path(sys.executable).parent
+    github = root / ".github"
+    for schema, files in (("vendor.github-workflows", sorted((github / "workflows").iterdir())),
+                          ("vendor.dependabot", [github / "dependabot.yml"])):
+        done = subprocess.run([str(tools / "check-jsonschema"), "--builtin-schema", schema,
+                               *map(str, files)], capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stdout + done.stderr
+    done = subprocess.run([str(tools / "zizmor"), "--offline", "--persona", "auditor",
+                           "--format", "plain", str(root)], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0 and "No findings" in done.stdout, done.stdout

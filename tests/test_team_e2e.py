@@ -16,7 +16,7 @@ import pytest
 import yaml
 from conftest import PROJECT, STANDIN, PulumiStandIn
 from fake_github import FakeGitHub
-from helpers import snapshot, stx, stx_json
+from helpers import snapshot, stx, stx_json, validate_github
 
 pytestmark = pytest.mark.e2e
 TOKEN = "cf-token-0123456789-secret"
@@ -194,7 +194,7 @@ def test_ci_github_writes_a_valid_pinned_workflow_and_keeps_user_edits(
     text = file.read_text()
     assert "service_account: stx-deployer@" in text and "stx-previewer@" in text
     assert "up --all --changed --env dev" in text and "options: [prod]" in text
-    validate(ws)
+    validate_github(ws)
     # lines outside the block are kept; a re-run changes nothing
     file.write_text("# our note\n" + text + "  lint:\n    runs-on: ubuntu-24.04\n"
                     "    permissions: {}\n    steps:\n      - run: echo ok\n")
@@ -208,18 +208,3 @@ def test_ci_github_writes_a_valid_pinned_workflow_and_keeps_user_edits(
     assert "-      cancel-in-progress: true" in result.output
     assert stx("ci", "github", "--force").exit_code == 0
     assert file.read_text() == edited
-
-
-def validate(root: Path) -> None:
-    """GitHub's workflow schema and zizmor (no finding of any severity, offline)."""
-    bin_dir = Path(sys.executable).parent
-    for schema, file in (("vendor.github-workflows", ".github/workflows/stx-pulumi.yml"),
-                         ("vendor.dependabot", ".github/dependabot.yml")):
-        done = subprocess.run([str(bin_dir / "check-jsonschema"), "--builtin-schema", schema,
-                               str(root / file)], capture_output=True, text=True, check=False)
-        assert done.returncode == 0, done.stdout + done.stderr
-    done = subprocess.run([str(bin_dir / "zizmor"), "--offline", "--persona", "auditor",
-                           "--format", "plain", str(root)], capture_output=True, text=True,
-                          check=False)
-    assert done.returncode == 0 and "No findings" in done.stdout, done.stdout
-

@@ -8,11 +8,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import validate_github
 
 from stx_pulumi import workflow
 from stx_pulumi.errors import InputError
@@ -68,19 +67,7 @@ def test_the_golden_files_are_valid_for_github_and_zizmor(tmp_path: Path) -> Non
     for case in CASES:
         shutil.copy(GOLDEN / f"workflow-{case}.yml", folder / f"{case}.yml")
     (tmp_path / ".github" / "dependabot.yml").write_text(workflow.DEPENDABOT)
-    tools = Path(sys.executable).parent
-    done = subprocess.run([str(tools / "check-jsonschema"), "--builtin-schema",
-                           "vendor.github-workflows", *map(str, folder.iterdir())],
-                          capture_output=True, text=True, check=False)
-    assert done.returncode == 0, done.stdout + done.stderr
-    done = subprocess.run([str(tools / "check-jsonschema"), "--builtin-schema",
-                           "vendor.dependabot", str(tmp_path / ".github" / "dependabot.yml")],
-                          capture_output=True, text=True, check=False)
-    assert done.returncode == 0, done.stdout + done.stderr
-    done = subprocess.run([str(tools / "zizmor"), "--offline", "--persona", "auditor",
-                           "--format", "plain", str(tmp_path)], capture_output=True, text=True,
-                          check=False)
-    assert done.returncode == 0 and "No findings" in done.stdout, done.stdout
+    validate_github(tmp_path)
 
 
 def test_a_file_without_markers_is_refused() -> None:
