@@ -117,6 +117,9 @@ def setup(ws: Workspace, environ: Mapping[str, str], spec: TeamSpec,
     from stx_pulumi.workspace import create_team_files, create_workspace
 
     if not ws.exists:
+        if dry_run:
+            raise InputError(f"--dry-run: {ws.root} is no workspace yet and a dry run makes "
+                             "none: run `stx-pulumi init` first")
         ws = create_workspace(ws.root)
     made = not ws.team_files.root.exists()
     try:

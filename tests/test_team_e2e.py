@@ -182,6 +182,17 @@ def test_bad_team_input_changes_nothing(workspace: Path, pulumi_cli: PulumiStand
     assert snapshot(workspace) == before
 
 
+def test_a_dry_run_outside_a_workspace_makes_none(tmp_path: Path, pulumi_cli: PulumiStandIn,
+                                                  team_cloud: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    result = stx("team", "setup", "--project", PROJECT, "--dry-run")
+    assert result.exit_code == 2 and "--dry-run" in result.output
+    assert not Path(os.environ["STX_PULUMI_HOME"]).exists() and not any(elsewhere.iterdir())
+
+
 def test_ci_github_writes_a_valid_pinned_workflow_and_keeps_user_edits(
         workspace: Path, pulumi_cli: PulumiStandIn, team_cloud: Path) -> None:
     ws = workspace
