@@ -303,6 +303,11 @@ def secrets_check(ws: Workspace, environ: Mapping[str, str]) -> Check:
     if named:
         return named
     generated = ws.passphrase_file
+    shared = ws.backend_url(environ)
+    if not shared.startswith("file://"):  # state others read, secrets only this machine can
+        return Check("secrets", WARN, f"the passphrase is generated on this machine, the "
+                     f"backend {shared} shared: teammates and CI cannot decrypt its secrets",
+                     "run `stx-pulumi team setup` to move them to the team's KMS key")
     if generated.is_file():
         return Check("secrets", PASS, f"generated passphrase in {generated} (back it up)")
     if ws.exists and ws.has_encrypted_stacks():

@@ -130,6 +130,11 @@ def test_gs_backend_is_checked_through_the_storage_api(workspace: Path,
     monkeypatch.setenv("PULUMI_BACKEND_URL", "gs://team-state/stx")
     code, checks = doctor()
     assert checks["backend"]["status"] == "pass", checks["backend"]
+    assert checks["secrets"]["status"] == "pass"  # a passphrase the team shares through env
+    # a passphrase generated on this machine, with a shared backend: nobody else decrypts
+    monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE")
+    code, checks = doctor()
+    assert checks["secrets"]["status"] == "warn" and "team setup" in checks["secrets"]["fix"]
     monkeypatch.setenv("PULUMI_BACKEND_URL", "gs://no-such-bucket/stx")
     code, checks = doctor()
     assert code == 3 and "The specified bucket does not exist" in checks["backend"]["detail"]
