@@ -236,18 +236,27 @@ def backend_check(ws: Workspace, credentials: Any, environ: Mapping[str, str]) -
         return Check("backend", PASS, f"{url} (local file backend)")
     if url.startswith("gs://"):
         bucket = url.removeprefix("gs://").split("/", 1)[0]
-        if credentials is None:
-            return Check("backend", SKIP, f"{url}: not checked without credentials", ADC_FIX)
-        try:
-            lacking = bucket_permissions(credentials, bucket, environ)
-        except GoogleError as err:
-            return Check("backend", FAIL, f"{url} is not reachable ({err})",
-                         "create the bucket or grant your account access to it")
-        if lacking:
-            return Check("backend", FAIL, f"{url}: missing {', '.join(lacking)}",
-                         "grant your account roles/storage.objectAdmin on the bucket")
-        return Check("backend", PASS, f"{url} reachable and writable")
+        return _allowed("backend", url, credentials,
+                        lambda: bucket_permissions(credentials, bucket, environ),
+                        "create the bucket or grant your account access to it",
+                        "grant your account roles/storage.objectAdmin on the bucket",
+                        "reachable and writable")
     return Check("backend", WARN, f"{url}: cannot check it from here", None)
+
+
+def _allowed(name: str, what: str, credentials: Any, lacking: Callable[[], list[str]],
+             unreachable_fix: str, missing_fix: str, passed: str) -> Check:
+    """What this identity may do with one resource (its testIamPermissions): skipped without
+    credentials, failed when the resource cannot be read or a permission lacks."""
+    if credentials is None:
+        return Check(name, SKIP, f"{what}: not checked without credentials", ADC_FIX)
+    try:
+        missing = lacking()
+    except GoogleError as err:
+        return Check(name, FAIL, f"{what} is not reachable ({err})", unreachable_fix)
+    if missing:
+        return Check(name, FAIL, f"{what}: missing {', '.join(missing)}", missing_fix)
+    return Check(name, PASS, f"{what} {passed}")
 
 
 def key_check(ws: Workspace, credentials: Any, environ: Mapping[str, str]) -> Check:
@@ -255,17 +264,11 @@ def key_check(ws: Workspace, credentials: Any, environ: Mapping[str, str]) -> Ch
     from stx_pulumi.google import key_permissions
 
     key = str(ws.secrets_provider()).removeprefix("gcpkms://")
-    if credentials is None:
-        return Check("secrets key", SKIP, f"{key}: not checked without credentials", ADC_FIX)
-    try:
-        lacking = key_permissions(credentials, key, environ)
-    except GoogleError as err:
-        return Check("secrets key", FAIL, f"{key} is not usable ({err})",
-                     "run `stx-pulumi team setup` (it makes the key), or ask who ran it")
-    if lacking:
-        return Check("secrets key", FAIL, f"{key}: missing {', '.join(lacking)}",
-                     "ask a teammate to run `stx-pulumi team setup --member user:YOU@...`")
-    return Check("secrets key", PASS, f"{key}: encrypt and decrypt allowed")
+    return _allowed("secrets key", key, credentials,
+                    lambda: key_permissions(credentials, key, environ),
+                    "run `stx-pulumi team setup` (it makes the key), or ask who ran it",
+                    "ask a teammate to run `stx-pulumi team setup --member user:YOU@...`",
+                    "usable: encrypt and decrypt allowed")
 
 
 def team_check(ws: Workspace, credentials: Any, environ: Mapping[str, str]) -> Check:

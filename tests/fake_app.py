@@ -21,6 +21,25 @@ def serve(server: Any) -> None:
     threading.Thread(target=server.serve_forever, args=(POLL_S,), daemon=True).start()
 
 
+class LocalServer:
+    """An HTTP server on 127.0.0.1 for a fake's handler: `_start(Handler)` in `__enter__`,
+    shut down and closed on exit."""
+
+    _server: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def _start(self, handler: type) -> None:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        serve(self._server)
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
 class FakeApp:
     def __init__(self, mode: str = "healthy", slow_polls: int = 0) -> None:
         self.mode = mode

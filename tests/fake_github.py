@@ -4,22 +4,16 @@
 from __future__ import annotations
 
 import json
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from http.server import BaseHTTPRequestHandler
 
-from fake_app import serve
+from fake_app import LocalServer
 
 REPOSITORY = {"id": 123456, "full_name": "my-school/courses", "default_branch": "main"}
 
 
-class FakeGitHub:
+class FakeGitHub(LocalServer):
     def __init__(self) -> None:
         self.calls: list[str] = []
-        self._server: Any = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_port}"
 
     def __enter__(self) -> FakeGitHub:
         fake = self
@@ -37,10 +31,5 @@ class FakeGitHub:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        serve(self._server)
+        self._start(Handler)
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()

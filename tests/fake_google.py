@@ -14,17 +14,17 @@ import hashlib
 import json
 import os
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from fake_app import serve
+from fake_app import LocalServer
 
 TOKEN = "ya29.fake-google-access-token"
 
 
-class FakeGoogle:
+class FakeGoogle(LocalServer):
     @staticmethod
     def key_exists(name: str) -> bool:
         """A KMS key the stand-in team stack made ($STANDIN_KMS)."""
@@ -53,11 +53,6 @@ class FakeGoogle:
         self.build_fails = False
         self.build_log = ["Step #0: COPY . /app", "Step #0: RUN uv sync --frozen",
                           "Step #0: error: the lockfile needs to be updated"]
-        self._server: Any = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def write_adc(self, folder: Path) -> Path:
         """gcloud's application default credentials file (a user's), in `folder`."""
@@ -208,10 +203,5 @@ class FakeGoogle:
                 else:
                     self.answer(404, {"error": {"message": f"no {url.path}"}})
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        serve(self._server)
+        self._start(Handler)
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
