@@ -707,9 +707,8 @@ def fleet_summary(operation: str, runs: list[Any], interrupted: bool, again: str
 def team_outcome(outcome: Any, dry_run: bool) -> None:
     """What `team setup` did, or with --dry-run would do."""
     console = stdout()
-    verb = {"create": "created", "update": "updated", "replace": "replaced", "delete": "deleted"}
-    changes = ", ".join(f"{n} {verb[k]}" for k, n in outcome.team_changes.items()
-                        if n and k in verb) or "no change"
+    changes = ", ".join(f"{n} {PAST[k]}" for k, n in outcome.team_changes.items()
+                        if n and k != "same") or "no change"
     if dry_run:
         changes = f"would be {changes}" if changes != "no change" else changes
     rows = [("team stack", changes), ("state", outcome.backend),

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 from stx_pulumi.errors import InputError
+from stx_pulumi.spec import PROJECT_RE, REGION_RE
 
 TEAM_PROJECT = "stx-pulumi-team"  # the team stack's own Pulumi project: never listed as an app
 TEAM_STACK = "team"
@@ -27,7 +28,6 @@ OLD_VERSIONS_KEPT = 20  # state versions kept per object, besides one within 30 
 OLD_VERSION_DAYS = 30
 APIS = ("storage.googleapis.com", "cloudkms.googleapis.com", "iam.googleapis.com",
         "iamcredentials.googleapis.com", "sts.googleapis.com")
-PROJECT_RE = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 REPO_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
 # Only the project-IAM changes the stx-pulumi program makes: the build account's log writer.
 # (IAM conditions on role grants: cloud.google.com/iam/docs/setting-limits-on-granting-roles)
@@ -167,11 +167,15 @@ def impersonators(repo: GitHubRepo, protected_envs: tuple[str, ...]) -> dict[str
     }
 
 
-def check(project: str, github: str | None, members: tuple[str, ...] = ()) -> None:
-    """Exit 2 naming the option for a malformed project, repository or member."""
+def check(project: str, region: str, github: str | None,
+          members: tuple[str, ...] = ()) -> None:
+    """Exit 2 naming the option for a malformed project, region, repository or member."""
     if not PROJECT_RE.match(project):
         raise InputError(f"--project: {project!r} is not a Google Cloud project id (6-30 "
                          "lowercase letters, digits or '-', starting with a letter)")
+    if not REGION_RE.match(region):
+        raise InputError(f"--region: {region!r} is not a Google Cloud region, e.g. "
+                         "europe-west1")
     if github is not None and not REPO_RE.match(github):
         raise InputError(f"--github: {github!r} is not a repository; use owner/name, e.g. "
                          "my-school/courses")

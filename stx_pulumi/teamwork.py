@@ -17,14 +17,13 @@ from stx_pulumi.errors import InputError, StxError
 from stx_pulumi.team import TEAM_PROJECT, TEAM_STACK, GitHubRepo, TeamSpec, check
 from stx_pulumi.workspace import Workspace
 
-REGION = "europe-west1"
-
 
 def team_spec(ws: Workspace, environ: Mapping[str, str], *, project: str | None,
               region: str | None, github: str | None, members: tuple[str, ...]
               ) -> tuple[TeamSpec, list[tuple[str, str]]]:
     """The spec from the options, else the team stack file (a teammate's clone needs no
     option), else this machine's defaults; and the settings to record after success."""
+    from stx_pulumi.setup import DEFAULT_REGION
     from stx_pulumi.workspace import default_project, local_defaults
 
     saved = {k: str(v) for k, v in ws.team_files.stack_config(TEAM_STACK).items()}
@@ -32,9 +31,9 @@ def team_spec(ws: Workspace, environ: Mapping[str, str], *, project: str | None,
     if not project:
         raise InputError("--project: no Google Cloud project: pass --project (the team stack "
                          "file records it afterwards)")
-    check(project, github, members)
     region = region or saved.get("gcp:region") or local_defaults(ws, None).get(
-        "region") or REGION
+        "region") or DEFAULT_REGION
+    check(project, region, github, members)
     for option, key, value in (("--project", "gcp:project", project),
                                ("--region", "gcp:region", region)):
         if saved.get(key) and saved[key] != value:  # a new bucket and key: never by accident

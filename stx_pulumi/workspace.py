@@ -133,9 +133,8 @@ class Workspace:
         mine = self.settings().get("secretsProvider")
         if mine:
             return str(mine)
-        team = self.team_files.stack_file(TEAM_STACK)
-        found = load_yaml(team).get("secretsprovider") if team.is_file() else None
-        return str(found) if found and found != "passphrase" else None
+        team = self.team_files.secrets_provider_of(TEAM_STACK)
+        return team if team != "passphrase" else None
 
     @property
     def team_files(self) -> Workspace:

@@ -186,15 +186,16 @@ def test_members_get_the_bucket_and_the_key(recorder: Recorder) -> Any:
     return done.apply(check)
 
 
-@pytest.mark.parametrize(("project", "github", "member", "named"), [
-    ("Bad_Project", None, (), "--project"),
-    ("course-project-1", "not-a-repo", (), "--github"),
-    ("course-project-1", None, ("ana@example.com",), "--member"),
+@pytest.mark.parametrize(("project", "region", "github", "member", "named"), [
+    ("Bad_Project", "europe-west1", None, (), "--project"),
+    ("course-project-1", "Europe", None, (), "--region"),
+    ("course-project-1", "europe-west1", "not-a-repo", (), "--github"),
+    ("course-project-1", "europe-west1", None, ("ana@example.com",), "--member"),
 ])
-def test_bad_team_input_names_the_option(project: str, github: str | None,
+def test_bad_team_input_names_the_option(project: str, region: str, github: str | None,
                                          member: tuple[str, ...], named: str) -> None:
     with pytest.raises(InputError, match=f"^{named}:"):
-        team.check(project, github, member)
+        team.check(project, region, github, member)
 
 
 def test_the_team_spec_reads_protected_envs_and_secrets_from_the_stack_files(

@@ -173,6 +173,7 @@ def test_bad_team_input_changes_nothing(workspace: Path, pulumi_cli: PulumiStand
                                         team_cloud: Path) -> None:
     before = snapshot(workspace)
     for args, named in ((("--project", "Bad_Project"), "--project"),
+                        (("--project", PROJECT, "--region", "Europe"), "--region"),
                         (("--project", PROJECT, "--github", "nope"), "--github"),
                         (("--project", PROJECT, "--github", "my-school/missing"), "--github"),
                         (("--project", PROJECT, "--member", "ana"), "--member")):
