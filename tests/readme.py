@@ -165,6 +165,7 @@ def fleet() -> str:
     """A term of two courses (the example app and the books, deployed once before), at once;
     the status board; one course's logs from the stand-in Cloud Logging."""
     with session(True) as s:
+        s.env["STX_PULUMI_NOW"] = "2026-12-01T08:00Z"  # the log lines below are 30 min old
         s.google.revisions = None
         s.google.log_entries = [
             {"insertId": "a", "timestamp": "2026-12-01T07:30:00Z", "severity": "INFO",

@@ -699,9 +699,10 @@ def logs(
 ) -> None:
     """The service's recent log lines (every book's), errors highlighted; no gcloud needed."""
     import time
-    from datetime import UTC, datetime, timedelta
+    from datetime import timedelta
 
     from stx_pulumi import google
+    from stx_pulumi.events import clock
     from stx_pulumi.errors import PrerequisiteError
 
     match = re.fullmatch(r"(\d+)\s*([mhd])", since.strip())
@@ -716,7 +717,7 @@ def logs(
         raise InputError(f"{stack} is not deployed: no service to read logs of")
     credentials, _ = google.required_credentials(os.environ)
     unit = {"m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
-    start = datetime.now(UTC) - timedelta(**{unit: int(match.group(1))})
+    start = clock() - timedelta(**{unit: int(match.group(1))})
     cursor = start.strftime("%Y-%m-%dT%H:%M:%SZ")
     seen: set[str] = set()
     while True:
