@@ -116,20 +116,19 @@ def bench_preflight(runs: int) -> tuple[bool, list[str]]:
 
     from stx_pulumi.checks import PASS, Check
     from stx_pulumi.doctor import REQUIRED_APIS, apis_check, backend_check, prerequisites
-    from stx_pulumi.google import load_credentials
+    from stx_pulumi.google import connect
     from stx_pulumi.workspace import Workspace
 
     with tempfile.TemporaryDirectory() as tmp, FakeGoogle(delay=0.5) as google:
         env = {**fresh_shell(), "CLOUDSDK_CONFIG": tmp, "GOOGLE_CLOUD_PROJECT": "bench-1",
-               "STX_OAUTH_TOKEN_ENDPOINT": f"{google.url}/token",
-               "STX_SERVICEUSAGE_ENDPOINT": google.url, "STORAGE_EMULATOR_HOST": google.url,
+               **google.environ(),
                "PULUMI_BACKEND_URL": "gs://team-state/stx", "PULUMI_CONFIG_PASSPHRASE": "x"}
         google.write_adc(Path(tmp))
         ws = Workspace(Path(tmp))
         cli = lambda: Check("pulumi", PASS, "found")  # noqa: E731  (up has found it already)
         singles = {
-            "apis": lambda: apis_check(load_credentials(env)[0], "bench-1", REQUIRED_APIS, env),
-            "backend": lambda: backend_check(ws, load_credentials(env)[0], env),
+            "apis": lambda: apis_check(connect(env), "bench-1", REQUIRED_APIS),
+            "backend": lambda: backend_check(ws, connect(env), env),
         }
         single = {name: min(_time(fn) for _ in range(runs)) for name, fn in singles.items()}
         whole = min(_time(lambda: prerequisites(ws, None, env, pulumi=cli, docker=cli))
@@ -168,11 +167,10 @@ def _standin_workspace(root: Path, google: object, apps: int = 0) -> tuple[Path,
             (ws / "stacks" / f"Pulumi.course{i}.{env}.yaml").write_text(
                 f"config:\n  stx:path: examples/course{i}\n")
     google.write_adc(root / "gcloud")  # type: ignore[attr-defined]
-    url = google.url  # type: ignore[attr-defined]
     return ws, {**fresh_shell(), "PATH": f"{root / 'bin'}:{os.environ['PATH']}",
                 "PULUMI_CONFIG_PASSPHRASE": "bench", "GOOGLE_CLOUD_PROJECT": "bench-1",
                 "CLOUDSDK_CONFIG": str(root / "gcloud"), "STX_PULUMI_HOME": str(root / "home"),
-                "STX_OAUTH_TOKEN_ENDPOINT": f"{url}/token", "STX_SERVICEUSAGE_ENDPOINT": url,
+                **google.environ(),  # type: ignore[attr-defined]
                 "STANDIN_SERVICE_URL": "http://127.0.0.1:9"}
 
 

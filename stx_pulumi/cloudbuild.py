@@ -7,10 +7,8 @@ build service account and pushes the same image name and tag a local build would
 `up` before the engine, only when the tag is not deployed yet; the services then run the
 built image by digest.
 
-Plain REST with the preflight's credentials, as the rest of stx-pulumi calls Google
-(`google.py`): the Cloud Storage JSON API's media upload and Cloud Build's
-`projects.locations.builds.create`, whose long-running operation is polled. Endpoints:
-STORAGE_EMULATOR_HOST (as Google's storage clients honour it) and STX_CLOUDBUILD_ENDPOINT.
+Through the one Google client (`google.py`): the Cloud Storage JSON API's media upload and
+Cloud Build's `projects.locations.builds.create`, whose long-running operation is polled.
 """
 
 from __future__ import annotations
@@ -18,14 +16,13 @@ from __future__ import annotations
 import io
 import tarfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from stx_pulumi import google
-from stx_pulumi.errors import EngineError
+from stx_pulumi.errors import EngineError, GoogleError
+from stx_pulumi.google import Google
 
-CLOUDBUILD = "https://cloudbuild.googleapis.com"
 DOCKER_STEP = "gcr.io/cloud-builders/docker"  # Google's Docker builder image
 BUILD_TIMEOUT_S = 1800
 LAST_LINES = 15
@@ -38,26 +35,6 @@ def context_archive(root: Path, files: Sequence[str]) -> bytes:
         for rel in sorted(files):
             tar.add(root / rel, arcname=rel, recursive=False)
     return buffer.getvalue()
-
-
-def upload(credentials: Any, bucket: str, name: str, data: bytes,
-           environ: Mapping[str, str]) -> None:
-    """One object into the staging bucket (the JSON API's media upload)."""
-    import httpx
-
-    base = environ.get("STORAGE_EMULATOR_HOST") or google.STORAGE
-    try:
-        response = httpx.post(f"{base}/upload/storage/v1/b/{bucket}/o",
-                              params={"uploadType": "media", "name": name}, content=data,
-                              headers={"Authorization": f"Bearer {credentials.token}",
-                                       "Content-Type": "application/gzip"},
-                              timeout=max(google.TIMEOUT_S, len(data) / 1e6))
-    except httpx.HTTPError as err:
-        raise EngineError(f"uploading the build context to gs://{bucket} failed: "
-                          f"{type(err).__name__}") from None
-    if response.status_code != 200:
-        raise EngineError(f"uploading the build context to gs://{bucket} failed: HTTP "
-                          f"{response.status_code} {response.text[:200]}")
 
 
 def build_request(spec: Any, bucket: str, name: str) -> dict[str, Any]:
@@ -79,19 +56,22 @@ def build_request(spec: Any, bucket: str, name: str) -> dict[str, Any]:
     }
 
 
-def build(credentials: Any, spec: Any, files: Sequence[str], environ: Mapping[str, str],
+def build(client: Google, spec: Any, files: Sequence[str],
           on_progress: Callable[[str], None] = lambda _: None, poll_s: float = 5.0) -> str:
     """Upload the context, build, wait; the pushed image by digest. A failed build is an
     EngineError with the failing step's last log lines and the build's log URL."""
     name = f"{spec.app}-{spec.env}/{spec.image_tag}.tar.gz"
-    upload(credentials, spec.staging_bucket, name, context_archive(spec.source, files),
-           environ)
-    base = environ.get("STX_CLOUDBUILD_ENDPOINT") or CLOUDBUILD
-    parent = f"projects/{spec.project}/locations/{spec.region}"
     try:
-        operation = google._get(credentials, f"{base}/v1/{parent}/builds", [],
-                                post=build_request(spec, spec.staging_bucket, name))
-    except google.GoogleError as err:
+        client.upload(spec.staging_bucket, name, context_archive(spec.source, files),
+                      "application/gzip")
+    except GoogleError as err:
+        raise EngineError(f"uploading the build context to gs://{spec.staging_bucket} failed: "
+                          f"{err}") from None
+    parent = f"projects/{spec.project}/locations/{spec.build_region}"
+    try:
+        operation = client.call("POST", "cloudbuild", f"v1/{parent}/builds",
+                                body=build_request(spec, spec.staging_bucket, name))
+    except GoogleError as err:
         raise EngineError(f"Cloud Build did not take the build: {err}",
                           hint="the Cloud Build and Storage APIs must be enabled (`stx-pulumi "
                           "setup` enables them once a stack file sets `stx:builder: cloud`); "
@@ -107,12 +87,12 @@ def build(credentials: Any, spec: Any, files: Sequence[str], environ: Mapping[st
             raise EngineError(f"the cloud build did not finish within {BUILD_TIMEOUT_S}s",
                               hint=f"build log: {log_url}")
         time.sleep(min(poll_s, 1 + time.monotonic() - start))  # a quick first look
-        operation = google._get(credentials, f"{base}/v1/{operation['name']}", [])
+        operation = client.call("GET", "cloudbuild", f"v1/{operation['name']}")
         on_progress(f"building {spec.image_tag} in Cloud Build: "
                     f"{time.monotonic() - start:.0f}s")
     result = operation.get("response") or {}
     if operation.get("error") or result.get("status") != "SUCCESS":
-        raise EngineError(_failure(credentials, spec, result, operation, environ),
+        raise EngineError(_failure(client, spec, result, operation),
                           hint=f"build log: {result.get('logUrl') or log_url}")
     images = [i for i in (result.get("results") or {}).get("images") or []
               if i.get("digest")]
@@ -122,8 +102,8 @@ def build(credentials: Any, spec: Any, files: Sequence[str], environ: Mapping[st
     return f"{spec.image_name.rsplit(':', 1)[0]}@{images[0]['digest']}"
 
 
-def _failure(credentials: Any, spec: Any, result: dict[str, Any],
-             operation: dict[str, Any], environ: Mapping[str, str]) -> str:
+def _failure(client: Google, spec: Any, result: dict[str, Any],
+             operation: dict[str, Any]) -> str:
     """What failed: the build's status, its failing step and that step's last log lines."""
     status = result.get("status") or "FAILURE"
     detail = ((result.get("failureInfo") or {}).get("detail") or result.get("statusDetail")
@@ -131,8 +111,7 @@ def _failure(credentials: Any, spec: Any, result: dict[str, Any],
     steps = result.get("steps") or []
     failing = next((i for i, s in enumerate(steps) if s.get("status") == "FAILURE"), None)
     where = f" in step {failing} ({steps[failing].get('name')})" if failing is not None else ""
-    lines = _last_lines(credentials, spec.project, str(result.get("id") or ""), failing,
-                        environ)
+    lines = _last_lines(client, spec.project, str(result.get("id") or ""), failing)
     text = f"the cloud build of {spec.image_tag} failed ({status}){where}"
     if detail:
         text += f": {detail}"
@@ -141,21 +120,17 @@ def _failure(credentials: Any, spec: Any, result: dict[str, Any],
     return text
 
 
-def _last_lines(credentials: Any, project: str, build_id: str, step: int | None,
-                environ: Mapping[str, str]) -> list[str]:
+def _last_lines(client: Google, project: str, build_id: str, step: int | None
+                ) -> list[str]:
     """The failing step's last log lines from Cloud Logging (nothing when unreadable)."""
     if not build_id:
         return []
-    base = environ.get("STX_LOGGING_ENDPOINT") or google.LOGGING
     query = (f'logName="projects/{project}/logs/cloudbuild" AND '
              f'resource.labels.build_id="{build_id}"')
     if step is not None:
         query += f' AND labels.build_step="Step #{step}"'
     try:
-        data = google._get(credentials, f"{base}/v2/entries:list", [], post={
-            "resourceNames": [f"projects/{project}"], "filter": query,
-            "orderBy": "timestamp desc", "pageSize": LAST_LINES})
-    except google.GoogleError:
+        entries = list(reversed(client.entries(project, query, "timestamp desc", LAST_LINES)))
+    except GoogleError:
         return []
-    entries = list(reversed(data.get("entries") or []))
     return [str(e.get("textPayload") or "").rstrip() for e in entries if e.get("textPayload")]

@@ -13,16 +13,10 @@ import tempfile
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 from stx_pulumi.checks import FAIL, PASS, SKIP, WARN, Check
-from stx_pulumi.errors import InputError, PrerequisiteError, SpecError
-from stx_pulumi.google import (
-    GoogleError,
-    bucket_permissions,
-    load_credentials,
-    missing_apis,
-)
+from stx_pulumi.errors import GoogleError, InputError, PrerequisiteError, SpecError
+from stx_pulumi.google import Google, connect
 from stx_pulumi.source import has_uncommitted_changes
 from stx_pulumi.spec import DOMAIN_MAPPING_REGIONS, AppSpec
 from stx_pulumi.team import TEAM_STACK
@@ -30,7 +24,7 @@ from stx_pulumi.workspace import Workspace, default_project
 
 REQUIRED_APIS = ("run.googleapis.com", "artifactregistry.googleapis.com", "iam.googleapis.com")
 SECRET_API = "secretmanager.googleapis.com"
-SCHEDULER_API = "cloudscheduler.googleapis.com"  # event windows
+SCHEDULER_APIS = ("cloudscheduler.googleapis.com", "workflows.googleapis.com")  # event windows
 BUILD_APIS = ("cloudbuild.googleapis.com", "storage.googleapis.com")  # the cloud builder
 ADC_FIX = ("run `gcloud auth application-default login` (or set GOOGLE_APPLICATION_CREDENTIALS), "
            "then `stx-pulumi setup`")
@@ -47,21 +41,21 @@ def prerequisites(ws: Workspace, spec: AppSpec | None, environ: Mapping[str, str
         cli = pool.submit(pulumi or (lambda: pulumi_check(environ)))
         daemon = pool.submit(docker or (lambda: docker_check(environ)))
         secrets = pool.submit(secrets_check, ws, environ)
+        client: Google | None
         try:
-            credentials, source = load_credentials(environ)
-            creds = Check("credentials", PASS, f"usable ({source})")
+            client = connect(environ)
+            creds = Check("credentials", PASS, f"usable ({client.source})")
         except GoogleError as err:
-            credentials, creds = None, Check("credentials", FAIL, str(err), ADC_FIX)
-        apis = pool.submit(apis_check, credentials, project, _apis(spec),
-                           environ) if project else None
-        backend = pool.submit(backend_check, ws, credentials, environ)
-        key = pool.submit(key_check, ws, credentials, environ) if (
+            client, creds = None, Check("credentials", FAIL, err.message, ADC_FIX)
+        apis = pool.submit(apis_check, client, project, _apis(spec)) if project else None
+        backend = pool.submit(backend_check, ws, client, environ)
+        key = pool.submit(key_check, ws, client) if (
             ws.secrets_provider() or "").startswith("gcpkms://") else None
-        team = pool.submit(team_check, ws, credentials, environ) if (
+        team = pool.submit(team_check, ws, client) if (
             ws.team_files.stack_file(TEAM_STACK).is_file()) else None
-        scheduling = pool.submit(scheduler_check, credentials, project, environ) if (
+        scheduling = pool.submit(scheduler_check, client, project) if (
             spec and spec.windows and project) else None
-        building = pool.submit(build_check, credentials, project, environ) if (
+        building = pool.submit(build_check, client, project) if (
             spec and spec.builder == "cloud" and project) else None
         checks = [cli.result(), daemon.result(), creds]
         checks.append(Check("project", PASS, project) if project else Check(
@@ -75,35 +69,37 @@ def prerequisites(ws: Workspace, spec: AppSpec | None, environ: Mapping[str, str
     return checks + _spec_prerequisites(spec)
 
 
-# What deploying event windows asks of the deploying identity: the jobs (project-level only),
-# and the scheduler account and its rights (also grantable on single resources, so a gap
-# seen at project level is a warning).
+# What deploying event windows asks of the deploying identity: the jobs and the workflow, and
+# the scheduler account's right to start workflows (project-level only), and the account and
+# its other rights (also grantable on single resources, so a gap seen at project level is a
+# warning).
 SCHEDULER_PERMISSIONS = ("cloudscheduler.jobs.create", "cloudscheduler.jobs.update",
-                         "cloudscheduler.jobs.delete")
+                         "cloudscheduler.jobs.delete", "workflows.workflows.create",
+                         "workflows.workflows.update", "workflows.workflows.delete",
+                         "resourcemanager.projects.setIamPolicy")
 ACCOUNT_PERMISSIONS = ("iam.serviceAccounts.create", "iam.serviceAccounts.actAs",
                        "iam.serviceAccounts.setIamPolicy", "run.services.setIamPolicy")
 
 
-def scheduler_check(credentials: Any, project: str, environ: Mapping[str, str]) -> Check:
+def scheduler_check(client: Google | None, project: str) -> Check:
     """May the deploying identity create the windows' jobs, account and rights?"""
-    from stx_pulumi.google import GoogleError, project_permissions
-
-    if credentials is None:
+    if client is None:
         return Check("scheduler", SKIP, "not checked without credentials")
     try:
-        missing = project_permissions(credentials, project,
-                                      SCHEDULER_PERMISSIONS + ACCOUNT_PERMISSIONS, environ)
+        missing = client.project_permissions(project,
+                                             SCHEDULER_PERMISSIONS + ACCOUNT_PERMISSIONS)
     except GoogleError as err:
         return Check("scheduler", WARN, f"permissions not checked: {err}")
     hard = [p for p in missing if p in SCHEDULER_PERMISSIONS]
     if hard:
         return Check("scheduler", FAIL, f"missing on {project}: {', '.join(hard)}",
-                     "grant roles/cloudscheduler.admin on the project (see the README's event "
-                     "windows permissions)")
+                     "grant roles/cloudscheduler.admin, roles/workflows.editor and "
+                     "roles/resourcemanager.projectIamAdmin on the project (see the README's "
+                     "event windows permissions)")
     if missing:
         return Check("scheduler", WARN, f"not granted project-wide: {', '.join(missing)} "
                      "(fine if granted on the accounts and services themselves)")
-    return Check("scheduler", PASS, "may create the event jobs, their account and rights")
+    return Check("scheduler", PASS, "may create the event jobs, workflow, account and rights")
 
 
 # What the cloud builder asks of the deploying identity: create builds, upload the context,
@@ -114,14 +110,12 @@ BUILD_PERMISSIONS = ("cloudbuild.builds.create", "cloudbuild.builds.get",
                      "resourcemanager.projects.setIamPolicy")
 
 
-def build_check(credentials: Any, project: str, environ: Mapping[str, str]) -> Check:
+def build_check(client: Google | None, project: str) -> Check:
     """May the deploying identity build in Cloud Build as the stack's build account?"""
-    from stx_pulumi.google import GoogleError, project_permissions
-
-    if credentials is None:
+    if client is None:
         return Check("cloud build", SKIP, "not checked without credentials")
     try:
-        missing = project_permissions(credentials, project, BUILD_PERMISSIONS, environ)
+        missing = client.project_permissions(project, BUILD_PERMISSIONS)
     except GoogleError as err:
         return Check("cloud build", WARN, f"permissions not checked: {err}")
     if missing:
@@ -200,18 +194,17 @@ def _apis(spec: AppSpec | None) -> tuple[str, ...]:
     """The APIs this deployment uses: always Cloud Run, Artifact Registry and IAM; Secret
     Manager with secret env vars; Cloud Scheduler with event windows."""
     extra = [SECRET_API] if spec and spec.secret_env else []
-    extra += [SCHEDULER_API] if spec and spec.windows else []
+    extra += list(SCHEDULER_APIS) if spec and spec.windows else []
     extra += list(BUILD_APIS) if spec and spec.builder == "cloud" else []
     return (*REQUIRED_APIS, *extra)
 
 
-def apis_check(credentials: Any, project: str, needed: tuple[str, ...],
-               environ: Mapping[str, str]) -> Check:
+def apis_check(client: Google | None, project: str, needed: tuple[str, ...]) -> Check:
     enable = f"gcloud services enable {' '.join(needed)} --project {project}"
-    if credentials is None:
+    if client is None:
         return Check("apis", SKIP, "not checked without credentials", enable)
     try:
-        missing = missing_apis(credentials, project, needed, environ)
+        missing = client.missing_apis(project, needed)
     except GoogleError as err:
         return Check("apis", WARN, f"could not list the enabled APIs of {project} ({err})",
                      enable)
@@ -222,7 +215,7 @@ def apis_check(credentials: Any, project: str, needed: tuple[str, ...],
     return Check("apis", PASS, f"{', '.join(a.split('.')[0] for a in needed)} enabled")
 
 
-def backend_check(ws: Workspace, credentials: Any, environ: Mapping[str, str]) -> Check:
+def backend_check(ws: Workspace, client: Google | None, environ: Mapping[str, str]) -> Check:
     url = ws.backend_url(environ)
     if url.startswith("file://"):
         folder = Path(url.removeprefix("file://"))
@@ -236,22 +229,22 @@ def backend_check(ws: Workspace, credentials: Any, environ: Mapping[str, str]) -
         return Check("backend", PASS, f"{url} (local file backend)")
     if url.startswith("gs://"):
         bucket = url.removeprefix("gs://").split("/", 1)[0]
-        return _allowed("backend", url, credentials,
-                        lambda: bucket_permissions(credentials, bucket, environ),
+        return _allowed("backend", url, client,
+                        lambda c: c.bucket_permissions(bucket),
                         "create the bucket or grant your account access to it",
                         "grant your account roles/storage.objectAdmin on the bucket",
                         "reachable and writable")
     return Check("backend", WARN, f"{url}: cannot check it from here", None)
 
 
-def _allowed(name: str, what: str, credentials: Any, lacking: Callable[[], list[str]],
+def _allowed(name: str, what: str, client: Google | None, lacking: Callable[[Google], list[str]],
              unreachable_fix: str, missing_fix: str, passed: str) -> Check:
     """What this identity may do with one resource (its testIamPermissions): skipped without
     credentials, failed when the resource cannot be read or a permission lacks."""
-    if credentials is None:
+    if client is None:
         return Check(name, SKIP, f"{what}: not checked without credentials", ADC_FIX)
     try:
-        missing = lacking()
+        missing = lacking(client)
     except GoogleError as err:
         return Check(name, FAIL, f"{what} is not reachable ({err})", unreachable_fix)
     if missing:
@@ -259,34 +252,30 @@ def _allowed(name: str, what: str, credentials: Any, lacking: Callable[[], list[
     return Check(name, PASS, f"{what} {passed}")
 
 
-def key_check(ws: Workspace, credentials: Any, environ: Mapping[str, str]) -> Check:
+def key_check(ws: Workspace, client: Google | None) -> Check:
     """The team's KMS key exists and this identity may encrypt and decrypt with it."""
-    from stx_pulumi.google import key_permissions
-
     key = str(ws.secrets_provider()).removeprefix("gcpkms://")
-    return _allowed("secrets key", key, credentials,
-                    lambda: key_permissions(credentials, key, environ),
+    return _allowed("secrets key", key, client,
+                    lambda c: c.key_permissions(key),
                     "run `stx-pulumi team setup` (it makes the key), or ask who ran it",
                     "ask a teammate to run `stx-pulumi team setup --member user:YOU@...`",
                     "usable: encrypt and decrypt allowed")
 
 
-def team_check(ws: Workspace, credentials: Any, environ: Mapping[str, str]) -> Check:
+def team_check(ws: Workspace, client: Google | None) -> Check:
     """The team stack's CI accounts exist (when it has a GitHub identity)."""
-    from stx_pulumi.google import account_policy
     from stx_pulumi.team import DEPLOYER, PREVIEWER
 
     config = ws.team_files.stack_config(TEAM_STACK)
     project, repo = config.get("gcp:project"), config.get("team:github")
     if not repo:
         return Check("team", PASS, f"team stack of {project}: state bucket and key (no GitHub)")
-    if credentials is None:
+    if client is None:
         return Check("team", SKIP, "the CI accounts: not checked without credentials", ADC_FIX)
     missing = []
     for account in (DEPLOYER, PREVIEWER):
         try:
-            account_policy(credentials, str(project),
-                           f"{account}@{project}.iam.gserviceaccount.com", environ)
+            client.account_policy(str(project), f"{account}@{project}.iam.gserviceaccount.com")
         except GoogleError:
             missing.append(account)
     if missing:

@@ -34,7 +34,10 @@ from stx_pulumi.status import url_text
 from stx_pulumi.team import TEAM_STACK, TeamSpec
 from stx_pulumi.workspace import PROJECT_NAME, Workspace, create_workspace, home_dir
 
-MIN_CLI_VERSION = "3.181.0"  # inline refresh and destroy need it
+# Inline refresh and destroy need 3.181; release records keep their verification in stack
+# tags, which the file (DIY) backend has from 3.211 (pulumi/pulumi#21203, CHANGELOG 3.211.0;
+# older CLIs answer "stack tags not supported in --local mode").
+MIN_CLI_VERSION = "3.211.0"
 CHANGE_KINDS = ("create", "update", "replace", "delete", "same")
 COMPONENT = "stx:index:StreamtexApp"
 SERVICE_TYPE = "gcp:cloudrunv2/service:Service"
@@ -349,8 +352,12 @@ class Engine:
             p.deploy_build_base(spec, kept)
 
         stack = self._ready(spec, program)
-        urns = [f"urn:pulumi:{spec.stack}::{PROJECT_NAME}::{COMPONENT}${t}::{n}"
-                for t, n in zip(BUILD_BASE_TYPES, spec.build_base_names, strict=True)]
+        # Their parent too: the engine targets only providers and the stack implicitly, and a
+        # targeted resource whose parent is an untargeted new one fails (error 2013,
+        # pulumi/pulumi pkg/resource/deploy/step_generator.go, validateSteps).
+        urns = [f"urn:pulumi:{spec.stack}::{PROJECT_NAME}::{COMPONENT}::{spec.service_name}"]
+        urns += [f"urn:pulumi:{spec.stack}::{PROJECT_NAME}::{COMPONENT}${t}::{n}"
+                 for t, n in zip(BUILD_BASE_TYPES, spec.build_base_names, strict=True)]
         self._state.pop(spec.stack, None)
         return self._run(spec.stack, "up", lambda: stack.up(
             on_event=self._event, target=urns, message="stx-pulumi: registry and build "

@@ -2,6 +2,7 @@
 
     StxError                 base; exit 1
     ├── EngineError          the Pulumi engine reported a failure (1)
+    ├── GoogleError          a Google API refused a call or gave no answer; its HTTP status (1)
     ├── InputError           bad input or a refusal that needs an explicit flag (2)
     │   └── SpecError        the deployment spec is invalid; holds every problem found
     ├── PrerequisiteError    a tool or credential is missing (3)
@@ -21,7 +22,7 @@ EXIT_CODES: dict[int, str] = {
        "or the command was interrupted (Ctrl-C, SIGTERM: the engine is stopped too)",
     2: "bad input or a refusal that needs an explicit flag (`--yes`, `--unprotect`): an "
        "option, config key or file named with what is allowed; nothing was changed",
-    3: "a prerequisite is missing: Pulumi CLI (or one older than 3.181), Docker daemon when an "
+    3: "a prerequisite is missing: Pulumi CLI (or one older than 3.211), Docker daemon when an "
        "image is built, credentials, project, APIs, backend, passphrase (`doctor` lists them)",
     4: "the stack is locked by another update (who holds it is shown; `cancel` removes a "
        "stale lock)",
@@ -44,6 +45,17 @@ class EngineError(StxError):
     """The Pulumi engine reported a failure."""
 
     exit_code = 1
+
+
+class GoogleError(StxError):
+    """A Google API refused a call (`status`: its HTTP status) or did not answer (None)."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None, status: int | None = None
+                 ) -> None:
+        super().__init__(message, hint)
+        self.status = status
 
 
 class InputError(StxError):

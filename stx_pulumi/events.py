@@ -2,14 +2,25 @@
 
 Pure (no Pulumi, no I/O): a window read from the command line or from `stx:events`, checked,
 and what the schedule does with it. A window is active over [start − warm, end). Times are
-wall-clock times in the window's time zone (IANA name); a cron of Cloud Scheduler repeats every
-year, so each window's jobs are only *allowed* to change the service inside the window: the
-scheduler account's right to update the service is an IAM binding whose condition is that
-window's time span (`iam_condition`). A year later the job fires, is refused, changes nothing.
+wall-clock times in the window's time zone (IANA name).
+
+How a window acts with nobody at the keyboard: a Cloud Scheduler job per instant (warm, end)
+starts the app's Cloud Workflows workflow (`workflow_source`) with the window's bounds, and the
+workflow PATCHes the service's scaling only when `sys.now()` lies inside them. A cron of Cloud
+Scheduler repeats every year, so the same job fires again a year later: the workflow then logs
+that the window is not now and changes nothing. Every IAM binding is unconditional: the
+provider cannot manage conditional bindings on Cloud Run services (magic-modules
+mmv1/products/cloudrunv2/Service.yaml sets no `iam_conditions_request_type`, so its reads
+never ask for policy version 3; hashicorp/terraform-provider-google#11127 is the same bug
+class), and Cloud Tasks cannot schedule more than 30 days ahead.
+(Scheduler → Workflows: cloud.google.com/workflows/docs/schedule-workflow; `sys.now`, `switch`
+with `steps`, `http.patch` with `query` and `auth: {type: OAuth2}`: the Workflows syntax and
+standard library references.)
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -28,13 +39,14 @@ MAX_WARM = timedelta(hours=6)
 # How long after the end a window's jobs may still act: Cloud Scheduler retries a failed
 # attempt (RETRY_COUNT times, backing off up to MAX_BACKOFF_S) within this grace.
 GRACE = timedelta(hours=1)
-EARLY = timedelta(minutes=5)  # a job may fire a little early; its right starts this much before
+EARLY = timedelta(minutes=5)  # a job may fire a little early: the workflow acts from then
 RETRY_COUNT = 3
 MAX_BACKOFF_S = 600
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 TIME_FORMATS = ("%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M")
 DURATION_RE = re.compile(r"^(\d+)\s*(m|min|h)?$")
 ADMIN_API = "https://run.googleapis.com/v2"
+WORKFLOWS_API = "https://workflowexecutions.googleapis.com/v1"
 UPDATE_MASK = "scaling.minInstanceCount,scaling.maxInstanceCount"
 
 
@@ -261,23 +273,67 @@ def cron(when: datetime) -> str:
     return f"{when.minute} {when.hour} {when.day} {when.month} *"
 
 
-def iam_condition(window: Window) -> tuple[str, str]:
-    """(title, CEL expression) of the scheduler account's right to update the service: from
-    just before the warm-up to GRACE after the end (retries), in UTC."""
-    since = (window.warm_at - EARLY).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    until = (window.end + GRACE).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return (f"stx event {window.name}",
-            f'request.time >= timestamp("{since}") && request.time < timestamp("{until}")')
+CONDITION_TITLE = "stx event "  # the conditional bindings of releases before workflows
 
 
-def service_uri(project: str, region: str, service: str) -> str:
-    """The Cloud Run Admin API call a job makes: PATCH the service's scaling only."""
-    return (f"{ADMIN_API}/projects/{project}/locations/{region}/services/{service}"
-            f"?updateMask={UPDATE_MASK}")
+def span(window: Window) -> tuple[int, int]:
+    """[since, until) in seconds since the epoch, when the window's jobs may act: from just
+    before the warm-up to GRACE after the end (retries)."""
+    return (int((window.warm_at - EARLY).timestamp()), int((window.end + GRACE).timestamp()))
 
 
-def scaling_body(low: int, high: int) -> dict[str, Any]:
-    return {"scaling": {"minInstanceCount": low, "maxInstanceCount": high}}
+def job_argument(window: Window, service: str, low: int, high: int) -> dict[str, Any]:
+    """What a job passes to the workflow: the service, its scaling, the window's span."""
+    since, until = span(window)
+    return {"window": window.name, "service": service, "min": low, "max": high,
+            "since": since, "until": until}
+
+
+def execution_uri(project: str, region: str, workflow: str) -> str:
+    """The call a job makes: Workflow Executions' `projects.locations.workflows.executions.
+    create` (its body: {"argument": "<the argument as a JSON string>"})."""
+    return f"{WORKFLOWS_API}/projects/{project}/locations/{region}/workflows/{workflow}/executions"
+
+
+def execution_body(argument: Mapping[str, Any]) -> dict[str, Any]:
+    return {"argument": json.dumps(dict(argument), sort_keys=True)}
+
+
+def acts(argument: Mapping[str, Any], now: datetime) -> bool:
+    """Whether the workflow PATCHes the service when started at `now` with `argument` (the
+    condition `workflow_source` writes, in Python)."""
+    return int(argument["since"]) <= now.timestamp() < int(argument["until"])
+
+
+def workflow_source(project: str, region: str, services: Iterable[str]) -> str:
+    """The app's workflow: refuse a service that is not the app's, log and stop outside the
+    window, else PATCH the service's scaling (Cloud Run Admin API v2 `services.patch` with
+    an update mask) as the workflow's own account."""
+    import yaml
+
+    names = sorted(services)
+    foreign = " and ".join(f"args.service != {json.dumps(n)}" for n in names)
+    url = f"{ADMIN_API}/projects/{project}/locations/{region}/services/"
+    source = {"main": {"params": ["args"], "steps": [
+        {"check": {"switch": [
+            {"condition": "${" + foreign + "}", "steps": [
+                {"refuse": {"raise": '${"not a service of this app: " + args.service}'}}]},
+            {"condition": "${sys.now() < args.since or sys.now() >= args.until}", "steps": [
+                {"outside": {"call": "sys.log", "args": {
+                    "text": '${"event " + args.window + " is not now: " + args.service'
+                            ' + " left as it is"}', "severity": "INFO"}}},
+                {"skipped": {"return": "outside the window"}}]}]}},
+        {"scale": {"call": "http.patch", "args": {
+            "url": '${"' + url + '" + args.service}',
+            "query": {"updateMask": UPDATE_MASK},
+            "auth": {"type": "OAuth2"},
+            "body": {"scaling": {"minInstanceCount": "${args.min}",
+                                 "maxInstanceCount": "${args.max}"}}}}},
+        {"scaled": {"return": "scaled"}}]}}
+    header = ("# stx-pulumi: the event windows of one app. Cloud Scheduler starts it at each "
+              "window's warm-up and end;\n# outside the window it was given (a yearly cron "
+              "firing a year later) it changes nothing.\n")
+    return header + yaml.safe_dump(source, sort_keys=False, width=100)
 
 
 def default_name(start: datetime) -> str:

@@ -1,55 +1,75 @@
-"""What the preflight asks Google, with the user's own credentials and no gcloud subprocess.
+"""One client for every call stx-pulumi makes to Google, with the user's own credentials and no
+gcloud subprocess.
 
-- `default_project`: GOOGLE_CLOUD_PROJECT, else gcloud's project read from its configuration
-  files (CLOUDSDK_CORE_PROJECT, CLOUDSDK_CONFIG, the active configuration), as gcloud resolves
-  it. (`google.auth.default()` would run gcloud to find a project for user credentials.)
-- `load_credentials`: GOOGLE_APPLICATION_CREDENTIALS, else gcloud's application default
-  credentials file; any kind google-auth reads (user, service account, workload identity).
-- `missing_apis` and `bucket_permissions`: the Service Usage and Cloud Storage JSON APIs.
-- `projects`, `billing_enabled`, `enable_apis`, `run_quota` for `setup`: Resource Manager,
-  Cloud Billing, Service Usage (a long-running operation) and Cloud Quotas.
-- `scheduler_job`, `service_policy`, `account_policy`: what Google holds of an event window's
-  jobs (Cloud Scheduler) and of its scheduler account's rights (Cloud Run and IAM policies).
+- Where: one endpoint table (`ENDPOINTS`), each entry Google's base URL and the variable that
+  replaces it (tests point them at local fakes; the live suite leaves them unset).
+- Who: `connect` loads the credentials in use (GOOGLE_APPLICATION_CREDENTIALS, else gcloud's
+  application default credentials; any kind google-auth reads) and gets a token; the client
+  refreshes it before it expires, so a `logs --follow` longer than a token's life keeps going.
+  STX_OAUTH_TOKEN_ENDPOINT replaces the token endpoint of user credentials (google-auth sends
+  those to Google's; service-account and workload-identity files name their own).
+- How: one httpx client, a timeout on every call, and one error: `GoogleError` (in the
+  `StxError` tree) carries the HTTP status (None when no answer came). Errors are mapped here
+  and nowhere else; callers test `err.status`, never the text.
 
-Every call has a timeout. Endpoints are overridable so tests run them against local servers:
-STX_SERVICEUSAGE_ENDPOINT, STORAGE_EMULATOR_HOST as Google's storage clients honour it,
-STX_SCHEDULER_ENDPOINT, STX_RUN_ENDPOINT, STX_IAM_ENDPOINT, STX_RESOURCEMANAGER_ENDPOINT,
-STX_BILLING_ENDPOINT, STX_QUOTAS_ENDPOINT, STX_ARTIFACTREGISTRY_ENDPOINT, STX_LOGGING_ENDPOINT,
-STX_RUN_ENDPOINT (also for revisions), and STX_OAUTH_TOKEN_ENDPOINT for
-user credentials (google-auth always sends those to Google's token endpoint; service-account and
-workload-identity files name their own).
+What it asks, by API: Service Usage (enabled APIs, enabling them), Cloud Storage (bucket
+permissions, the cloud build's upload), Cloud KMS and Resource Manager (permissions), Cloud
+Billing, Cloud Quotas (Cloud Run's regional quota), Cloud Run Admin v2 (revisions, IAM
+policies), IAM (service-account policies), Cloud Scheduler (jobs), Workflows (the event
+windows' workflow), Cloud Logging, Artifact Registry (tags; its Docker registry API for
+`promote`) and Cloud Build.
 """
 
 from __future__ import annotations
 
 import configparser
 import json
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from stx_pulumi.errors import GoogleError, PrerequisiteError
+
+if TYPE_CHECKING:
+    import httpx
 
 SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
 LOGIN = "gcloud auth application-default login"
 TIMEOUT_S = 10.0
-SERVICEUSAGE = "https://serviceusage.googleapis.com"
-STORAGE = "https://storage.googleapis.com"
-SCHEDULER = "https://cloudscheduler.googleapis.com"
-RUN = "https://run.googleapis.com"
-IAM = "https://iam.googleapis.com"
-RESOURCEMANAGER = "https://cloudresourcemanager.googleapis.com"
-BILLING = "https://cloudbilling.googleapis.com"
-QUOTAS = "https://cloudquotas.googleapis.com"
-ARTIFACTREGISTRY = "https://artifactregistry.googleapis.com"
-LOGGING = "https://logging.googleapis.com"
-CLOUDKMS = "https://cloudkms.googleapis.com"
+# api → (Google's base URL, the environment variable that replaces it)
+ENDPOINTS: dict[str, tuple[str, str]] = {
+    "artifactregistry": ("https://artifactregistry.googleapis.com",
+                         "STX_ARTIFACTREGISTRY_ENDPOINT"),
+    "cloudbilling": ("https://cloudbilling.googleapis.com", "STX_BILLING_ENDPOINT"),
+    "cloudbuild": ("https://cloudbuild.googleapis.com", "STX_CLOUDBUILD_ENDPOINT"),
+    "cloudkms": ("https://cloudkms.googleapis.com", "STX_CLOUDKMS_ENDPOINT"),
+    "cloudquotas": ("https://cloudquotas.googleapis.com", "STX_QUOTAS_ENDPOINT"),
+    "cloudresourcemanager": ("https://cloudresourcemanager.googleapis.com",
+                             "STX_RESOURCEMANAGER_ENDPOINT"),
+    "cloudscheduler": ("https://cloudscheduler.googleapis.com", "STX_SCHEDULER_ENDPOINT"),
+    "iam": ("https://iam.googleapis.com", "STX_IAM_ENDPOINT"),
+    "logging": ("https://logging.googleapis.com", "STX_LOGGING_ENDPOINT"),
+    "run": ("https://run.googleapis.com", "STX_RUN_ENDPOINT"),
+    "serviceusage": ("https://serviceusage.googleapis.com", "STX_SERVICEUSAGE_ENDPOINT"),
+    # as Google's own storage clients honour it (a host, or a URL)
+    "storage": ("https://storage.googleapis.com", "STORAGE_EMULATOR_HOST"),
+    "workflows": ("https://workflows.googleapis.com", "STX_WORKFLOWS_ENDPOINT"),
+    # Artifact Registry's Docker registry API: `https://<region>-docker.pkg.dev`
+    "registry": ("https://{host}", "STX_REGISTRY_ENDPOINT"),
+}
 KEY_PERMISSIONS = ("cloudkms.cryptoKeyVersions.useToEncrypt",
                    "cloudkms.cryptoKeyVersions.useToDecrypt")
 BUCKET_PERMISSIONS = ("storage.objects.create", "storage.objects.get", "storage.objects.list",
                       "storage.objects.delete")
 
 
-class GoogleError(Exception):
-    """A Google call that did not give an answer: what happened, in one line."""
+def endpoint(api: str, environ: Mapping[str, str], host: str = "") -> str:
+    """The base URL of `api`: its override when set, else Google's."""
+    default, var = ENDPOINTS[api]
+    base = (environ.get(var) or default).replace("{host}", host).rstrip("/")
+    return base if base.startswith("http") else f"http://{base}"  # STORAGE_EMULATOR_HOST
 
 
 def gcloud_config_dir(environ: Mapping[str, str]) -> Path:
@@ -73,7 +93,7 @@ def default_project(environ: Mapping[str, str]) -> str | None:
     parser = configparser.ConfigParser()
     try:
         parser.read(folder / "configurations" / f"config_{name or 'default'}", encoding="utf-8")
-    except configparser.Error:
+    except (configparser.Error, UnicodeDecodeError):
         return None
     return parser.get("core", "project", fallback=None) or None
 
@@ -86,11 +106,10 @@ def credentials_file(environ: Mapping[str, str]) -> Path | None:
     return adc if adc.is_file() else None
 
 
-def load_credentials(environ: Mapping[str, str]) -> tuple[Any, str]:
-    """Fresh credentials and where they came from; GoogleError when there are none or they
-    cannot get a token."""
+def connect(environ: Mapping[str, str]) -> Google:
+    """A client with fresh credentials; GoogleError (status None) when there are none or
+    they cannot get a token."""
     from google.auth.exceptions import GoogleAuthError
-    from google.auth.transport.requests import Request
 
     file = credentials_file(environ)
     if file is None:
@@ -100,19 +119,18 @@ def load_credentials(environ: Mapping[str, str]) -> tuple[Any, str]:
         credentials = _from_info(json.loads(file.read_text(encoding="utf-8")))
         if environ.get("STX_OAUTH_TOKEN_ENDPOINT") and hasattr(credentials, "with_token_uri"):
             credentials = credentials.with_token_uri(environ["STX_OAUTH_TOKEN_ENDPOINT"])
-        credentials.refresh(_TimedRequest(Request()))
+        client = Google(credentials, environ, str(file))
+        client.token()
     except (GoogleAuthError, OSError, ValueError, KeyError) as err:
         raise GoogleError(f"{file}: {_one_line(err)}") from None
-    return credentials, str(file)
+    return client
 
 
-def required_credentials(environ: Mapping[str, str]) -> tuple[Any, str]:
-    """`load_credentials`, or PrerequisiteError (exit 3) with the login command: for commands
-    that cannot go on without Google."""
-    from stx_pulumi.errors import PrerequisiteError
-
+def required(environ: Mapping[str, str]) -> Google:
+    """`connect`, or PrerequisiteError (exit 3) with the login command: for commands that
+    cannot go on without Google."""
     try:
-        return load_credentials(environ)
+        return connect(environ)
     except GoogleError as err:
         raise PrerequisiteError(f"credentials: {err}", hint=f"run `{LOGIN}`") from None
 
@@ -150,202 +168,262 @@ def _from_info(info: dict[str, Any]) -> Any:
                      "service-account or workload-identity file)")
 
 
-def missing_apis(credentials: Any, project: str, apis: tuple[str, ...],
-                 environ: Mapping[str, str]) -> list[str]:
-    """Which of `apis` are not enabled in `project` (Service Usage `services:batchGet`)."""
-    base = environ.get("STX_SERVICEUSAGE_ENDPOINT") or SERVICEUSAGE
-    names = [("names", f"projects/{project}/services/{api}") for api in apis]
-    data = _get(credentials, f"{base}/v1/projects/{project}/services:batchGet", names)
-    enabled = {s.get("config", {}).get("name") or s.get("name", "").rsplit("/", 1)[-1]
-               for s in data.get("services", []) if s.get("state") == "ENABLED"}
-    return [api for api in apis if api not in enabled]
+class Google:
+    """Google's REST APIs with one identity: `call` for JSON methods, `request` for the rest
+    (uploads, the registry). Thread-safe: the fleet's workers share one."""
 
+    def __init__(self, credentials: Any, environ: Mapping[str, str], source: str = "") -> None:
+        self.credentials = credentials
+        self.environ = environ
+        self.source = source  # where the credentials came from
+        self._lock = threading.Lock()
+        self._http: httpx.Client | None = None
 
-def bucket_permissions(credentials: Any, bucket: str,
-                       environ: Mapping[str, str]) -> list[str]:
-    """Which state-backend permissions the caller lacks on `bucket`."""
-    host = environ.get("STORAGE_EMULATOR_HOST")
-    base = (host if host.startswith("http") else f"http://{host}") if host else STORAGE
-    params = [("permissions", p) for p in BUCKET_PERMISSIONS]
-    data = _get(credentials, f"{base}/storage/v1/b/{bucket}/iam/testPermissions", params)
-    granted = set(data.get("permissions", []))
-    return [p for p in BUCKET_PERMISSIONS if p not in granted]
+    # -- plumbing ----------------------------------------------------------------------------
 
+    def token(self) -> str:
+        """A valid access token: refreshed when it expires within google-auth's margin."""
+        with self._lock:
+            if not self.credentials.valid:
+                from google.auth.transport.requests import Request
 
-def key_permissions(credentials: Any, key: str, environ: Mapping[str, str]) -> list[str]:
-    """Which of encrypt and decrypt the caller lacks on the Cloud KMS key `projects/.../
-    cryptoKeys/K` (`cryptoKeys.testIamPermissions`); GoogleError when it does not exist."""
-    base = environ.get("STX_CLOUDKMS_ENDPOINT") or CLOUDKMS
-    data = _get(credentials, f"{base}/v1/{key}:testIamPermissions", [],
-                post={"permissions": list(KEY_PERMISSIONS)})
-    granted = set(data.get("permissions", []))
-    return [p for p in KEY_PERMISSIONS if p not in granted]
+                self.credentials.refresh(_TimedRequest(Request()))
+            return str(self.credentials.token)
 
+    def url(self, api: str, path: str, host: str = "") -> str:
+        return f"{endpoint(api, self.environ, host)}/{path.lstrip('/')}"
 
-def project_permissions(credentials: Any, project: str, permissions: tuple[str, ...],
-                        environ: Mapping[str, str]) -> list[str]:
-    """Which of `permissions` the caller lacks on the project (Resource Manager
-    `projects.testIamPermissions`; grants on single resources are not seen)."""
-    base = environ.get("STX_RESOURCEMANAGER_ENDPOINT") or RESOURCEMANAGER
-    data = _get(credentials, f"{base}/v1/projects/{project}:testIamPermissions", [],
-                post={"permissions": list(permissions)})
-    granted = set(data.get("permissions", []))
-    return [p for p in permissions if p not in granted]
+    def request(self, method: str, url: str, *, params: Iterable[tuple[str, str]] = (),
+                body: Any = None, content: bytes | None = None,
+                headers: Mapping[str, str] | None = None, timeout: float = TIMEOUT_S,
+                ok: Callable[[int], bool] = lambda status: status < 300) -> httpx.Response:
+        """One HTTP call with a fresh token; GoogleError unless `ok(status)`."""
+        import httpx
+        from google.auth.exceptions import GoogleAuthError
 
-
-def projects(credentials: Any, environ: Mapping[str, str]) -> list[tuple[str, str]]:
-    """(project id, name) of every active project the account can see."""
-    base = environ.get("STX_RESOURCEMANAGER_ENDPOINT") or RESOURCEMANAGER
-    found, token = [], ""
-    while True:
-        params = [("filter", "lifecycleState:ACTIVE")] + ([("pageToken", token)] if token else [])
-        data = _get(credentials, f"{base}/v1/projects", params)
-        found += [(p["projectId"], p.get("name") or p["projectId"])
-                  for p in data.get("projects", [])]
-        token = data.get("nextPageToken") or ""
-        if not token:
-            return sorted(found)
-
-
-def billing_enabled(credentials: Any, project: str, environ: Mapping[str, str]) -> bool:
-    """Whether the project is linked to an open billing account (Cloud Billing API)."""
-    base = environ.get("STX_BILLING_ENDPOINT") or BILLING
-    return bool(_get(credentials, f"{base}/v1/projects/{project}/billingInfo", []).get(
-        "billingEnabled"))
-
-
-def enable_apis(credentials: Any, project: str, apis: list[str], environ: Mapping[str, str],
-                on_wait: Any = lambda _: None, poll_s: float = 2.0,
-                timeout_s: float = 300.0) -> None:
-    """Enable `apis` (Service Usage `services:batchEnable`) and wait for the operation."""
-    import time
-
-    base = environ.get("STX_SERVICEUSAGE_ENDPOINT") or SERVICEUSAGE
-    operation = _get(credentials, f"{base}/v1/projects/{project}/services:batchEnable", [],
-                     post={"serviceIds": apis})
-    start = time.monotonic()
-    while not operation.get("done"):
-        if time.monotonic() - start > timeout_s:
-            raise GoogleError(f"enabling {', '.join(apis)} did not finish within "
-                              f"{timeout_s:g}s (operation {operation.get('name')})")
-        on_wait(time.monotonic() - start)
-        time.sleep(poll_s)
-        operation = _get(credentials, f"{base}/v1/{operation['name']}", [])
-    if operation.get("error"):
-        raise GoogleError(f"enabling {', '.join(apis)} failed: "
-                          f"{_one_line(operation['error'].get('message', ''))}")
-
-
-def run_quota(credentials: Any, project: str, region: str,
-              environ: Mapping[str, str]) -> tuple[float, float] | None:
-    """The region's Cloud Run CPU (vCPU) and memory (GiB) allocation quotas (Cloud Quotas
-    API: CpuAllocPerProjectRegion in milli-vCPU, MemAllocPerProjectRegion in bytes)."""
-    base = environ.get("STX_QUOTAS_ENDPOINT") or QUOTAS
-    values = []
-    for quota, unit in (("CpuAllocPerProjectRegion", 1000), ("MemAllocPerProjectRegion", 2**30)):
-        info = _get(credentials, f"{base}/v1/projects/{project}/locations/global/services/"
-                    f"run.googleapis.com/quotaInfos/{quota}", [])
-        entries = info.get("dimensionsInfos") or []
-        mine = [e for e in entries if (e.get("dimensions") or {}).get("region") == region] or [
-            e for e in entries if not (e.get("dimensions") or {}).get("region")]
-        if not mine:
-            return None
-        values.append(float((mine[0].get("details") or {}).get("value", 0)) / unit)
-    return values[0], values[1]
-
-
-def log_entries(credentials: Any, project: str, services: list[str], since: str,
-                environ: Mapping[str, str], limit: int = 1000) -> list[dict[str, Any]]:
-    """Cloud Run log entries of `services` from `since` (RFC 3339), oldest first (Cloud
-    Logging `entries:list`)."""
-    base = environ.get("STX_LOGGING_ENDPOINT") or LOGGING
-    names = " OR ".join(f'resource.labels.service_name="{s}"' for s in services)
-    query = (f'resource.type="cloud_run_revision" AND ({names}) AND timestamp>="{since}"')
-    data = _get(credentials, f"{base}/v2/entries:list", [], post={
-        "resourceNames": [f"projects/{project}"], "filter": query,
-        "orderBy": "timestamp asc", "pageSize": limit})
-    return list(data.get("entries") or [])
-
-
-def tag_image(credentials: Any, digest: str, tag: str, environ: Mapping[str, str]) -> None:
-    """Tag the image `digest` (`R-docker.pkg.dev/P/REPO/PKG@sha256:…`) as `tag` through the
-    Artifact Registry API (no Docker needed)."""
-    from urllib.parse import quote
-
-    host, project, repo, rest = digest.split("/", 3)
-    package, _, version = rest.partition("@")
-    region = host.removesuffix("-docker.pkg.dev")
-    parent = (f"projects/{project}/locations/{region}/repositories/{repo}/packages/"
-              f"{quote(package, safe='')}")
-    base = environ.get("STX_ARTIFACTREGISTRY_ENDPOINT") or ARTIFACTREGISTRY
-    _get(credentials, f"{base}/v1/{parent}/tags", [("tagId", tag)],
-         post={"name": f"{parent}/tags/{tag}", "version": f"{parent}/versions/{version}"})
-
-
-def revision_exists(credentials: Any, project: str, region: str, service: str,
-                    revision: str, environ: Mapping[str, str]) -> bool:
-    """Whether a Cloud Run revision still exists (Admin API v2)."""
-    base = environ.get("STX_RUN_ENDPOINT") or RUN
-    try:
-        _get(credentials, f"{base}/v2/projects/{project}/locations/{region}/services/"
-             f"{service}/revisions/{revision}", [])
-    except GoogleError as err:
-        if str(err).startswith("HTTP 404"):
-            return False
-        raise
-    return True
-
-
-def scheduler_job(credentials: Any, project: str, region: str, name: str,
-                  environ: Mapping[str, str]) -> dict[str, Any] | None:
-    """A Cloud Scheduler job as Google holds it (state, schedule, last attempt), or None."""
-    base = environ.get("STX_SCHEDULER_ENDPOINT") or SCHEDULER
-    try:
-        return _get(credentials, f"{base}/v1/projects/{project}/locations/{region}/jobs/{name}",
-                    [])
-    except GoogleError as err:
-        if str(err).startswith("HTTP 404"):
-            return None
-        raise
-
-
-def service_policy(credentials: Any, project: str, region: str, service: str,
-                   environ: Mapping[str, str]) -> dict[str, Any]:
-    """A Cloud Run service's IAM policy, conditions included (policy version 3)."""
-    base = environ.get("STX_RUN_ENDPOINT") or RUN
-    return _get(credentials, f"{base}/v2/projects/{project}/locations/{region}/services/"
-                f"{service}:getIamPolicy", [("options.requestedPolicyVersion", "3")])
-
-
-def account_policy(credentials: Any, project: str, email: str,
-                   environ: Mapping[str, str]) -> dict[str, Any]:
-    """A service account's IAM policy (who may act as it)."""
-    base = environ.get("STX_IAM_ENDPOINT") or IAM
-    return _get(credentials, f"{base}/v1/projects/{project}/serviceAccounts/{email}"
-                ":getIamPolicy", [], post={"options": {"requestedPolicyVersion": 3}})
-
-
-def _get(credentials: Any, url: str, params: list[tuple[str, str]],
-         post: dict[str, Any] | None = None) -> dict[str, Any]:
-    import httpx
-
-    headers = {"Authorization": f"Bearer {credentials.token}"}
-    try:
-        if post is None:
-            response = httpx.get(url, params=params, timeout=TIMEOUT_S, headers=headers)
-        else:
-            response = httpx.post(url, params=params, json=post, timeout=TIMEOUT_S,
-                                  headers=headers)
-    except httpx.HTTPError as err:
-        raise GoogleError(f"{url.split('/v1/')[0].split('/storage/')[0]}: "
-                          f"{_one_line(err) or type(err).__name__}") from None
-    if response.status_code != 200:
         try:
-            message = response.json().get("error", {}).get("message", "")
+            auth = {"Authorization": f"Bearer {self.token()}"}
+        except GoogleAuthError as err:
+            raise GoogleError(f"{self.source or 'credentials'}: {_one_line(err)}") from None
+        if self._http is None:
+            self._http = httpx.Client(follow_redirects=True)
+        try:
+            response = self._http.request(method, url, params=list(params) or None, json=body,
+                                          content=content, headers={**auth, **(headers or {})},
+                                          timeout=timeout)
+        except httpx.HTTPError as err:
+            raise GoogleError(f"{_host(url)}: {_one_line(err) or type(err).__name__}") from None
+        if not ok(response.status_code):
+            raise GoogleError(f"HTTP {response.status_code}: {_message(response)}",
+                              status=response.status_code)
+        return response
+
+    def call(self, method: str, api: str, path: str, params: Iterable[tuple[str, str]] = (),
+             body: Any = None, host: str = "") -> dict[str, Any]:
+        """A JSON method of `api` (`path` after the base URL); its answer."""
+        response = self.request(method, self.url(api, path, host), params=params, body=body)
+        if not response.content:
+            return {}
+        try:
+            data = response.json()
         except ValueError:
-            message = response.text[:200]
-        raise GoogleError(f"HTTP {response.status_code}: {_one_line(message)}")
-    return response.json()
+            raise GoogleError(f"{_host(response.request.url)}: an answer that is not JSON",
+                              status=response.status_code) from None
+        return data if isinstance(data, dict) else {"value": data}
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
+
+    # -- Service Usage, Storage, KMS, Resource Manager, Billing, Quotas ---------------------
+
+    def missing_apis(self, project: str, apis: tuple[str, ...]) -> list[str]:
+        """Which of `apis` are not enabled in `project` (Service Usage `services:batchGet`)."""
+        names = [("names", f"projects/{project}/services/{api}") for api in apis]
+        data = self.call("GET", "serviceusage", f"v1/projects/{project}/services:batchGet",
+                         names)
+        enabled = {s.get("config", {}).get("name") or s.get("name", "").rsplit("/", 1)[-1]
+                   for s in data.get("services", []) if s.get("state") == "ENABLED"}
+        return [api for api in apis if api not in enabled]
+
+    def enable_apis(self, project: str, apis: list[str],
+                    on_wait: Callable[[float], None] = lambda _: None, poll_s: float = 2.0,
+                    timeout_s: float = 300.0) -> None:
+        """Enable `apis` (Service Usage `services:batchEnable`) and wait for the operation."""
+        operation = self.call("POST", "serviceusage",
+                              f"v1/projects/{project}/services:batchEnable",
+                              body={"serviceIds": apis})
+        self.wait(operation, "serviceusage", f"enabling {', '.join(apis)}", on_wait, poll_s,
+                  timeout_s)
+
+    def wait(self, operation: dict[str, Any], api: str, what: str,
+             on_wait: Callable[[float], None] = lambda _: None, poll_s: float = 2.0,
+             timeout_s: float = 300.0) -> dict[str, Any]:
+        """A long-running operation polled until done; GoogleError when it failed."""
+        import time
+
+        start = time.monotonic()
+        while not operation.get("done"):
+            if time.monotonic() - start > timeout_s:
+                raise GoogleError(f"{what} did not finish within {timeout_s:g}s (operation "
+                                  f"{operation.get('name')})")
+            on_wait(time.monotonic() - start)
+            time.sleep(poll_s)
+            operation = self.call("GET", api, f"v1/{operation['name']}")
+        if operation.get("error"):
+            raise GoogleError(f"{what} failed: "
+                              f"{_one_line(operation['error'].get('message', ''))}")
+        return operation
+
+    def bucket_permissions(self, bucket: str) -> list[str]:
+        """Which state-backend permissions the caller lacks on `bucket`."""
+        params = [("permissions", p) for p in BUCKET_PERMISSIONS]
+        data = self.call("GET", "storage", f"storage/v1/b/{bucket}/iam/testPermissions",
+                         params)
+        granted = set(data.get("permissions", []))
+        return [p for p in BUCKET_PERMISSIONS if p not in granted]
+
+    def upload(self, bucket: str, name: str, data: bytes, media: str) -> None:
+        """One object into `bucket` (the Storage JSON API's media upload, `objects.insert`)."""
+        self.request("POST", self.url("storage", f"upload/storage/v1/b/{bucket}/o"),
+                     params=[("uploadType", "media"), ("name", name)], content=data,
+                     headers={"Content-Type": media}, timeout=max(TIMEOUT_S, len(data) / 1e6))
+
+    def key_permissions(self, key: str) -> list[str]:
+        """Which of encrypt and decrypt the caller lacks on the Cloud KMS key `projects/.../
+        cryptoKeys/K` (`cryptoKeys.testIamPermissions`); GoogleError when it does not exist."""
+        data = self.call("POST", "cloudkms", f"v1/{key}:testIamPermissions",
+                         body={"permissions": list(KEY_PERMISSIONS)})
+        granted = set(data.get("permissions", []))
+        return [p for p in KEY_PERMISSIONS if p not in granted]
+
+    def project_permissions(self, project: str, permissions: tuple[str, ...]) -> list[str]:
+        """Which of `permissions` the caller lacks on the project (Resource Manager
+        `projects.testIamPermissions`; grants on single resources are not seen)."""
+        data = self.call("POST", "cloudresourcemanager",
+                         f"v1/projects/{project}:testIamPermissions",
+                         body={"permissions": list(permissions)})
+        granted = set(data.get("permissions", []))
+        return [p for p in permissions if p not in granted]
+
+    def project_policy(self, project: str) -> dict[str, Any]:
+        """The project's IAM policy (Resource Manager `projects.getIamPolicy`)."""
+        return self.call("POST", "cloudresourcemanager", f"v1/projects/{project}:getIamPolicy",
+                         body={"options": {"requestedPolicyVersion": 3}})
+
+    def projects(self) -> list[tuple[str, str]]:
+        """(project id, name) of every active project the account can see."""
+        found, token = [], ""
+        while True:
+            params = [("filter", "lifecycleState:ACTIVE")] + (
+                [("pageToken", token)] if token else [])
+            data = self.call("GET", "cloudresourcemanager", "v1/projects", params)
+            found += [(p["projectId"], p.get("name") or p["projectId"])
+                      for p in data.get("projects", [])]
+            token = data.get("nextPageToken") or ""
+            if not token:
+                return sorted(found)
+
+    def billing_enabled(self, project: str) -> bool:
+        """Whether the project is linked to an open billing account (Cloud Billing API)."""
+        return bool(self.call("GET", "cloudbilling", f"v1/projects/{project}/billingInfo")
+                    .get("billingEnabled"))
+
+    def run_quota(self, project: str, region: str) -> tuple[float, float] | None:
+        """The region's Cloud Run CPU (vCPU) and memory (GiB) allocation quotas (Cloud Quotas
+        API: CpuAllocPerProjectRegion in milli-vCPU, MemAllocPerProjectRegion in bytes).
+        Cloud Quotas has no discovery document in google-api-python-client: its fake follows
+        cloud.google.com/docs/quotas/reference/rest/v1/projects.locations.services.quotaInfos."""
+        values = []
+        for quota, unit in (("CpuAllocPerProjectRegion", 1000),
+                            ("MemAllocPerProjectRegion", 2**30)):
+            info = self.call("GET", "cloudquotas", f"v1/projects/{project}/locations/global/"
+                             f"services/run.googleapis.com/quotaInfos/{quota}")
+            entries = info.get("dimensionsInfos") or []
+            mine = [e for e in entries if (e.get("dimensions") or {}).get("region") == region]
+            mine = mine or [e for e in entries if not (e.get("dimensions") or {}).get("region")]
+            if not mine:
+                return None
+            values.append(float((mine[0].get("details") or {}).get("value", 0)) / unit)
+        return values[0], values[1]
+
+    # -- Cloud Run, IAM, Scheduler, Workflows, Logging, Artifact Registry --------------------
+
+    def revision_exists(self, project: str, region: str, service: str, revision: str) -> bool:
+        """Whether a Cloud Run revision still exists (Admin API v2)."""
+        return self._found("GET", "run", f"v2/projects/{project}/locations/{region}/services/"
+                           f"{service}/revisions/{revision}") is not None
+
+    def service_policy(self, project: str, region: str, service: str) -> dict[str, Any]:
+        """A Cloud Run service's IAM policy, conditions included (policy version 3: a GET with
+        `options.requestedPolicyVersion` as a query parameter, run.v2 discovery)."""
+        return self.call("GET", "run", f"v2/projects/{project}/locations/{region}/services/"
+                         f"{service}:getIamPolicy", [("options.requestedPolicyVersion", "3")])
+
+    def set_service_policy(self, project: str, region: str, service: str,
+                           policy: dict[str, Any]) -> dict[str, Any]:
+        """Write a Cloud Run service's IAM policy (version 3, with the etag it was read with:
+        a concurrent change makes Google refuse it rather than lose it)."""
+        return self.call("POST", "run", f"v2/projects/{project}/locations/{region}/services/"
+                         f"{service}:setIamPolicy", body={"policy": policy})
+
+    def account_policy(self, project: str, email: str) -> dict[str, Any]:
+        """A service account's IAM policy (who may act as it): a POST with no body, the
+        policy version a query parameter (iam.v1 discovery,
+        `projects.serviceAccounts.getIamPolicy`)."""
+        return self.call("POST", "iam", f"v1/projects/{project}/serviceAccounts/{email}"
+                         ":getIamPolicy", [("options.requestedPolicyVersion", "3")])
+
+    def scheduler_job(self, project: str, region: str, name: str) -> dict[str, Any] | None:
+        """A Cloud Scheduler job as Google holds it (state, schedule, last attempt), or None."""
+        return self._found("GET", "cloudscheduler",
+                           f"v1/projects/{project}/locations/{region}/jobs/{name}")
+
+    def workflow(self, project: str, region: str, name: str) -> dict[str, Any] | None:
+        """A Cloud Workflows workflow (state, service account, revision), or None."""
+        return self._found("GET", "workflows",
+                           f"v1/projects/{project}/locations/{region}/workflows/{name}")
+
+    def log_entries(self, project: str, services: list[str], since: str,
+                    limit: int = 1000) -> list[dict[str, Any]]:
+        """Cloud Run log entries of `services` from `since` (RFC 3339), oldest first (Cloud
+        Logging `entries:list`)."""
+        names = " OR ".join(f'resource.labels.service_name="{s}"' for s in services)
+        query = f'resource.type="cloud_run_revision" AND ({names}) AND timestamp>="{since}"'
+        return self.entries(project, query, "timestamp asc", limit)
+
+    def entries(self, project: str, query: str, order: str, limit: int
+                ) -> list[dict[str, Any]]:
+        data = self.call("POST", "logging", "v2/entries:list", body={
+            "resourceNames": [f"projects/{project}"], "filter": query, "orderBy": order,
+            "pageSize": limit})
+        return list(data.get("entries") or [])
+
+    def tag_image(self, digest: str, tag: str) -> None:
+        """Tag the image `digest` (`R-docker.pkg.dev/P/REPO/PKG@sha256:…`) as `tag` through the
+        Artifact Registry API (no Docker needed); a tag that exists is moved to it."""
+        host, project, repo, rest = digest.split("/", 3)
+        package, _, version = rest.partition("@")
+        region = host.removesuffix("-docker.pkg.dev")
+        parent = (f"projects/{project}/locations/{region}/repositories/{repo}/packages/"
+                  f"{quote(package, safe='')}")
+        body = {"name": f"{parent}/tags/{tag}", "version": f"{parent}/versions/{version}"}
+        try:
+            self.call("POST", "artifactregistry", f"v1/{parent}/tags", [("tagId", tag)], body)
+        except GoogleError as err:
+            if err.status != 409:
+                raise
+            self.call("PATCH", "artifactregistry", f"v1/{parent}/tags/{tag}",
+                      [("updateMask", "version")], body)
+
+    def _found(self, method: str, api: str, path: str) -> dict[str, Any] | None:
+        """A resource, or None when Google says it does not exist (404)."""
+        try:
+            return self.call(method, api, path)
+        except GoogleError as err:
+            if err.status == 404:
+                return None
+            raise
 
 
 class _TimedRequest:
@@ -357,6 +435,24 @@ class _TimedRequest:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         kwargs.setdefault("timeout", TIMEOUT_S)
         return self.request(*args, **kwargs)
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        data = response.json()
+        error = data.get("error") if isinstance(data, dict) else None
+        message = (error.get("message") if isinstance(error, dict) else
+                   data.get("error_description") or error or "")
+        if not message and isinstance(data, dict) and data.get("errors"):  # a registry's
+            message = json.dumps(data["errors"])[:200]
+    except ValueError:
+        message = response.text[:200]
+    return _one_line(message)
+
+
+def _host(url: object) -> str:
+    text = str(url)
+    return text.split("://", 1)[-1].split("/", 1)[0]
 
 
 def _one_line(err: object) -> str:

@@ -35,6 +35,7 @@ TYPE_LABELS = {
     "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember": "Build push access",
     "gcp:storage/bucketIAMMember:BucketIAMMember": "Build upload access",
     "gcp:projects/iAMMember:IAMMember": "Build log access",
+    "gcp:workflows/workflow:Workflow": "Event workflow",
     "gcp:cloudrun/domainMapping:DomainMapping": "Domain mapping",
     "pulumi:providers:cloudflare": "Cloudflare provider",
     "cloudflare:index/dnsRecord:DnsRecord": "Cloudflare DNS record",
@@ -62,6 +63,8 @@ def label(type_: str, name: str) -> str:
     """How a resource is named in output; the scheduler's rights on a service are no public
     access, though of the same type."""
     if type_ == "gcp:cloudrunv2/serviceIamMember:ServiceIamMember" and name.endswith("-update"):
+        return "Scheduler rights"
+    if type_ == "gcp:projects/iAMMember:IAMMember" and name.endswith("-sched-invoke"):
         return "Scheduler rights"
     if type_ in TEAM_LABELS and name.startswith(TEAM_NAMES):
         return TEAM_LABELS[type_]
@@ -193,10 +196,16 @@ def _details(r: PlannedResource) -> list[str]:
         age = ((i.get("lifecycleRules") or [{}])[0].get("condition") or {}).get("age")
         return [f"gs://{i.get('name')} in {i.get('location')}: build uploads, deleted after "
                 f"{age} days"]
+    if r.type == "gcp:projects/iAMMember:IAMMember" and r.name.endswith("-sched-invoke"):
+        return [f"{i.get('member')} → {i.get('role')} on the project (Workflows has no "
+                "narrower scope)"]
     if r.type in ("gcp:artifactregistry/repositoryIamMember:RepositoryIamMember",
                   "gcp:storage/bucketIAMMember:BucketIAMMember",
                   "gcp:projects/iAMMember:IAMMember"):
         return [f"build account → {i.get('role')}"]
+    if r.type == "gcp:workflows/workflow:Workflow":
+        return [f"{i.get('name')} in {i.get('region')}, as {i.get('serviceAccount') or UNKNOWN}: "
+                "scales a service only inside the window a job gives it"]
     if r.type == "gcp:serviceaccount/iAMMember:IAMMember":
         return [f"{i.get('member')} → {i.get('role')} on the runtime account"]
     if r.type == "gcp:cloudscheduler/job:Job":
@@ -226,12 +235,13 @@ def _job_details(i: dict[str, Any]) -> list[str]:
 
     target = i.get("httpTarget") or {}
     try:
-        body = json.loads(base64.b64decode(target.get("body") or "")).get("scaling", {})
-        scaling = f"min {body.get('minInstanceCount')}, max {body.get('maxInstanceCount')}"
-    except (ValueError, AttributeError):
+        args = json.loads(json.loads(base64.b64decode(target.get("body") or ""))["argument"])
+        scaling = (f"{args['service']} to min {args['min']}, max {args['max']}")
+    except (ValueError, KeyError, TypeError):
         scaling = "?"
-    return [f"cron '{i.get('schedule')}' in {i.get('timeZone')}: PATCH the service's "
-            f"scaling to {scaling}",
+    workflow = str(target.get("uri") or "").removesuffix("/executions").rsplit("/", 1)[-1]
+    return [f"cron '{i.get('schedule')}' in {i.get('timeZone')}: starts {workflow or UNKNOWN} "
+            f"to scale {scaling} (only inside the window)",
             f"as {(target.get('oauthToken') or {}).get('serviceAccountEmail') or UNKNOWN}"]
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from stx_pulumi import google
 from stx_pulumi.checks import PASS, WARN, Check
-from stx_pulumi.errors import InputError, PrerequisiteError
+from stx_pulumi.errors import GoogleError, InputError, PrerequisiteError
 from stx_pulumi.spec import CPU_MEMORY_MIB, MEMORY_RE, PROJECT_RE, REGION_RE
 from stx_pulumi.workspace import DEPLOY_ENV, Workspace, deploy_env
 
@@ -40,23 +40,23 @@ def run(ws: Workspace, cwd: Path, environ: Mapping[str, str], *, project: str | 
     """The six steps; PrerequisiteError (exit 3) or InputError (exit 2) stops at the step that
     cannot go on, having changed nothing after it."""
     out = Setup()
-    credentials = _credentials(environ, out)
-    out.project = _project(credentials, ws, cwd, environ, project, choose, out)
+    client = _credentials(environ, out)
+    out.project = _project(client, ws, cwd, environ, project, choose, out)
     out.region = _region(ws, cwd, region, out)
-    _billing(credentials, out, environ)
-    _apis(credentials, needed_apis(ws), confirm, on_wait, out, environ)
-    _quota(credentials, ws, out, environ)
+    _billing(client, out)
+    _apis(client, needed_apis(ws), confirm, on_wait, out)
+    _quota(client, ws, out)
     _record(ws, cwd, save_env, out)
     return out
 
 
-def _credentials(environ: Mapping[str, str], out: Setup) -> Any:
-    credentials, source = google.required_credentials(environ)
-    out.steps.append(Check("credentials", PASS, f"usable ({source})"))
-    return credentials
+def _credentials(environ: Mapping[str, str], out: Setup) -> google.Google:
+    client = google.required(environ)
+    out.steps.append(Check("credentials", PASS, f"usable ({client.source})"))
+    return client
 
 
-def _project(credentials: Any, ws: Workspace, cwd: Path, environ: Mapping[str, str],
+def _project(client: google.Google, ws: Workspace, cwd: Path, environ: Mapping[str, str],
              given: str | None, choose: Callable[[list[tuple[str, str]]], str],
              out: Setup) -> str:
     """--project, GOOGLE_CLOUD_PROJECT, .stx-deploy.env, the workspace default, gcloud's
@@ -74,8 +74,8 @@ def _project(credentials: Any, ws: Workspace, cwd: Path, environ: Mapping[str, s
         project, source = known[0]
     else:
         try:
-            found = google.projects(credentials, environ)
-        except google.GoogleError as err:
+            found = client.projects()
+        except GoogleError as err:
             raise PrerequisiteError(f"project: cannot list your projects: {err}",
                                     hint="pass --project") from None
         if not found:
@@ -100,10 +100,10 @@ def _region(ws: Workspace, cwd: Path, given: str | None, out: Setup) -> str:
     return region
 
 
-def _billing(credentials: Any, out: Setup, environ: Mapping[str, str]) -> None:
+def _billing(client: google.Google, out: Setup) -> None:
     try:
-        enabled = google.billing_enabled(credentials, out.project, environ)
-    except google.GoogleError as err:
+        enabled = client.billing_enabled(out.project)
+    except GoogleError as err:
         raise PrerequisiteError(f"billing: cannot read the billing of {out.project}: {err}",
                                 hint="enable the Cloud Billing API, or check your access "
                                 "to the project") from None
@@ -115,9 +115,9 @@ def _billing(credentials: Any, out: Setup, environ: Mapping[str, str]) -> None:
     out.steps.append(Check("billing", PASS, "enabled"))
 
 
-def _apis(credentials: Any, needed: list[str], confirm: Callable[[list[str]], bool],
-          on_wait: Callable[[float], None], out: Setup, environ: Mapping[str, str]) -> None:
-    missing = google.missing_apis(credentials, out.project, tuple(needed), environ)
+def _apis(client: google.Google, needed: list[str], confirm: Callable[[list[str]], bool],
+          on_wait: Callable[[float], None], out: Setup) -> None:
+    missing = client.missing_apis(out.project, tuple(needed))
     if not missing:
         out.steps.append(Check("apis", PASS, f"enabled: {', '.join(needed)}"))
         return
@@ -125,8 +125,8 @@ def _apis(credentials: Any, needed: list[str], confirm: Callable[[list[str]], bo
         raise InputError(f"--yes: {', '.join(missing)} must be enabled on {out.project}: pass "
                          "--yes (or answer yes) to enable them; nothing was changed")
     try:
-        google.enable_apis(credentials, out.project, missing, environ, on_wait=on_wait)
-    except google.GoogleError as err:
+        client.enable_apis(out.project, missing, on_wait=on_wait)
+    except GoogleError as err:
         raise PrerequisiteError(f"apis: {err}", hint="you need roles/serviceusage."
                                 "serviceUsageAdmin on the project") from None
     out.changed.append(f"enabled {', '.join(missing)}")
@@ -135,7 +135,8 @@ def _apis(credentials: Any, needed: list[str], confirm: Callable[[list[str]], bo
 
 def needed_apis(ws: Workspace) -> list[str]:
     """The APIs the workspace's stacks use: Cloud Run, Artifact Registry and IAM always;
-    Secret Manager with secret env vars, Cloud Scheduler with event windows, Cloud Build and
+    Secret Manager with secret env vars, Cloud Scheduler and Workflows with event windows, Cloud
+    Build and
     Cloud Storage with the cloud builder (`stx:builder: cloud`)."""
     apis = list(BASE_APIS)
     for config in _stack_configs(ws):
@@ -144,8 +145,9 @@ def needed_apis(ws: Workspace) -> list[str]:
                 apis.append(api)
         if config.get("stx:secretEnv") and "secretmanager.googleapis.com" not in apis:
             apis.append("secretmanager.googleapis.com")
-        if config.get("stx:events") and "cloudscheduler.googleapis.com" not in apis:
-            apis.append("cloudscheduler.googleapis.com")
+        for api in ("cloudscheduler.googleapis.com", "workflows.googleapis.com"):
+            if config.get("stx:events") and api not in apis:
+                apis.append(api)
     return apis
 
 
@@ -174,15 +176,15 @@ def effective_max(cpu_quota: float, mem_quota_gib: float, cpu: int, gib: float) 
     return int(min(cpu_quota / cpu, mem_quota_gib / gib))
 
 
-def _quota(credentials: Any, ws: Workspace, out: Setup, environ: Mapping[str, str]) -> None:
+def _quota(client: google.Google, ws: Workspace, out: Setup) -> None:
     largest = largest_service(ws)
     if largest is None:
         out.steps.append(Check("quota", PASS, "no stack yet: checked on your first `up`"))
         return
     high, cpu, gib, stack = largest
     try:
-        quota = google.run_quota(credentials, out.project, out.region, environ)
-    except google.GoogleError as err:
+        quota = client.run_quota(out.project, out.region)
+    except GoogleError as err:
         out.steps.append(Check("quota", WARN, f"not checked: {err}"))
         return
     if quota is None:

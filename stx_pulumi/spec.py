@@ -35,6 +35,12 @@ class Setting:
     secret: bool = False
 
 
+# Where Cloud Build may run for every project: "depending on usage, some projects might be
+# restricted to using Cloud Build in the following regions" (cloud.google.com/build/docs/
+# locations, "Restricted regions for some projects", 2026-12).
+OPEN_BUILD_REGIONS = ("us-central1", "us-west2", "europe-west1", "asia-east1",
+                      "australia-southeast1", "southamerica-east1")
+
 SETTINGS: tuple[Setting, ...] = (
     Setting("stx:path", "--path", "(APP when it is a folder)",
             "App folder (the Docker build context), relative to the workspace."),
@@ -75,6 +81,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("stx:builder", "--builder", "auto",
             "Where the image is built: local (this machine's Docker), cloud (Cloud Build), "
             "auto (local when a Docker daemon answers, else cloud)."),
+    Setting("stx:buildRegion", "--build-region",
+            "the Cloud Run region when every project may build there, else the nearest of "
+            + ", ".join(OPEN_BUILD_REGIONS),
+            "Where Cloud Build runs (the image still goes to the Cloud Run region's registry)."),
 )
 BUILDERS = ("auto", "local", "cloud")
 # Folders a cloud build would upload on every build unless dockerignored.
@@ -193,6 +203,7 @@ class AppSpec:
 
     pin: Pin | None = None  # a rollback's: the image and revisions every up keeps
     builder: str = "auto"  # auto, local or cloud; `up` decides auto before the engine
+    build_region: str = ""  # where Cloud Build runs
     built_image: str | None = None  # a cloud build's image (by digest) the services run
     heavy_folders: tuple[str, ...] = ()  # .venv, .git, node_modules... in the build context
     settings_digest: str = ""  # of the settings it was built from: `up --changed` compares
@@ -476,6 +487,10 @@ def build_spec(
                         f"{', '.join(BUILDERS)}")
     elif builder == "cloud":
         _check_upload(tuple(f for f, _ in source.heavy_folders), problems)
+    build_region = reader.text("stx:buildRegion") or default_build_region(region)
+    if not REGION_RE.match(build_region):
+        problems.append(f"{option_label('stx:buildRegion')}: {build_region!r} is not a region "
+                        "such as europe-west1")
     for window in windows:
         if window.expired(now):
             warnings.append(f"event {window.name} ended {window.end:%Y-%m-%d %H:%M} "
@@ -494,9 +509,24 @@ def build_spec(
         folder=folder, env_vars=env_vars, secret_env=secret_env,
         project_is_placeholder=placeholder, warnings=tuple(dict.fromkeys(warnings)),
         books=tuple(books), now=now, expired=expired, pin=pin, builder=builder,
+        build_region=build_region,
         windows=tuple(w for w in windows if not w.expired(now)),
         heavy_folders=tuple(f for f, _ in source.heavy_folders),
     )
+
+
+def default_build_region(region: str) -> str:
+    """Where Cloud Build runs unless told: the Cloud Run region when every project may build
+    there, else the open build region nearest to it (by continent)."""
+    if region in OPEN_BUILD_REGIONS:
+        return region
+    nearest = {"us-west": "us-west2", "us-": "us-central1", "northamerica-": "us-central1",
+               "southamerica-": "southamerica-east1", "asia-": "asia-east1",
+               "australia-": "australia-southeast1"}
+    for prefix, chosen in nearest.items():
+        if region.startswith(prefix):
+            return chosen
+    return "europe-west1"  # europe-*, me-*, africa-*
 
 
 def _check_upload(heavy: Sequence[str], problems: list[str]) -> None:

@@ -29,10 +29,13 @@ OLD_VERSION_DAYS = 30
 APIS = ("storage.googleapis.com", "cloudkms.googleapis.com", "iam.googleapis.com",
         "iamcredentials.googleapis.com", "sts.googleapis.com")
 REPO_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
-# Only the project-IAM changes the stx-pulumi program makes: the build account's log writer.
-# (IAM conditions on role grants: cloud.google.com/iam/docs/setting-limits-on-granting-roles)
-LOG_WRITER_ONLY = ("api.getAttribute('iam.googleapis.com/modifiedGrantsByRole', [])"
-                   ".hasOnly(['roles/logging.logWriter'])")
+# Only the project-IAM changes the stx-pulumi program makes: the build account's log writer and
+# the scheduler account's right to start the event windows' workflow (Workflows roles are
+# project-level only). (IAM conditions on role grants:
+# cloud.google.com/iam/docs/setting-limits-on-granting-roles)
+PROJECT_ROLES_GRANTED = ("roles/logging.logWriter", "roles/workflows.invoker")
+PROJECT_GRANTS_ONLY = ("api.getAttribute('iam.googleapis.com/modifiedGrantsByRole', [])"
+                   ".hasOnly([" + ", ".join(f"'{r}'" for r in PROJECT_ROLES_GRANTED) + "])")
 
 
 @dataclass(frozen=True)
@@ -57,12 +60,15 @@ DEPLOYER_GRANTS = (
           "as those accounts (iam.serviceAccounts.actAs)"),
     Grant("roles/cloudscheduler.admin", "project", "the scheduled scaling jobs of event "
           "windows"),
+    Grant("roles/workflows.editor", "project", "the workflow the event windows' jobs start "
+          "(it scales a service only inside its window)"),
     Grant("roles/cloudbuild.builds.editor", "project", "start cloud builds and read their "
           "status"),
     Grant("roles/storage.admin", "project", "create each app's build staging bucket and let its "
           "build account read it (bucket names are per app: no narrower predefined scope)"),
-    Grant("roles/resourcemanager.projectIamAdmin", "project", "the build account's one "
-          "project-level grant (log writing), and only that role", LOG_WRITER_ONLY),
+    Grant("roles/resourcemanager.projectIamAdmin", "project", "the build account's log "
+          "writing and the scheduler account's workflow invoking, and only those roles",
+          PROJECT_GRANTS_ONLY),
     Grant("roles/serviceusage.serviceUsageViewer", "project", "the preflight reads which APIs "
           "are enabled"),
     Grant("roles/logging.viewer", "project", "show a failed build's last log lines"),

@@ -14,6 +14,8 @@ import pytest
 from fake_app import FakeApp
 from fake_google import FakeGoogle
 
+from stx_pulumi.google import ENDPOINTS
+
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "hello-course"
 PROJECT = "course-project-1"
@@ -26,10 +28,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPath
                 "PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE",
                 "GOOGLE_APPLICATION_CREDENTIALS", "CLOUDSDK_CORE_PROJECT",
                 "CLOUDSDK_ACTIVE_CONFIG_NAME", "STX_SERVICEUSAGE_ENDPOINT",
-                "STX_OAUTH_TOKEN_ENDPOINT", "STORAGE_EMULATOR_HOST", "STX_SCHEDULER_ENDPOINT",
-                "STX_RUN_ENDPOINT", "STX_IAM_ENDPOINT", "STX_RESOURCEMANAGER_ENDPOINT",
-                "STX_BILLING_ENDPOINT", "STX_QUOTAS_ENDPOINT", "STX_ARTIFACTREGISTRY_ENDPOINT",
-                "STX_LOGGING_ENDPOINT", "STX_CLOUDBUILD_ENDPOINT", "STX_CLOUDKMS_ENDPOINT",
+                "STX_OAUTH_TOKEN_ENDPOINT", *(var for _, var in ENDPOINTS.values()),
                 "STX_GITHUB_API", "STANDIN_GCS", "STANDIN_KMS", "GITHUB_TOKEN", "GH_TOKEN",
                 "STX_PULUMI_NOW", "GITHUB_ACTOR"):
         monkeypatch.delenv(var, raising=False)
@@ -117,13 +116,12 @@ def google(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGoogle]:
     file naming that token endpoint: a machine logged in to Google."""
     with FakeGoogle() as fake:
         fake.write_adc(Path(os.environ["CLOUDSDK_CONFIG"]))
-        monkeypatch.setenv("STX_OAUTH_TOKEN_ENDPOINT", f"{fake.url}/token")
-        monkeypatch.setenv("STX_SERVICEUSAGE_ENDPOINT", fake.url)
-        monkeypatch.setenv("STORAGE_EMULATOR_HOST", fake.url)
-        for api in ("SCHEDULER", "RUN", "IAM", "RESOURCEMANAGER", "BILLING", "QUOTAS",
-                    "ARTIFACTREGISTRY", "LOGGING", "CLOUDBUILD", "CLOUDKMS"):
-            monkeypatch.setenv(f"STX_{api}_ENDPOINT", fake.url)
+        for var, value in fake.environ().items():
+            monkeypatch.setenv(var, value)
         yield fake
+    # a request off Google's published contract fails the test that made it
+    assert fake.violations == [], "requests off Google's contract:\n" + "\n".join(
+        fake.violations)
 
 
 @pytest.fixture

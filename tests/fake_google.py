@@ -1,27 +1,36 @@
-"""Local stand-ins for the Google endpoints the preflight calls, on 127.0.0.1: the OAuth token
-endpoint (named as `token_uri` in the credentials file the tests write), Service Usage's
-`services:batchGet` (STX_SERVICEUSAGE_ENDPOINT) and Cloud Storage's `testIamPermissions`
-(STORAGE_EMULATOR_HOST), and what Google holds of event windows: Cloud Scheduler jobs
-(STX_SCHEDULER_ENDPOINT), Cloud Run and service-account IAM policies (STX_RUN_ENDPOINT,
-STX_IAM_ENDPOINT). Knobs: `disabled` APIs, `revoked` credentials, known `buckets`, `jobs` by
-name, `policies` by resource path, and a `delay` before every answer (for the preflight
-benchmark).
+"""A local stand-in for the Google APIs stx-pulumi calls, on 127.0.0.1, held to Google's own
+contract: every request is checked against Google's discovery documents (`discovery.py`)
+before it is answered; a request off the contract gets Google's 400 and is kept in
+`violations`, which the `google` fixture asserts empty when the test ends.
+
+Each API has its own prefix (`<url>/run`, `<url>/iam`...: `environ()` gives the endpoint
+variables), so the fake knows which document a request must keep; answers are chosen by the
+method's discovery id. Tokens come from `<url>/token` (named as `token_uri` in the credentials
+file the tests write) and expire after `token_life` seconds, as Google's do.
+
+Knobs: `disabled` APIs, `revoked` credentials, known `buckets`, `jobs` and `workflows` by name,
+`policies` by resource name (`projects/P/locations/L/services/S`,
+`projects/P/serviceAccounts/E`, `projects/P`), `denied` project permissions, `quota`, and a
+`delay` before every answer (for the preflight benchmark).
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
+import threading
 import time
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qsl, urlparse
 
+import discovery
 from fake_app import LocalServer
 
-TOKEN = "ya29.fake-google-access-token"
+from stx_pulumi.google import ENDPOINTS
 
 
 class FakeGoogle(LocalServer):
@@ -33,10 +42,15 @@ class FakeGoogle(LocalServer):
 
     def __init__(self, delay: float = 0.0) -> None:
         self.delay = delay
+        self.token_life = 3600
+        self.tokens: dict[str, float] = {}  # access token → when it expires
+        self._numbers = itertools.count(1)
+        self._lock = threading.Lock()
         self.disabled: set[str] = set()
         self.revoked = False
         self.buckets = {"team-state"}
         self.jobs: dict[str, dict[str, Any]] = {}
+        self.workflows: dict[str, dict[str, Any]] = {}
         self.denied: set[str] = set()  # project permissions the caller lacks
         self.projects = [("course-project-1", "Course project"), ("other-project-2", "Other")]
         self.billing = True
@@ -46,13 +60,21 @@ class FakeGoogle(LocalServer):
         self.revisions: set[str] | None = set()  # Cloud Run revisions that exist (None: all)
         self.log_entries: list[dict[str, Any]] = []  # Cloud Logging: entries:list answers
         self.log_queries: list[dict[str, Any]] = []
-        self.policies: dict[str, dict[str, Any]] = {}  # ".../services/S" or ".../serviceAccounts/E"
-        self.requests: list[tuple[str, str, str]] = []  # method, path, authorization
+        self.policies: dict[str, dict[str, Any]] = {}
+        self.requests: list[tuple[str, str, str]] = []  # method, path, discovery id
+        self.violations: list[str] = []
         self.uploads: dict[str, bytes] = {}  # Cloud Storage: "bucket/object" → the bytes
         self.builds: list[dict[str, Any]] = []  # Cloud Build: the Build of each create
         self.build_fails = False
         self.build_log = ["Step #0: COPY . /app", "Step #0: RUN uv sync --frozen",
                           "Step #0: error: the lockfile needs to be updated"]
+
+    def environ(self) -> dict[str, str]:
+        """The endpoint variables that send every Google call of stx-pulumi here."""
+        env = {var: f"{self.url}/{api}" for api, (_, var) in ENDPOINTS.items()
+               if api != "registry"}
+        env["STX_OAUTH_TOKEN_ENDPOINT"] = f"{self.url}/token"
+        return env
 
     def write_adc(self, folder: Path) -> Path:
         """gcloud's application default credentials file (a user's), in `folder`."""
@@ -63,6 +85,17 @@ class FakeGoogle(LocalServer):
             "client_secret": "fake-secret", "refresh_token": "fake-refresh-token",
             "token_uri": f"{self.url}/token"}))
         return file
+
+    def issue(self) -> dict[str, Any]:
+        """A new access token, valid for `token_life` seconds."""
+        with self._lock:
+            token = f"ya29.fake-{next(self._numbers)}"
+            self.tokens[token] = time.time() + self.token_life
+        return {"access_token": token, "expires_in": self.token_life, "token_type": "Bearer"}
+
+    def valid(self, authorization: str) -> bool:
+        token = authorization.removeprefix("Bearer ")
+        return authorization.startswith("Bearer ") and self.tokens.get(token, 0) > time.time()
 
     def __enter__(self) -> FakeGoogle:
         fake = self
@@ -79,129 +112,185 @@ class FakeGoogle(LocalServer):
                 self.end_headers()
                 self.wfile.write(data)
 
-            def do_POST(self) -> None:
+            def handle_any(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                fake.requests.append(("POST", self.path, ""))
-                time.sleep(fake.delay)
-                path = urlparse(self.path).path
-                if path.startswith("/upload/storage/v1/b/"):  # Cloud Storage: media upload
-                    bucket = path.split("/b/", 1)[1].split("/", 1)[0]
-                    name = parse_qs(urlparse(self.path).query)["name"][0]
-                    fake.uploads[f"{bucket}/{name}"] = body
-                    self.answer(200, {"bucket": bucket, "name": name, "size": str(len(body))})
-                elif path.endswith("/builds"):  # Cloud Build: create, a long operation
-                    fake.builds.append(json.loads(body))
-                    n = len(fake.builds)
-                    parent = path.removeprefix("/v1/").removesuffix("/builds")
-                    self.answer(200, {"name": f"{parent}/operations/build-{n}", "done": False,
-                                      "metadata": {"build": {"id": f"build-{n}", "logUrl":
-                                                   f"https://console.cloud.google.com/"
-                                                   f"cloud-build/builds/build-{n}"}}})
-                elif path.endswith("/entries:list") and "build_id" in body.decode():
-                    self.answer(200, {"entries": [{"textPayload": line}
-                                                  for line in reversed(fake.build_log)]})
-                elif path.endswith("/entries:list"):  # Cloud Logging
-                    query = json.loads(body or b"{}")
-                    fake.log_queries.append(query)
-                    since = query["filter"].rsplit('timestamp>="', 1)[1].rstrip('"')
-                    self.answer(200, {"entries": [e for e in fake.log_entries
-                                                  if e["timestamp"] >= since]})
-                elif path.endswith("/tags"):  # Artifact Registry: tag a version
-                    data = json.loads(body or b"{}")
-                    fake.image_tags[data["name"].rsplit("/", 1)[1]] = data["version"]
-                    self.answer(200, data)
-                elif path.endswith("/services:batchEnable"):  # Service Usage: a long operation
-                    ids = json.loads(body or b"{}").get("serviceIds", [])
-                    fake.enabled_now += ids
-                    fake.disabled -= set(ids)
-                    self.answer(200, {"name": "operations/acf.enable-1", "done": False})
-                elif "/cryptoKeys/" in path and not fake.key_exists(
-                        path.split("/v1/", 1)[1].removesuffix(":testIamPermissions")):
-                    self.answer(404, {"error": {"message": "CryptoKey not found."}})
-                elif path.endswith(":testIamPermissions"):  # Resource Manager, Cloud KMS
-                    asked = json.loads(body or b"{}").get("permissions", [])
-                    self.answer(200, {"permissions": [p for p in asked
-                                                      if p not in fake.denied]})
-                elif path.endswith(":getIamPolicy"):  # IAM: a service account's policy
-                    self.answer(200, fake.policies.get(path.removesuffix(":getIamPolicy"), {}))
-                elif fake.revoked:
-                    self.answer(400, {"error": "invalid_grant",
-                                      "error_description": "Token has been expired or revoked."})
-                else:
-                    self.answer(200, {"access_token": TOKEN, "expires_in": 3600,
-                                      "token_type": "Bearer"})
-
-            def do_GET(self) -> None:
                 url = urlparse(self.path)
-                query = parse_qs(url.query)
-                fake.requests.append(("GET", url.path, self.headers.get("Authorization", "")))
                 time.sleep(fake.delay)
-                if self.headers.get("Authorization") != f"Bearer {TOKEN}":
-                    self.answer(401, {"error": {"message": "Request had invalid credentials."}})
-                elif url.path.endswith("/services:batchGet"):
-                    services = [{"name": n, "config": {"name": n.rsplit("/", 1)[-1]},
-                                 "state": "DISABLED" if n.rsplit("/", 1)[-1] in fake.disabled
-                                 else "ENABLED"} for n in query.get("names", [])]
-                    self.answer(200, {"services": services})
-                elif url.path.endswith("/iam/testPermissions"):
-                    bucket = url.path.split("/b/", 1)[1].split("/", 1)[0]
-                    made = os.environ.get("STANDIN_GCS")  # buckets a team stack made
-                    if bucket not in fake.buckets and not (made and (Path(made) / bucket)
-                                                           .is_dir()):
-                        self.answer(404, {"error": {"message": "The specified bucket does not "
-                                                    "exist."}})
+                if url.path == "/token":
+                    fake.requests.append((self.command, url.path, "oauth2.token"))
+                    if fake.revoked:
+                        self.answer(400, {"error": "invalid_grant", "error_description":
+                                          "Token has been expired or revoked."})
                     else:
-                        self.answer(200, {"permissions": query.get("permissions", [])})
-                elif url.path == "/v1/projects":  # Resource Manager: the visible projects
-                    self.answer(200, {"projects": [{"projectId": p, "name": n,
-                                                    "lifecycleState": "ACTIVE"}
-                                                   for p, n in fake.projects]})
-                elif url.path.endswith("/billingInfo"):
-                    self.answer(200, {"billingEnabled": fake.billing})
-                elif "/operations/build-" in url.path:  # Cloud Build: the build is done
-                    n = int(url.path.rsplit("-", 1)[1])
-                    request = fake.builds[n - 1]
-                    source = request["source"]["storageSource"]
-                    data = fake.uploads[f"{source['bucket']}/{source['object']}"]
-                    status = "FAILURE" if fake.build_fails else "SUCCESS"
-                    build = {"id": f"build-{n}", "status": status,
-                             "logUrl": f"https://console.cloud.google.com/cloud-build/builds/"
-                                       f"build-{n}",
-                             "steps": [{**step, "status": status} for step in request["steps"]],
-                             "results": {} if fake.build_fails else {"images": [
-                                 {"name": request["images"][0], "digest": "sha256:" +
-                                  hashlib.sha256(data).hexdigest()}]}}
-                    if fake.build_fails:
-                        build["failureInfo"] = {"type": "USER_BUILD_STEP", "detail":
-                                                "Build step failure: build step 0 "
-                                                '"gcr.io/cloud-builders/docker" failed: step '
-                                                "exited with non-zero status: 1"}
-                    self.answer(200, {"name": url.path[4:], "done": True, "response": build})
-                elif url.path.startswith("/v1/operations/"):
-                    self.answer(200, {"name": url.path[4:], "done": True})
-                elif "/quotaInfos/" in url.path:
-                    value = fake.quota[0] if "Cpu" in url.path else fake.quota[1]
-                    self.answer(200, {"dimensionsInfos": [
-                        {"dimensions": {"region": "europe-west1"},
-                         "details": {"value": str(value)}},
-                        {"dimensions": {}, "details": {"value": "1"}}]})
-                elif url.path.endswith(":getIamPolicy"):  # Cloud Run: a service's policy
-                    self.answer(200, fake.policies.get(url.path.removesuffix(":getIamPolicy"),
-                                                       {}))
-                elif "/revisions/" in url.path:  # Cloud Run: does a revision exist?
-                    name = url.path.rsplit("/", 1)[1]
-                    if fake.revisions is None or name in fake.revisions:
-                        self.answer(200, {"name": name})
-                    else:
-                        self.answer(404, {"error": {"message": "Revision not found."}})
-                elif "/jobs/" in url.path:
-                    job = fake.jobs.get(url.path.rsplit("/", 1)[1])
-                    if job is None:
-                        self.answer(404, {"error": {"message": "Job not found."}})
-                    else:
-                        self.answer(200, job)
-                else:
-                    self.answer(404, {"error": {"message": f"no {url.path}"}})
+                        self.answer(200, fake.issue())
+                    return
+                api, _, rest = url.path.lstrip("/").partition("/")
+                query = parse_qsl(url.query, keep_blank_values=True)
+                if api not in discovery.DOCUMENTS and api not in discovery.NOT_PUBLISHED:
+                    self.answer(404, {"error": {"message": f"no API {api}"}})
+                    return
+                if not fake.valid(self.headers.get("Authorization", "")):
+                    fake.requests.append((self.command, "/" + rest, "unauthenticated"))
+                    self.answer(401, {"error": {"code": 401, "status": "UNAUTHENTICATED",
+                                                "message": "Request had invalid "
+                                                "authentication credentials."}})
+                    return
+                try:
+                    method = "cloudquotas.quotaInfos.get" if api == "cloudquotas" else (
+                        discovery.check(api, self.command, "/" + rest, query, body,
+                                        self.headers.get("Content-Type", "")))
+                except discovery.Violation as err:
+                    fake.violations.append(str(err))
+                    self.answer(400, {"error": {"code": 400, "status": "INVALID_ARGUMENT",
+                                                "message": str(err)}})
+                    return
+                fake.requests.append((self.command, "/" + rest, method))
+                status, answer = fake.respond(method, "/" + rest, dict(query), query, body)
+                self.answer(status, answer)
+
+            do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = handle_any
 
         self._start(Handler)
         return self
+
+    # -- answers, by discovery method id -------------------------------------------------------
+
+    def respond(self, method: str, path: str, query: dict[str, str],
+                pairs: list[tuple[str, str]], body: bytes) -> tuple[int, dict[str, Any]]:
+        data = json.loads(body) if body.strip() and not method.startswith(
+            "storage.objects.insert") else {}
+        name = path.split("/", 2)[2] if path.count("/") >= 2 else ""  # after /v1/ or /v2/
+        if method == "serviceusage.services.batchGet":
+            names = [v for k, v in pairs if k == "names"]
+            return 200, {"services": [{"name": n, "config": {"name": n.rsplit("/", 1)[-1]},
+                                       "state": "DISABLED" if n.rsplit("/", 1)[-1]
+                                       in self.disabled else "ENABLED"} for n in names]}
+        if method == "serviceusage.services.batchEnable":
+            self.enabled_now += data.get("serviceIds", [])
+            self.disabled -= set(data.get("serviceIds", []))
+            return 200, {"name": "operations/acf.enable-1", "done": False}
+        if method == "serviceusage.operations.get":
+            return 200, {"name": name, "done": True}
+        if method == "storage.buckets.testIamPermissions":
+            bucket = path.split("/b/", 1)[1].split("/", 1)[0]
+            made = os.environ.get("STANDIN_GCS")  # buckets a team stack made
+            if bucket not in self.buckets and not (made and (Path(made) / bucket).is_dir()):
+                return 404, {"error": {"message": "The specified bucket does not exist."}}
+            return 200, {"permissions": [v for k, v in pairs if k == "permissions"]}
+        if method == "storage.objects.insert":
+            bucket = path.split("/b/", 1)[1].split("/", 1)[0]
+            self.uploads[f"{bucket}/{query['name']}"] = body
+            return 200, {"bucket": bucket, "name": query["name"], "size": str(len(body))}
+        if method == "cloudbuild.projects.locations.builds.create":
+            return self._build(name.removesuffix("/builds"), data)
+        if method == "cloudbuild.projects.locations.operations.get":
+            return self._built(name)
+        if method == "logging.entries.list":
+            return self._entries(data)
+        if method == "artifactregistry.projects.locations.repositories.packages.tags.create":
+            if query["tagId"] in self.image_tags:
+                return 409, {"error": {"code": 409, "message": "the tag exists"}}
+            self.image_tags[query["tagId"]] = data["version"]
+            return 200, data
+        if method == "artifactregistry.projects.locations.repositories.packages.tags.patch":
+            self.image_tags[name.rsplit("/", 1)[1]] = data["version"]
+            return 200, data
+        if method == "cloudkms.projects.locations.keyRings.cryptoKeys.testIamPermissions":
+            if not self.key_exists(name.removesuffix(":testIamPermissions")):
+                return 404, {"error": {"message": "CryptoKey not found."}}
+            return 200, {"permissions": data.get("permissions", [])}
+        if method == "cloudresourcemanager.projects.testIamPermissions":
+            return 200, {"permissions": [p for p in data.get("permissions", [])
+                                         if p not in self.denied]}
+        if method == "cloudresourcemanager.projects.list":
+            return 200, {"projects": [{"projectId": p, "name": n, "lifecycleState": "ACTIVE"}
+                                      for p, n in self.projects]}
+        if method == "cloudbilling.projects.getBillingInfo":
+            return 200, {"billingEnabled": self.billing}
+        if method == "cloudquotas.quotaInfos.get":
+            value = self.quota[0] if "Cpu" in path else self.quota[1]
+            return 200, {"dimensionsInfos": [
+                {"dimensions": {"region": "europe-west1"}, "details": {"value": str(value)}},
+                {"dimensions": {}, "details": {"value": "1"}}]}
+        if method in ("run.projects.locations.services.getIamPolicy",
+                      "iam.projects.serviceAccounts.getIamPolicy",
+                      "cloudresourcemanager.projects.getIamPolicy"):
+            version = query.get("options.requestedPolicyVersion") or str(
+                (data.get("options") or {}).get("requestedPolicyVersion", 1))
+            return 200, self.policy(name.removesuffix(":getIamPolicy"), int(version))
+        if method == "run.projects.locations.services.setIamPolicy":
+            return self.set_policy(name.removesuffix(":setIamPolicy"), data["policy"])
+        if method == "run.projects.locations.services.revisions.get":
+            revision = name.rsplit("/", 1)[1]
+            if self.revisions is None or revision in self.revisions:
+                return 200, {"name": name}
+            return 404, {"error": {"message": "Revision not found."}}
+        if method == "cloudscheduler.projects.locations.jobs.get":
+            job = self.jobs.get(name.rsplit("/", 1)[1])
+            return (200, job) if job else (404, {"error": {"message": "Job not found."}})
+        if method == "workflows.projects.locations.workflows.get":
+            flow = self.workflows.get(name.rsplit("/", 1)[1])
+            return (200, flow) if flow else (404, {"error": {"message": "not found"}})
+        return 404, {"error": {"message": f"the fake does not answer {method}"}}
+
+    def policy(self, resource: str, version: int) -> dict[str, Any]:
+        """An IAM policy as Google answers it: at version 1 a conditional binding shows as
+        `<role>_withcond_<hash>` without its condition (IAM docs, "Policy versions")."""
+        stored = self.policies.get(resource) or {"bindings": []}
+        conditional = any(b.get("condition") for b in stored.get("bindings", []))
+        etag = hashlib.sha256(json.dumps(stored, sort_keys=True).encode()).hexdigest()[:12]
+        if version >= 3 or not conditional:
+            return {**stored, "version": 3 if conditional else 1, "etag": etag}
+        shown = [{"role": f"{b['role']}_withcond_{hashlib.sha1(json.dumps(b['condition']).encode()).hexdigest()[:20]}"  # noqa: E501
+                  if b.get("condition") else b["role"], "members": b["members"]}
+                 for b in stored["bindings"]]
+        return {"bindings": shown, "version": 1, "etag": etag}
+
+    def set_policy(self, resource: str, policy: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """setIamPolicy: a policy with conditions must say version 3, and its etag must be the
+        current one (a concurrent change is refused, never lost)."""
+        current = self.policy(resource, 3)
+        if policy.get("etag") and policy["etag"] != current["etag"]:
+            return 409, {"error": {"code": 409, "status": "ABORTED",
+                                   "message": "There were concurrent policy changes."}}
+        if any(b.get("condition") for b in policy.get("bindings") or []) and int(
+                policy.get("version") or 1) < 3:
+            return 400, {"error": {"code": 400, "message": "conditions need version 3"}}
+        self.policies[resource] = {"bindings": list(policy.get("bindings") or [])}
+        return 200, self.policy(resource, 3)
+
+    def _build(self, parent: str, request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        self.builds.append(request)
+        n = len(self.builds)
+        return 200, {"name": f"{parent}/operations/build-{n}", "done": False,
+                     "metadata": {"build": {"id": f"build-{n}", "logUrl":
+                                            f"https://console.cloud.google.com/cloud-build/"
+                                            f"builds/build-{n}"}}}
+
+    def _built(self, name: str) -> tuple[int, dict[str, Any]]:
+        n = int(name.rsplit("-", 1)[1])
+        request = self.builds[n - 1]
+        source = request["source"]["storageSource"]
+        data = self.uploads[f"{source['bucket']}/{source['object']}"]
+        status = "FAILURE" if self.build_fails else "SUCCESS"
+        build: dict[str, Any] = {
+            "id": f"build-{n}", "status": status,
+            "logUrl": f"https://console.cloud.google.com/cloud-build/builds/build-{n}",
+            "steps": [{**step, "status": status} for step in request["steps"]],
+            "results": {} if self.build_fails else {"images": [
+                {"name": request["images"][0],
+                 "digest": "sha256:" + hashlib.sha256(data).hexdigest()}]}}
+        if self.build_fails:
+            build["failureInfo"] = {"type": "USER_BUILD_STEP", "detail":
+                                    "Build step failure: build step 0 \"gcr.io/cloud-builders/"
+                                    "docker\" failed: step exited with non-zero status: 1"}
+        return 200, {"name": name, "done": True, "response": build}
+
+    def _entries(self, query: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        if "build_id" in query.get("filter", ""):
+            return 200, {"entries": [{"textPayload": line}
+                                     for line in reversed(self.build_log)]}
+        self.log_queries.append(query)
+        since = query["filter"].rsplit('timestamp>="', 1)[1].rstrip('"')
+        return 200, {"entries": [e for e in self.log_entries if e["timestamp"] >= since]}
+

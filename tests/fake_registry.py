@@ -1,5 +1,9 @@
-"""A local stand-in of Artifact Registry's Docker Registry v2 API on 127.0.0.1: manifests and
-blobs per repository path, uploads, and what was asked (STX_REGISTRY_ENDPOINT points at it)."""
+"""A local stand-in of Artifact Registry's Docker Registry v2 API on 127.0.0.1, for every
+registry host at once: STX_REGISTRY_ENDPOINT is `<url>/{host}`, so each request names the host
+it was meant for (`<region>-docker.pkg.dev`). Manifests and blobs per `host/path`, uploads, and
+what was asked. Only `Authorization: Bearer <token>` is accepted, as Artifact Registry
+documents its REST access ("Authenticating to a repository": an OAuth access token as a bearer
+token; Basic `oauth2accesstoken` is the docker CLI's login)."""
 
 from __future__ import annotations
 
@@ -41,14 +45,23 @@ class FakeRegistry:
                 url = urlparse(self.path)
                 registry.requests.append((self.command, url.path))
                 registry.auth.add(self.headers.get("Authorization", ""))
-                path, _, rest = url.path.removeprefix("/v2/").partition("/manifests/")
-                if rest:
-                    return "manifests", path, rest
-                path, _, rest = url.path.removeprefix("/v2/").partition("/blobs/")
-                return "blobs", path, rest
+                host, _, rest = url.path.lstrip("/").partition("/v2/")
+                path, _, ref = rest.partition("/manifests/")
+                if ref:
+                    return "manifests", f"{host}/{path}", ref
+                path, _, ref = rest.partition("/blobs/")
+                return "blobs", f"{host}/{path}", ref
+
+            def authorized(self) -> bool:
+                if self.headers.get("Authorization", "").startswith("Bearer ya29."):
+                    return True
+                self.reply(401, b'{"errors":[{"code":"UNAUTHORIZED"}]}')
+                return False
 
             def do_GET(self) -> None:
                 kind, path, ref = self.parts()
+                if not self.authorized():
+                    return
                 if kind == "manifests" and (path, ref) in registry.manifests:
                     body, media = registry.manifests[(path, ref)]
                     self.reply(200, body, {"Content-Type": media})
@@ -59,17 +72,24 @@ class FakeRegistry:
 
             def do_HEAD(self) -> None:
                 _, path, ref = self.parts()
+                if not self.authorized():
+                    return
                 self.reply(200 if (path, ref) in registry.blobs else 404)
 
             def do_POST(self) -> None:
                 _, path, _ = self.parts()
+                if not self.authorized():
+                    return
                 upload = uuid.uuid4().hex
                 registry._uploads[upload] = path.removesuffix("/uploads")
-                self.reply(202, headers={"Location": f"/v2/{path}/blobs/uploads/{upload}"})
+                repo = path.partition("/")[2]  # a registry answers relative to its root
+                self.reply(202, headers={"Location": f"/v2/{repo}/blobs/uploads/{upload}"})
 
             def do_PUT(self) -> None:
                 kind, path, ref = self.parts()
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if not self.authorized():
+                    return
                 if kind == "manifests":
                     registry.manifests[(path, ref)] = (body, self.headers["Content-Type"])
                     self.reply(201)
@@ -84,9 +104,11 @@ class FakeRegistry:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         serve(self.server)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.endpoint = self.url + "/{host}"  # STX_REGISTRY_ENDPOINT
 
     def push(self, path: str, digest: str, os_: str = "linux", arch: str = "amd64") -> None:
-        """An image at `path@digest` as a build would have pushed it: config and one layer."""
+        """An image at `path@digest` (`host/project/repo/pkg`) as a build would have pushed it:
+        config and one layer."""
         config = json.dumps({"os": os_, "architecture": arch}).encode()
         layer = b"layer of " + digest.encode()
         ids = [f"sha256:{hashlib.sha256(b).hexdigest()}" for b in (config, layer)]

@@ -136,11 +136,8 @@ def session(standin: bool) -> Iterator[Session]:
         with FakeGoogle() as google, FakeApp() as app:
             google.write_adc(Path(env["CLOUDSDK_CONFIG"]))
             env.update({"PATH": f"{bin_dir}:{env['PATH']}", "GOOGLE_CLOUD_PROJECT":
-                        "my-course-project", "STX_OAUTH_TOKEN_ENDPOINT": f"{google.url}/token",
-                        "STX_SERVICEUSAGE_ENDPOINT": google.url, "STANDIN_SERVICE_URL": app.url,
-                        **{f"STX_{api}_ENDPOINT": google.url
-                           for api in ("SCHEDULER", "RUN", "IAM", "RESOURCEMANAGER",
-                                       "BILLING", "QUOTAS", "ARTIFACTREGISTRY", "LOGGING")}})
+                        "my-course-project", "STANDIN_SERVICE_URL": app.url,
+                        **google.environ()})
             made = Session(root, env)
             made.google = google
             yield made

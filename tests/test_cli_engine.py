@@ -157,10 +157,13 @@ def test_missing_cli_exits_3_with_install_hint(workspace: Path,
 
 def test_old_cli_exits_3_naming_the_minimum(workspace: Path, pulumi_cli: PulumiStandIn,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("STANDIN_VERSION", "3.150.0")
+    # 3.210 has inline refresh and destroy but no stack tags on the file backend, where
+    # releases keep their verification: refused before anything runs, never a lost record
+    monkeypatch.setenv("STANDIN_VERSION", "3.210.0")
     result = stx("up", "hello-course", "--yes")
     assert result.exit_code == 3
-    assert "3.150.0" in result.output and "3.181.0" in result.output
+    assert "3.210.0" in result.output and "3.211.0" in result.output
+    assert pulumi_cli.commands() == ["version"]
 
 
 def test_locked_stack_exits_4_and_cancel_removes_the_lock(

@@ -105,7 +105,7 @@ def test_service_account_key_file_names_its_own_token_endpoint(
     code, checks = doctor()
     assert code == 0, checks
     assert str(file) in checks["credentials"]["detail"]
-    assert ("POST", "/token", "") in google.requests
+    assert ("POST", "/token", "oauth2.token") in google.requests
 
 
 def test_disabled_apis_are_named_with_the_command_to_enable_them(

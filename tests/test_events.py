@@ -2,11 +2,13 @@
 Cloud. The clock is injected (`stx_pulumi.events.clock`), never slept on.
 
 - the serving decision at fixed clocks, across a daylight-saving change;
-- the program under mocks: jobs, cron, time zone, the Admin API call, the scheduler account and
-  its time-bound rights; expired windows make nothing;
-- a 400-day simulation of every job the stack creates: their crons repeat every year, their
-  rights do not, so scaling changes only inside the windows the user scheduled;
-- each job's request replayed against a local stand-in of the Cloud Run Admin API;
+- the program under mocks: jobs, cron, time zone, each job's call to Workflow Executions and
+  the workflow's call to the Cloud Run Admin API, both checked against Google's discovery
+  documents; the scheduler account's unconditional rights; expired windows make nothing;
+- a 400-day simulation of every job the stack creates, each run through the workflow
+  (`fake_workflows`): their crons repeat every year, the workflow acts only inside the window
+  it is given, so scaling changes only inside the windows the user scheduled;
+- each job's run replayed against a local stand-in of the Cloud Run Admin API;
 - end to end through the stand-in engine: `event add --up`, a second `up`, an `up` inside the
   window, `event remove --up`, and bad windows refused with nothing written.
 """
@@ -20,10 +22,12 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pulumi
+import discovery
+import fake_workflows
 import pytest
 import yaml
 from conftest import PulumiStandIn
@@ -107,6 +111,10 @@ def test_expired_windows_leave_the_spec_with_a_notice_and_make_nothing() -> None
 
 # -- the program under mocks ------------------------------------------------------------------
 
+SCHED = "serviceAccount:hello-course-dev-sched@course-project-1.iam.gserviceaccount.com"
+FLOW = "gcp:workflows/workflow:Workflow"
+
+
 def _build(spec: AppSpec) -> Any:
     from stx_pulumi.program import StreamtexApp
 
@@ -114,36 +122,79 @@ def _build(spec: AppSpec) -> Any:
     return pulumi.Output.all(*[r.urn for r in app.scheduled], app.service.urn)
 
 
+def _job_request(job: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """What a Scheduler job sends, checked against Google's contract (Workflow Executions'
+    `executions.create`), and the workflow argument it carries."""
+    target = job["httpTarget"]
+    body = base64.b64decode(target["body"])
+    method = discovery.check_url(target["uri"], target["httpMethod"], body,
+                                 target["headers"]["Content-Type"])
+    return method, json.loads(json.loads(body)["argument"])
+
+
+def _patch(call: dict[str, Any]) -> str:
+    """A workflow's http.patch, checked against Google's contract (Cloud Run Admin API v2)."""
+    url = f"{call['url']}?{urlencode(call['query'])}"
+    return discovery.check_url(url, "PATCH", json.dumps(call["body"]).encode())
+
+
 @pulumi.runtime.test
-def test_each_window_gets_a_warm_and_an_end_job_calling_the_admin_api(mocks: Recorder) -> Any:
+def test_each_window_gets_a_warm_and_an_end_job_starting_the_apps_workflow(
+        mocks: Recorder) -> Any:
     def check(_: Any) -> None:
         jobs = {r.name: r.inputs for r in mocks.of_type(JOB)}
         assert set(jobs) == {"hello-course-dev-w1-warm", "hello-course-dev-w1-end"}
         warm, end = jobs["hello-course-dev-w1-warm"], jobs["hello-course-dev-w1-end"]
         assert (warm["schedule"], end["schedule"]) == ("45 7 1 12 *", "0 10 1 12 *")
         assert warm["timeZone"] == end["timeZone"] == PARIS
+        span = {"since": int(datetime(2026, 12, 1, 6, 40, tzinfo=UTC).timestamp()),
+                "until": int(datetime(2026, 12, 1, 10, 0, tzinfo=UTC).timestamp())}
         for job, scaling in ((warm, (13, 13)), (end, (0, 10))):
-            target = job["httpTarget"]
-            assert target["httpMethod"] == "PATCH"
-            assert target["uri"] == (
-                "https://run.googleapis.com/v2/projects/course-project-1/locations/"
-                "europe-west1/services/hello-course-dev?updateMask="
-                "scaling.minInstanceCount,scaling.maxInstanceCount")
-            assert json.loads(base64.b64decode(target["body"])) == {"scaling": {
-                "minInstanceCount": scaling[0], "maxInstanceCount": scaling[1]}}
-            assert target["oauthToken"]["serviceAccountEmail"] == (
-                "hello-course-dev-sched@course-project-1.iam.gserviceaccount.com")
+            method, argument = _job_request(job)
+            assert method == "workflowexecutions.projects.locations.workflows.executions.create"
+            assert job["httpTarget"]["uri"] == (
+                "https://workflowexecutions.googleapis.com/v1/projects/course-project-1/"
+                "locations/europe-west1/workflows/hello-course-dev-events/executions")
+            assert argument == {"window": "w1", "service": "hello-course-dev",
+                                "min": scaling[0], "max": scaling[1], **span}
+            assert job["httpTarget"]["oauthToken"]["serviceAccountEmail"] == SCHED.split(":")[1]
             assert job["retryConfig"]["retryCount"] == events.RETRY_COUNT
-        (right,) = [r.inputs for r in mocks.of_type(MEMBER) if r.name.endswith("-update")]
-        assert right["role"] == "roles/run.developer" and right["name"] == "hello-course-dev"
-        assert right["member"] == ("serviceAccount:hello-course-dev-sched@course-project-1"
-                                   ".iam.gserviceaccount.com")
-        assert right["condition"]["expression"] == (
-            'request.time >= timestamp("2026-12-01T06:40:00Z") && '
-            'request.time < timestamp("2026-12-01T10:00:00Z")')
-        act_as = mocks.one("gcp:serviceaccount/iAMMember:IAMMember")
-        assert act_as["role"] == "roles/iam.serviceAccountUser"  # on the runtime account
-        assert act_as["member"] == right["member"]
+        flow = mocks.one(FLOW)
+        assert flow["name"] == "hello-course-dev-events" and flow["region"] == "europe-west1"
+        assert flow["serviceAccount"] == SCHED.split(":")[1]
+        assert flow["deletionProtection"] is False  # the provider's default would block destroy
+        # every binding is unconditional: none goes through the provider's conditional IAM
+        assert not any(r.inputs.get("condition") for r in mocks.resources)
+        rights = {(r.typ, r.inputs["role"], r.inputs.get("name", r.inputs.get("project")))
+                  for r in mocks.resources if r.inputs.get("member") == SCHED}
+        assert rights == {
+            (MEMBER, "roles/run.developer", "hello-course-dev"),
+            ("gcp:projects/iAMMember:IAMMember", "roles/workflows.invoker", "course-project-1"),
+            ("gcp:serviceaccount/iAMMember:IAMMember", "roles/iam.serviceAccountUser", None)}
+
+    return _build(spec_with({"w1": CLASS})).apply(check)
+
+
+@pulumi.runtime.test
+def test_the_workflow_patches_the_service_only_inside_the_window_it_is_given(
+        mocks: Recorder) -> Any:
+    def check(_: Any) -> None:
+        source = mocks.one(FLOW)["sourceContents"]
+        warm = _job_request(next(j.inputs for j in mocks.of_type(JOB)
+                                 if j.name.endswith("-warm")))[1]
+        inside = fake_workflows.run(source, warm, warm["since"] + 300)
+        (call,) = inside.calls
+        assert _patch(call) == "run.projects.locations.services.patch"
+        assert call["url"] == ("https://run.googleapis.com/v2/projects/course-project-1/"
+                               "locations/europe-west1/services/hello-course-dev")
+        assert call["body"] == {"scaling": {"minInstanceCount": 13, "maxInstanceCount": 13}}
+        assert call["auth"] == {"type": "OAuth2"} and inside.result == "scaled"
+        a_year_later = fake_workflows.run(source, warm, warm["since"] + 365 * 86400)
+        assert a_year_later.calls == [] and a_year_later.result == "outside the window"
+        assert a_year_later.logs == ["event w1 is not now: hello-course-dev left as it is"]
+        other = fake_workflows.run(source, {**warm, "service": "other-app-dev"},
+                                   warm["since"] + 300)
+        assert other.calls == [] and "not a service of this app" in str(other.error)
 
     return _build(spec_with({"w1": CLASS})).apply(check)
 
@@ -166,7 +217,7 @@ def test_a_stack_without_windows_has_no_scheduler(mocks: Recorder) -> Any:
     spec = spec_with({"w1": CLASS}, now=datetime(2026, 12, 2, tzinfo=UTC))  # over
 
     def check(_: Any) -> None:
-        assert mocks.of_type(JOB) == []
+        assert mocks.of_type(JOB) == [] and mocks.of_type(FLOW) == []
         assert [r.name for r in mocks.of_type("gcp:serviceaccount/account:Account")] == [
             "hello-course-dev-run-sa"]
 
@@ -174,20 +225,6 @@ def test_a_stack_without_windows_has_no_scheduler(mocks: Recorder) -> Any:
 
 
 # -- 400 days of jobs -------------------------------------------------------------------------
-
-SPAN = re.compile(r'request\.time >= timestamp\("([^"]+)"\) && request\.time < '
-                  r'timestamp\("([^"]+)"\)')
-
-
-def _allowed(rights: list[dict[str, Any]], when: datetime) -> bool:
-    """Whether Google lets the scheduler account update the service at `when`: one of its
-    conditional bindings holds then."""
-    for right in rights:
-        since, until = SPAN.match(right["condition"]["expression"]).groups()  # type: ignore
-        if datetime.fromisoformat(since) <= when < datetime.fromisoformat(until):
-            return True
-    return False
-
 
 @pulumi.runtime.test
 def test_over_400_days_jobs_change_scaling_only_inside_the_scheduled_windows(
@@ -200,24 +237,25 @@ def test_over_400_days_jobs_change_scaling_only_inside_the_scheduled_windows(
     spec = spec_with(windows)
 
     def check(_: Any) -> None:
-        rights = [r.inputs for r in mocks.of_type(MEMBER) if r.name.endswith("-update")]
+        source = mocks.one(FLOW)["sourceContents"]
         spans = [(w.warm_at - events.EARLY, w.end + events.GRACE) for w in spec.windows]
-        effects = []
+        effects, refused = [], 0
         for job in (r.inputs for r in mocks.of_type(JOB)):
+            _, argument = _job_request(job)
             fires = croniter(job["schedule"], NOW.astimezone(events.ZoneInfo(job["timeZone"])))
             while (when := fires.get_next(datetime).astimezone(UTC)) < NOW + timedelta(400):
-                if _allowed(rights, when):
-                    body = json.loads(base64.b64decode(job["httpTarget"]["body"]))
-                    effects.append((when, job["name"], body["scaling"]))
+                run = fake_workflows.run(source, argument, when.timestamp())
+                if run.calls:
+                    effects.append((when, job["name"], run.calls[0]["body"]["scaling"]))
                     assert any(a <= when < b for a, b in spans), (job["name"], when)
-                else:  # the same job a year later: refused, nothing changes
-                    assert when > min(b for _, b in spans)
+                else:  # the same job a year later: a logged no-op
+                    refused += 1
+                    assert when > min(b for _, b in spans) and run.result == "outside the window"
         # every window warms once and ends once, at the instants the user asked for
         assert sorted((w, n) for w, n, _ in effects) == sorted(
             [(w.warm_at.astimezone(UTC), f"hello-course-dev-{w.name}-warm") for w in spec.windows]
             + [(w.end.astimezone(UTC), f"hello-course-dev-{w.name}-end") for w in spec.windows])
-        # and a job fires again a year later (cron repeats), refused
-        assert len([r for r in mocks.of_type(JOB)]) == 6
+        assert len(mocks.of_type(JOB)) == 6 and refused >= 1  # w1's jobs fire again in 2027
 
     return _build(spec).apply(check)
 
@@ -255,29 +293,32 @@ class AdminAPI:
 
 
 @pulumi.runtime.test
-def test_each_jobs_request_sets_the_intended_scaling_on_the_admin_api(mocks: Recorder) -> Any:
+def test_each_jobs_run_sets_the_intended_scaling_on_the_admin_api(mocks: Recorder) -> Any:
     spec = spec_with({"w1": CLASS})
 
     def check(_: Any) -> None:
         api = AdminAPI()
+        source = mocks.one(FLOW)["sourceContents"]
         jobs = sorted((r.inputs for r in mocks.of_type(JOB)), key=lambda j: j["name"],
                       reverse=True)  # warm, then end
         seen = []
         with httpx.Client() as client:
             for job in jobs:
-                target = job["httpTarget"]
-                uri = target["uri"].replace(events.ADMIN_API.rsplit("/", 1)[0], api.url)
-                client.request(target["httpMethod"], uri, content=base64.b64decode(
-                    target["body"]), headers={**target["headers"],
-                                              "Authorization": "Bearer scheduler-token"})
+                _, argument = _job_request(job)
+                fired = croniter(job["schedule"], NOW.astimezone(events.ZoneInfo(
+                    job["timeZone"]))).get_next(datetime)
+                (call,) = fake_workflows.run(source, argument, fired.timestamp()).calls
+                client.patch(call["url"].replace(events.ADMIN_API.rsplit("/", 1)[0], api.url),
+                             params=call["query"], json=call["body"],
+                             headers={"Authorization": "Bearer workflow-token"})
                 seen.append(dict(api.scaling))
         api.server.shutdown()
         assert seen == [{"minInstanceCount": 13, "maxInstanceCount": 13},
                         {"minInstanceCount": 0, "maxInstanceCount": 10}]
-        _, path, headers, body = api.requests[0]
+        _, path, _, body = api.requests[0]
         assert path.startswith("/v2/projects/course-project-1/locations/europe-west1/"
                                "services/hello-course-dev?updateMask=")
-        assert headers["Content-Type"] == "application/json" and set(body) == {"scaling"}
+        assert set(body) == {"scaling"}
 
     return _build(spec).apply(check)
 
@@ -437,22 +478,25 @@ def test_an_end_job_that_failed_is_corrected_by_the_next_up(
 
 
 def google_holds(fake: Any, workspace: Path) -> None:
-    """What Google would hold after the deployment: the stack's jobs and IAM members, as the
-    stand-in state records them."""
+    """What Google would hold after the deployment: the stack's jobs, workflow and IAM
+    members, as the stand-in state records them (each in the shape Google's GET answers)."""
     for res in resources(workspace, "hello-course.dev").values():
         inputs = res["inputs"]
         if res["type"] == JOB:
             fake.jobs[inputs["name"]] = {**inputs, "state": "ENABLED",
                                          "scheduleTime": "2026-12-01T06:45:00Z"}
-        elif res["type"] == MEMBER and inputs.get("condition"):
-            path = (f"/v2/projects/{inputs['project']}/locations/{inputs['location']}/"
-                    f"services/{inputs['name']}")
-            fake.policies.setdefault(path, {"bindings": []})["bindings"].append(
-                {"role": inputs["role"], "members": [inputs["member"]],
-                 "condition": inputs["condition"]})
-        elif res["type"] == "gcp:serviceaccount/iAMMember:IAMMember":
-            path = f"/v1/{inputs['serviceAccountId']}"
-            fake.policies.setdefault(path, {"bindings": []})["bindings"].append(
+        elif res["type"] == FLOW:
+            fake.workflows[inputs["name"]] = {
+                "name": f"projects/{inputs['project']}/locations/{inputs['region']}/"
+                        f"workflows/{inputs['name']}", "state": "ACTIVE", "revisionId": "000001-a1b",
+                "serviceAccount": f"projects/{inputs['project']}/serviceAccounts/"
+                                  f"{inputs['serviceAccount']}"}
+        elif res["type"] in (MEMBER, "gcp:serviceaccount/iAMMember:IAMMember",
+                             "gcp:projects/iAMMember:IAMMember"):
+            resource = (f"projects/{inputs['project']}/locations/{inputs['location']}/"
+                        f"services/{inputs['name']}" if res["type"] == MEMBER else
+                        inputs.get("serviceAccountId") or f"projects/{inputs['project']}")
+            fake.policies.setdefault(resource, {"bindings": []})["bindings"].append(
                 {"role": inputs["role"], "members": [inputs["member"]]})
 
 
@@ -465,16 +509,21 @@ def test_event_test_passes_when_google_holds_the_plan_and_names_what_is_missing(
         missing.output)
     google_holds(google, workspace)
     data = stx_json("event", "test", "hello-course")
-    assert data["result"] == "passed"
+    assert data["result"] == "passed", data
     assert {c["name"] for c in data["checks"]} == {
-        "job warm w20261201-0800", "job end w20261201-0800", "rights w20261201-0800",
-        "act as runtime"}
+        "job warm w20261201-0800", "job end w20261201-0800", "workflow",
+        "rights hello-course-dev", "start workflow", "act as runtime"}
     google.jobs["hello-course-dev-w20261201-0800-end"]["state"] = "PAUSED"
+    google.jobs["hello-course-dev-w20261201-0800-warm"]["httpTarget"]["uri"] = (
+        "https://run.googleapis.com/v2/projects/course-project-1/locations/europe-west1/"
+        "services/hello-course-dev")  # an earlier release's direct PATCH
     google.policies.clear()
     result = stx("event", "test", "hello-course")
     assert result.exit_code == 5
     assert "hello-course-dev-w20261201-0800-end is PAUSED" in result.output
-    assert "may NOT update hello-course-dev during w20261201-0800" in result.output
+    assert "does not start hello-course-dev-events" in result.output
+    assert "may NOT update hello-course-dev" in result.output
+    assert "may NOT start hello-course-dev-events" in result.output
     assert "may NOT act as hello-course-dev-run@" in result.output
 
 
@@ -528,3 +577,18 @@ def test_a_books_window_covers_the_book_it_names_or_every_book() -> None:
         now=datetime(2026, 12, 1, 7, 30, tzinfo=UTC))
     by_book = {svc.book: inside.scaling(svc) for svc in inside.services}
     assert by_book["intro"].source == "event intro-exam" and by_book["advanced"].source == "base"
+
+
+@pulumi.runtime.test
+def test_the_program_grants_on_the_project_only_what_team_setup_lets_the_deployer_grant(
+        mocks: Recorder) -> Any:
+    from stx_pulumi.team import PROJECT_GRANTS_ONLY, PROJECT_ROLES_GRANTED
+
+    spec = spec_with({"w1": CLASS}, **{"stx:builder": "cloud"})  # the build and the windows
+
+    def check(_: Any) -> None:
+        roles = {r.inputs["role"] for r in mocks.of_type("gcp:projects/iAMMember:IAMMember")}
+        assert roles == set(PROJECT_ROLES_GRANTED)
+        assert all(f"'{role}'" in PROJECT_GRANTS_ONLY for role in roles)
+
+    return _build(spec).apply(check)

@@ -165,14 +165,14 @@ def registry(monkeypatch: pytest.MonkeyPatch) -> Any:
     from fake_registry import FakeRegistry
 
     fake = FakeRegistry()
-    monkeypatch.setenv("STX_REGISTRY_ENDPOINT", fake.url)
+    monkeypatch.setenv("STX_REGISTRY_ENDPOINT", fake.endpoint)
     yield fake
     fake.server.shutdown()
 
 
 def _path(ref: str) -> tuple[str, str]:
     name, _, digest = ref.partition("@")
-    return name.split("/", 1)[1], digest
+    return name, digest
 
 
 @pytest.fixture
@@ -193,14 +193,15 @@ def test_promote_ships_the_exact_image_serving_in_the_source_env(
     assert registry.manifests == before  # nothing copied
     result = stx("promote", "hello-course", "--from", "dev", "--to", "prod", "--yes")
     assert result.exit_code == 0, result.output
-    target = "course-project-1/hello-course-prod/hello-course"
+    target = "europe-west1-docker.pkg.dev/course-project-1/hello-course-prod/hello-course"
     assert registry.manifests[(target, digest)] == registry.manifests[(source_path, digest)]
+    # tagged rel-2 there, so the target registry's cleanup keeps what prod serves
+    assert registry.manifests[(target, "rel-2")] == registry.manifests[(target, digest)]
     assert {d for p, d in registry.blobs if p == target} == {
         d for p, d in registry.blobs if p == source_path}
-    assert "Basic " in " ".join(registry.auth)  # the access token as oauth2accesstoken
+    assert {a.split(" ")[0] for a in registry.auth} == {"Bearer"}  # as Artifact Registry documents
     prod = resources(workspace, "hello-course.prod")["hello-course-prod"]["inputs"]
-    assert prod["template"]["containers"][0]["image"] == (
-        f"europe-west1-docker.pkg.dev/{target}@{digest}")
+    assert prod["template"]["containers"][0]["image"] == f"{target}@{digest}"
     history = stx_json("history", "hello-course", "--env", "prod")
     assert history["releases"][0]["kind"] == "promote" and history["pinned"] == 2
 

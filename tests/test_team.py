@@ -134,10 +134,11 @@ def test_the_deployer_holds_exactly_the_table_at_its_scopes(recorder: Recorder) 
         assert project == {
             ("roles/run.admin", None), ("roles/artifactregistry.admin", None),
             ("roles/iam.serviceAccountAdmin", None), ("roles/iam.serviceAccountUser", None),
-            ("roles/cloudscheduler.admin", None), ("roles/cloudbuild.builds.editor", None),
+            ("roles/cloudscheduler.admin", None), ("roles/workflows.editor", None),
+            ("roles/cloudbuild.builds.editor", None),
             ("roles/storage.admin", None), ("roles/serviceusage.serviceUsageViewer", None),
             ("roles/logging.viewer", None),
-            ("roles/resourcemanager.projectIamAdmin", team.LOG_WRITER_ONLY)}
+            ("roles/resourcemanager.projectIamAdmin", team.PROJECT_GRANTS_ONLY)}
         bucket = {(m["bucket"], m["role"]) for m in _members(
             recorder, "gcp:storage/bucketIAMMember:BucketIAMMember") if m["member"] == deployer}
         assert bucket == {("course-project-1-stx-state", "roles/storage.objectAdmin")}

@@ -4,6 +4,7 @@ install it, both event transports, and --max up to 1000 without new revisions.""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -64,23 +65,6 @@ def test_max_above_100_sets_a_fixed_revision_ceiling_once(workspace: Path,
         "latestCreatedRevision"]
 
 
-def test_file_event_transport_of_older_clis(workspace: Path, pulumi_cli: PulumiStandIn,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    """CLIs up to 3.205 write engine events to a file; newer ones stream them over gRPC."""
-    monkeypatch.setenv("STANDIN_VERSION", "3.200.0")
-    result = stx("up", "hello-course", "--yes", "--no-verify")
-    assert result.exit_code == 0, result.output
-    assert "created    Cloud Run service hello-course-dev" in result.output
-    assert "older than the Pulumi SDK" in result.output
-    up = next(c for c in pulumi_cli.calls() if "up" in c)
-    log = up[up.index("--event-log") + 1]
-    assert not log.startswith("tcp://")
-    monkeypatch.delenv("STANDIN_VERSION")
-    stx("up", "hello-course", "--max", "11", "--yes", "--no-verify")
-    up = [c for c in pulumi_cli.calls() if "up" in c][-1]
-    assert up[up.index("--event-log") + 1].startswith("tcp://127.0.0.1:")
-
-
 def test_a_version_manager_shim_on_path_is_found(workspace: Path, tmp_path: Path,
                                                  pulumi_cli: PulumiStandIn,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
@@ -137,3 +121,47 @@ def test_a_scale_only_up_needs_no_docker_and_skip_checks_skips_all(
     result = stx("up", "hello-course", "--yes", "--no-verify", "--skip-checks", "--builder",
                  "local")
     assert result.exit_code == 0, result.output  # CI: checked once with doctor
+
+
+def test_a_targeted_create_under_an_untargeted_new_parent_fails_as_the_engine_says(
+        workspace: Path, pulumi_cli: PulumiStandIn) -> None:
+    """The stand-in targets as the real engine does (pkg/resource/deploy/step_generator.go):
+    only providers and the stack are implicitly targeted, so a new component left out of
+    --target is a skipped create and its targeted child fails with error 2013."""
+    from pulumi import automation as auto
+
+    def program() -> None:
+        import pulumi
+        from pulumi_gcp import serviceaccount
+
+        parent = pulumi.ComponentResource("stx:index:StreamtexApp", "app", None)
+        serviceaccount.Account("acct", account_id="acct-1",
+                               opts=pulumi.ResourceOptions(parent=parent))
+
+    backend = workspace / ".pulumi-state"
+    backend.mkdir(exist_ok=True)
+    stack = auto.create_or_select_stack("t.dev", "stx-pulumi", program, opts=auto.
+                                        LocalWorkspaceOptions(work_dir=str(workspace), env_vars={
+                                            "PULUMI_BACKEND_URL": f"file://{backend}"}))
+    prefix = "urn:pulumi:t.dev::stx-pulumi::stx:index:StreamtexApp"
+    child = f"{prefix}$gcp:serviceaccount/account:Account::acct"
+    with pytest.raises(auto.CommandError, match=(
+            f"Resource '{re.escape(child)}' depends on '{re.escape(prefix)}::app' which was "
+            "was not specified in --target list")):
+        stack.up(target=[child])
+    assert stack.export_stack().deployment.get("resources") in (None, [])  # nothing made
+    assert stack.up(target=[f"{prefix}::app", child]).summary.result == "succeeded"
+
+
+def test_the_first_cloud_build_of_a_new_stack_makes_its_build_base_alone(
+        workspace: Path, pulumi_cli: PulumiStandIn) -> None:
+    """`prepare_build` targets the build base and its parent component: with the stand-in
+    refusing what the engine refuses, it works on a stack that has nothing yet."""
+    from stx_pulumi.engine import Engine
+    from stx_pulumi.workspace import load_spec
+
+    spec, ws = load_spec("hello-course", env="dev", overrides={"stx:builder": "cloud"},
+                         cwd=workspace, environ=__import__("os").environ)
+    result = Engine(ws, __import__("os").environ).prepare_build(spec)
+    assert result.changes["create"] == 7  # the component and the six resources of the base
+    assert set(resources(workspace, "hello-course.dev")) == set(spec.build_base_names)

@@ -15,6 +15,7 @@ import sys
 import tarfile
 from io import BytesIO
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import REPO, PulumiStandIn
@@ -125,3 +126,54 @@ def test_a_stack_of_the_last_release_upgrades_changing_only_the_registrys_cleanu
         "latestCreatedRevision"]
     assert after[service]["outputs"]["uri"] == before[service]["outputs"]["uri"]
     assert data["outputs"]["url"] == before[service]["outputs"]["uri"]
+
+
+WINDOWS_RELEASE = "693b669"  # the last release before windows started a workflow (issue 22)
+NOW = "2026-11-23T12:00Z"
+CLASS = ("--start", "2026-12-01 08:00", "--end", "2026-12-01 10:00", "--tz", "Europe/Paris",
+         "--users", "1000")
+
+
+def test_a_window_the_last_release_failed_to_schedule_upgrades_with_one_up(
+        workspace: Path, pulumi_cli: PulumiStandIn, google: Any, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """That release gave the scheduler a conditional binding through the provider: on real
+    Google the create writes it, then fails (the provider cannot read it back), so every `up`
+    with a window failed and left a binding nothing tracks. This release's `up` removes it and
+    schedules the window through the workflow, replacing nothing."""
+    monkeypatch.setenv("STX_PULUMI_NOW", NOW)
+    previous = release(WINDOWS_RELEASE, tmp_path)
+    assert run_previous(previous, workspace, "up", "hello-course", "--yes",
+                        "--no-verify").returncode == 0
+    failed = run_previous(previous, workspace, "event", "add", "hello-course", *CLASS, "--up",
+                          "--yes")
+    assert failed.returncode == 1, failed.stderr
+    assert "Root resource was present, but now absent" in failed.stderr
+    service = "projects/course-project-1/locations/europe-west1/services/hello-course-dev"
+    assert [b["condition"]["title"] for b in google.policies[service]["bindings"]
+            if b.get("condition")] == ["stx event w20261201-0800"]
+    before = resources(workspace, "hello-course.dev")
+
+    data = stx_json("event", "add", "hello-course", *CLASS, "--up", "--yes")
+
+    assert data["changes"]["replace"] == 0 and data["changes"]["delete"] == 0
+    assert not any(b.get("condition") for b in google.policies[service]["bindings"])
+    after = resources(workspace, "hello-course.dev")
+    assert after["hello-course-dev"]["outputs"]["latestCreatedRevision"] == before[
+        "hello-course-dev"]["outputs"]["latestCreatedRevision"]
+    assert {n for n in before if n in after and after[n]["inputs"] != before[n]["inputs"]} <= {
+        "hello-course-dev"}  # the window's scaling is not in force yet: the service is as it was
+    assert {"hello-course-dev-events", "hello-course-dev-sched-update",
+            "hello-course-dev-w20261201-0800-warm"} <= set(after)
+    assert stx_json("up", "hello-course", "--yes", "--no-verify")["changes"]["update"] == 0
+
+
+def test_a_stack_of_the_last_release_upgrades_with_nothing_changed(
+        workspace: Path, pulumi_cli: PulumiStandIn, tmp_path: Path) -> None:
+    old = run_previous(release(WINDOWS_RELEASE, tmp_path), workspace, "up", "hello-course",
+                       "--yes", "--no-verify", "--max", "50")
+    assert old.returncode == 0, old.stderr
+    before = resources(workspace, "hello-course.dev")
+    data = stx_json("up", "hello-course", "--yes", "--no-verify")
+    assert data["changes"] == {"create": 0, "update": 0, "replace": 0, "delete": 0,
+                               "same": len(before) + 1}

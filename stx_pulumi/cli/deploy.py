@@ -201,11 +201,11 @@ def _cloud_build(engine: Any, spec: Any, deployed: Any, progress: Any) -> Any:
         with progress:
             engine.prepare_build(spec)
         progress.rows.clear()  # the update that follows has its own
-    credentials, _ = google.required_credentials(os.environ)
+    client = google.required(os.environ)
     files = docker_context(spec.source)
     render.info(f"uploading {spec.context or spec.source} ({len(files)} files) to "
                 f"gs://{spec.staging_bucket}")
-    return replace(spec, built_image=cloudbuild.build(credentials, spec, files, os.environ,
+    return replace(spec, built_image=cloudbuild.build(client, spec, files,
                                                       on_progress=render.info))
 
 
@@ -353,6 +353,7 @@ def run_up(app_name: str | None, options: DeployOptions, overrides: dict[str, An
     """Checks, the update, then the settings written, then verification: (spec, result,
     verification or None). `changed_only`: nothing done when the last release deployed this
     image tag with these settings."""
+    from stx_pulumi.jobs import needs_cleaning
     from stx_pulumi.workspace import config_updates, drop_setting, moved_settings, unset_keys
 
     _check_wait(*wait)
@@ -387,6 +388,8 @@ def run_up(app_name: str | None, options: DeployOptions, overrides: dict[str, An
         render.info(f"{spec.stack}: unchanged (image {spec.image_tag} and settings as "
                     "deployed): nothing to do")
         return spec, skipped, None
+    if needs_cleaning(spec, deployed.resources):
+        _clean_rights(spec, deployed)
     engine.prepare()
     _passphrase_notice(engine)
     for notice in notices:
@@ -411,11 +414,31 @@ def run_up(app_name: str | None, options: DeployOptions, overrides: dict[str, An
     return spec, result, report
 
 
+def _clean_rights(spec: Any, deployed: Any) -> None:
+    """An earlier release's event windows left conditional bindings on the services that
+    nothing tracks (its create failed after writing them): removed before the update, so the
+    provider's later policy changes on these services work again."""
+    from stx_pulumi import google, jobs
+    from stx_pulumi.errors import GoogleError
+
+    services = {*deployed.services, *(svc.name for svc in spec.services)}
+    try:
+        cleaned = jobs.clean(spec, google.connect(os.environ), services)
+    except GoogleError as err:
+        render.warning(f"could not look for the conditional rights an earlier release left on "
+                       f"{', '.join(sorted(services))} ({err}): `stx-pulumi event test` "
+                       "shows them")
+        return
+    for service in cleaned:
+        render.info(f"{service}: removed the conditional scheduler rights an earlier release "
+                    "left on it")
+
+
 def _record(engine: Any, spec: Any, outputs: dict[str, Any], report: Any) -> None:
     """Keep whether this release verified (a good release is deployed and verified), and tag
     its image rel-<n> so the registry's cleanup keeps what rollback offers."""
     from stx_pulumi import google
-    from stx_pulumi.errors import StxError
+    from stx_pulumi.errors import GoogleError, StxError
 
     records = outputs.get("releases") or []
     if not records:
@@ -426,11 +449,10 @@ def _record(engine: Any, spec: Any, outputs: dict[str, Any], report: Any) -> Non
     except StxError as err:
         render.warning(f"release {latest['n']}: verification not recorded: {err.message}")
     if spec.pin is not None or not latest.get("digest"):
-        return  # a pinned release's image is tagged already
+        return  # a rollback's image is tagged already, a promoted one by its copy
     try:
-        credentials, _ = google.load_credentials(os.environ)
-        google.tag_image(credentials, str(latest["digest"]), f"rel-{latest['n']}", os.environ)
-    except google.GoogleError as err:
+        google.connect(os.environ).tag_image(str(latest["digest"]), f"rel-{latest['n']}")
+    except GoogleError as err:
         render.warning(f"release {latest['n']}: image not tagged rel-{latest['n']} ({err}); "
                        "the registry's cleanup may delete it")
 
@@ -702,8 +724,8 @@ def logs(
     from datetime import timedelta
 
     from stx_pulumi import google
+    from stx_pulumi.errors import GoogleError, PrerequisiteError
     from stx_pulumi.events import clock
-    from stx_pulumi.errors import PrerequisiteError
 
     match = re.fullmatch(r"(\d+)\s*([mhd])", since.strip())
     if not match or int(match.group(1)) == 0:
@@ -715,16 +737,15 @@ def logs(
         outputs.get("service")]
     if not outputs.get("project") or not all(services):
         raise InputError(f"{stack} is not deployed: no service to read logs of")
-    credentials, _ = google.required_credentials(os.environ)
+    client = google.required(os.environ)
     unit = {"m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
     start = clock() - timedelta(**{unit: int(match.group(1))})
     cursor = start.strftime("%Y-%m-%dT%H:%M:%SZ")
     seen: set[str] = set()
     while True:
         try:
-            entries = google.log_entries(credentials, str(outputs["project"]), services,
-                                         cursor, os.environ)
-        except google.GoogleError as err:
+            entries = client.log_entries(str(outputs["project"]), services, cursor)
+        except GoogleError as err:
             raise PrerequisiteError(f"Cloud Logging: {err}", hint="enable the Cloud Logging "
                                     "API; you need roles/logging.viewer") from None
         fresh = [e for e in entries if e.get("insertId") not in seen]

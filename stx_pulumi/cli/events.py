@@ -136,24 +136,17 @@ def test(app_name: AppArg = None, env: EnvOpt = None, json_output: JsonOpt = Fal
     each service for each window."""
     from stx_pulumi import google, jobs
     from stx_pulumi.checks import FAIL
-    from stx_pulumi.errors import PrerequisiteError, VerificationError
+    from stx_pulumi.errors import GoogleError, PrerequisiteError, VerificationError
 
     stack_ref(app_name, env)
     spec, _ = load_spec_for(app_name, DeployOptions(env=env), {}, (), placeholder=True)
     if not spec.windows:
         raise InputError(f"{spec.stack} has no event window to test (`stx-pulumi event add`)")
-    credentials, _ = google.required_credentials(os.environ)
-
-    def call(fetch: Any, *args: Any) -> Any:
-        try:
-            return fetch(credentials, spec.project, *args, os.environ)
-        except google.GoogleError as err:
-            raise PrerequisiteError(f"Google refused a read: {err}") from None
-
-    checks = jobs.check(
-        spec, lambda name: call(google.scheduler_job, spec.region, name),
-        lambda service: call(google.service_policy, spec.region, service),
-        lambda email: call(google.account_policy, email))
+    client = google.required(os.environ)
+    try:
+        checks = jobs.check(spec, client)
+    except GoogleError as err:
+        raise PrerequisiteError(f"Google refused a read: {err}") from None
     failed = any(c.status == FAIL for c in checks)
     if json_output:
         render.print_json({"stack": spec.stack, "result": "failed" if failed else "passed",
@@ -194,15 +187,16 @@ def _job_states(spec: Any) -> dict[str, str]:
     """Each planned job's last attempt as Cloud Scheduler reports it; said plainly when it
     cannot be asked (no credentials, or no answer)."""
     from stx_pulumi import google, jobs
+    from stx_pulumi.errors import GoogleError
 
     planned = jobs.planned(spec)
     if not planned:
         return {}
     try:
-        credentials, _ = google.load_credentials(os.environ)
-        return {job.name: jobs.last_attempt(google.scheduler_job(
-            credentials, spec.project, spec.region, job.name, os.environ)) for job in planned}
-    except google.GoogleError as err:
+        client = google.connect(os.environ)
+        return {job.name: jobs.last_attempt(client.scheduler_job(
+            spec.project, spec.region, job.name)) for job in planned}
+    except GoogleError as err:
         return {job.name: f"not checked: {err}" for job in planned}
 
 

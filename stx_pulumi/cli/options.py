@@ -79,6 +79,7 @@ class DeployOptions:
     env_var: tuple[str, ...] = ()
     secret_env: tuple[str, ...] = ()
     builder: str | None = None
+    build_region: str | None = None
 
     def overrides(self, cwd: Path) -> dict[str, Any]:
         """The options as stack config keys (unset options are left out); `--max 20` sets
@@ -95,6 +96,7 @@ class DeployOptions:
             "stx:public": self.public,
             "stx:cloudflareZoneId": self.cloudflare_zone,
             "stx:builder": self.builder,
+            "stx:buildRegion": self.build_region,
             "stx:folder": self.folder,
             "stx:envVars": _pairs("--env-var", "K=V", self.env_var),
             "stx:secretEnv": _pairs("--secret-env", "VAR=SECRET[:VERSION]", self.secret_env),
@@ -191,6 +193,11 @@ _DEPLOY_PARAMS = [
             "--builder", help="Where the image is built: local (this machine's Docker), cloud "
             "(Cloud Build, no Docker needed), auto: local when a Docker daemon answers, else "
             "cloud. Default: auto.")], None),
+        ("build_region", Annotated[str | None, _opt(
+            "--build-region", help="Where Cloud Build runs. Default: the Cloud Run region when "
+            "every project may build there, else the nearest such region (some projects may "
+            "build only in us-central1, us-west2, europe-west1, asia-east1, "
+            "australia-southeast1, southamerica-east1).")], None),
         ("env_var", Annotated[list[str] | None, _opt(
             "--env-var", help="Extra environment variable K=V (repeatable).")], None),
         ("secret_env", Annotated[list[str] | None, _opt(

@@ -103,15 +103,15 @@ def _revisions_exist(spec: Any, target: Any) -> bool:
     """The fast path needs every one of the release's revisions still in Cloud Run; when it
     cannot be asked, the image is deployed again (no build either)."""
     from stx_pulumi import google
+    from stx_pulumi.errors import GoogleError
 
     if not target.revisions:
         return False
     try:
-        credentials, _ = google.load_credentials(os.environ)
-        return all(google.revision_exists(credentials, spec.project, spec.region, service,
-                                          revision, os.environ)
+        client = google.connect(os.environ)
+        return all(client.revision_exists(spec.project, spec.region, service, revision)
                    for service, revision in target.revisions.items())
-    except google.GoogleError as err:
+    except GoogleError as err:
         render.warning(f"cannot ask Cloud Run whether release {target.n}'s revisions still "
                        f"exist ({err}): its image is deployed again instead")
         return False
@@ -136,6 +136,7 @@ def promote(
     from stx_pulumi.cli.deploy import deploy_app
     from stx_pulumi.cli.options import confirm_protected
     from stx_pulumi.errors import PrerequisiteError
+    from stx_pulumi.releases import RELEASE_TAG
 
     if not source or not target_env or source == target_env:
         raise InputError("--from/--to: give two different envs, e.g. --from staging --to prod")
@@ -145,21 +146,26 @@ def promote(
                          "verified): nothing to promote")
     target, _ = load_spec_for(app_name, DeployOptions(env=target_env), {}, (),
                               placeholder=True)
-    ws, _ = stack_ref(app_name, target_env)  # the target env must be deployed already
+    ws, _ = stack_ref(app_name, target_env)
+    engine, _ = open_engine(ws, quiet=True)
+    if not engine.exists(target.stack):  # before anything is copied: exit 2 changes nothing
+        raise InputError(f"--to: {target.stack} is not deployed: deploy it once with "
+                         f"`stx-pulumi up {target.app} --env {target_env}`")
     if target.protected:
         confirm_protected(target.stack, yes, "promote to")
-    credentials, _ = google.required_credentials(os.environ)
-    path = f"{target.project}/{target.repository_id}/{target.app}"
+    client = google.required(os.environ)
+    record = releases.history(engine.outputs(target.stack), {})
+    number = (record[-1].n if record else 0) + 1
+    # the target's own registry, on its own host (another region is another host)
+    path = f"{target.registry}/{target.project}/{target.repository_id}/{target.app}"
     if not json_output:
         render.info(f"copying release {serving.n} of {app_name or target.app}.{source} "
                     f"({serving.digest.rsplit('@', 1)[1][:19]}…) to {path}")
     try:
-        digest = registry.copy(serving.digest, path, credentials.token, os.environ)
+        digest = registry.copy(client, serving.digest, path, tag=f"{RELEASE_TAG}{number}")
     except registry.RegistryError as err:
         raise PrerequisiteError(f"the registry refused the copy: {err}") from None
-    engine, _ = open_engine(ws, quiet=True)
-    record = releases.history(engine.outputs(target.stack), {})
-    pin = {"release": (record[-1].n if record else 0) + 1, "digest": digest, "revisions": {}}
+    pin = {"release": number, "digest": digest, "revisions": {}}
     deploy_app(app_name, DeployOptions(env=target_env), {"stx:pin": pin}, ("pin",), yes=True,
                message=message or f"promote release {serving.n} from {source}",
                json_output=json_output, kind="promote")

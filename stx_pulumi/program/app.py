@@ -165,14 +165,22 @@ def _load_modules() -> None:
     """Load pulumi_gcp's lazily loaded modules one thread at a time: a fleet runs programs in
     threads, and on Python before 3.12.3 a lazily loaded module's attributes can be missing
     for a second thread while the first loads it (CPython gh-114763)."""
-    from pulumi_gcp import cloudrun, cloudrunv2, cloudscheduler, organizations, projects, storage
+    from pulumi_gcp import (
+        cloudrun,
+        cloudrunv2,
+        cloudscheduler,
+        organizations,
+        projects,
+        storage,
+        workflows,
+    )
 
     with _LOADING:
         for module, name in ((artifactregistry, "Repository"), (secretmanager, "SecretIamMember"),
                              (serviceaccount, "Account"), (organizations, "get_client_config"),
                              (cloudrun, "DomainMapping"), (cloudrunv2, "Service"),
                              (cloudscheduler, "Job"), (projects, "IAMMember"),
-                             (storage, "Bucket")):
+                             (storage, "Bucket"), (workflows, "Workflow")):
             getattr(module, name)
 
 

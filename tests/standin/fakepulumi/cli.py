@@ -289,6 +289,13 @@ class Cli:
     def tag_cmd(self, store: Store) -> int:
         """`stack tag set|get|rm|ls`: tags kept beside the state, as DIY backends do since
         Pulumi 3.211."""
+        from importlib.metadata import version
+
+        from semver import VersionInfo
+
+        running = os.environ.get("STANDIN_VERSION") or version("pulumi")
+        if VersionInfo.parse(running) < VersionInfo.parse("3.211.0"):  # pulumi/pulumi#21203
+            raise Fail("stack tags not supported in --local mode")
         stack = self.stack()
         self.existing(store)
         file = store.path(stack).with_suffix(".pulumi-tags")  # beside, as real DIY backends

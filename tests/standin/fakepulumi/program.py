@@ -63,10 +63,13 @@ class Program:
 
             def RegisterResource(self, request: Any, context: Any) -> Any:
                 urn = make_urn(request.parent, request.type, request.name)
+                property_deps = [u for deps in request.propertyDependencies.values()
+                                 for u in deps.urns]
                 res = {"urn": urn, "type": request.type, "name": request.name,
                        "parent": request.parent, "custom": request.custom,
                        "provider": request.provider, "inputs": to_dict(request.object),
-                       "aliases": list(request.aliasURNs)}
+                       "aliases": list(request.aliasURNs),
+                       "dependencies": sorted({*request.dependencies, *property_deps})}
                 try:
                     outputs = update.register(res)
                 except Fail as err:

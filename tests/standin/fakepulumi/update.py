@@ -10,7 +10,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from .cloud import REPLACE_KEYS, Cloud, computed
+from .cloud import REPLACE_KEYS, Cloud, computed, conditional_binding_fails
 from .common import Fail, is_secret, now, seal, unseal
 from .events import Events
 from .program import Program
@@ -31,6 +31,7 @@ class Update:
         self.events = Events(cli.flag("--event-log"))
         self.cloud = Cloud(self.store.root)
         self.targets = set(cli.flags.get("--target", []))
+        self.skipped_creates: set[str] = set()
         self.changes: dict[str, int] = {}
         self.failed = False
         self.aliased: set[str] = set()
@@ -132,10 +133,15 @@ class Update:
             if old is None and alias in self.old:
                 old = {**self.old[alias], "urn": urn}
                 self.aliased.add(alias)
-        if self.targets and urn not in self.targets and res["type"] != "pulumi:pulumi:Stack":
+        if self.targets and not self.targeted(res):
+            if old is None:  # a skipped create: nothing made, nothing recorded
+                self.skipped_creates.add(urn)
             kept = old or {**res, "outputs": res["inputs"]}
-            self.new[urn] = kept
+            if old is not None:
+                self.new[urn] = kept
             return kept["outputs"]
+        if self.targets:
+            self.check_skipped(res)
         if res["type"] == "pulumi:pulumi:Stack" or not res["custom"]:
             op = "same" if old else "create"
             res["outputs"] = res["inputs"]
@@ -160,6 +166,15 @@ class Update:
                 self.events.write(resOpFailedEvent={"metadata": meta, "status": 1, "steps": 1})
                 self.failed = True
                 raise Fail(message)
+            failure = None if self.preview or op not in ("create", "replace") else (
+                conditional_binding_fails(res))
+            if failure:
+                self.diagnostic(urn, failure)
+                meta = {"op": op, "urn": urn, "type": res["type"]}
+                self.events.write(resourcePreEvent={"metadata": meta})
+                self.events.write(resOpFailedEvent={"metadata": meta, "status": 1, "steps": 1})
+                self.failed = True
+                raise Fail(failure)
             res["outputs"] = computed(res, old, self.preview and op != "same")
             if not self.preview:
                 self.operate(op, res)
@@ -171,6 +186,29 @@ class Update:
             self.count(op)
         self.new[urn] = res
         return res["outputs"]
+
+    # Targeting as the real engine does it (pkg/resource/deploy/step_generator.go): only
+    # providers and the root stack are implicitly targeted; a new untargeted resource is a
+    # "skipped create", and a targeted step whose parent, dependency or provider is a skipped
+    # create fails with error 2013 (sdk/go/common/diag/errors.go,
+    # GetResourceWillBeCreatedButWasNotSpecifiedInTargetList); `GetAllDependencies` counts
+    # the parent as a dependency.
+    def targeted(self, res: dict[str, Any]) -> bool:
+        return (res["urn"] in self.targets or res["type"] == "pulumi:pulumi:Stack"
+                or res["type"].startswith("pulumi:providers:"))
+
+    def check_skipped(self, res: dict[str, Any]) -> None:
+        provider = str(res.get("provider") or "").rsplit("::", 1)[0] if res.get(
+            "provider") else ""
+        for dep in [res.get("parent") or "", *res.get("dependencies", []), provider]:
+            if dep and dep in self.skipped_creates:
+                message = (f"Resource '{res['urn']}' depends on '{dep}' which was was not "
+                           "specified in --target list.")
+                self.diagnostic(res["urn"], message)
+                sys.stderr.write(f"error: {message}\n")  # as the CLI prints diagnostics
+                self.failed = True
+                if not self.preview:
+                    raise Fail("untargeted create")
 
     def operate(self, op: str, res: dict[str, Any]) -> None:
         """A resource operation's time in a real cloud (STANDIN_LATENCY seconds, so that fleets
