@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from stx_pulumi import capacity
 from stx_pulumi.checks import FAIL, PASS, SKIP, WARN, Check
 from stx_pulumi.errors import GoogleError, InputError, PrerequisiteError, SpecError
 from stx_pulumi.google import Google, connect
@@ -55,6 +56,8 @@ def prerequisites(ws: Workspace, spec: AppSpec | None, environ: Mapping[str, str
             ws.team_files.stack_file(TEAM_STACK).is_file()) else None
         scheduling = pool.submit(scheduler_check, client, project) if (
             spec and spec.windows and project) else None
+        quota = pool.submit(project_quota_check, ws, spec, client, environ) if (
+            spec and not spec.project_is_placeholder) else None
         building = pool.submit(build_check, client, project) if (
             spec and spec.builder == "cloud" and project) else None
         checks = [cli.result(), daemon.result(), creds]
@@ -66,6 +69,7 @@ def prerequisites(ws: Workspace, spec: AppSpec | None, environ: Mapping[str, str
         checks += [c.result() for c in (key, team) if c is not None]
         checks += [scheduling.result()] if scheduling else []
         checks += [building.result()] if building else []
+        checks += [quota.result()] if quota else []
     return checks + _spec_prerequisites(spec)
 
 
@@ -126,6 +130,43 @@ def build_check(client: Google | None, project: str) -> Check:
     return Check("cloud build", PASS, "may build in Cloud Build as the stack's build account")
 
 
+def quota_check(demands: list[capacity.Demand], quota: tuple[float, float], project: str,
+                region: str) -> Check:
+    """The check of `demands` against the quota: FAIL for a service Google would refuse, WARN
+    when together they ask more than the quota, else PASS with the headroom."""
+    hard, soft = capacity.problems(demands, quota, region)
+    fix = "ask for more at " + capacity.QUOTA_URL.format(project=project)
+    if hard:
+        return Check("quota", FAIL, "; ".join(hard), fix + ", or lower the maximum")
+    if soft:
+        return Check("quota", WARN, "; ".join(soft), fix)
+    peak = max(demands, key=lambda d: d.peak * d.cpu)
+    return Check("quota", PASS, f"{region}: {quota[0]:g} vCPU, {quota[1]:g} GiB → at most "
+                 f"{capacity.limit(quota, peak.cpu, peak.gib)} instances of {peak.cpu} "
+                 f"vCPU/{peak.gib:g} GiB; {peak.stack} asks up to {peak.peak}")
+
+
+def project_quota_check(ws: Workspace, spec: AppSpec, client: Google | None,
+                        environ: Mapping[str, str]) -> Check:
+    """The spec's services (their peak: base and windows) with every other stack of the
+    workspace in its project and region, against the region's Cloud Run quota."""
+    from stx_pulumi.workspace import located, stack_configs
+
+    if client is None:
+        return Check("quota", SKIP, "not checked without credentials", ADC_FIX)
+    demands = capacity.of_spec(spec) + [
+        d for stack, config in stack_configs(ws) if stack != spec.stack
+        and located(ws, config, environ) == (spec.project, spec.region)
+        for d in capacity.of_config(stack, config, spec.now)]
+    try:
+        quota = client.run_quota(spec.project, spec.region)
+    except GoogleError as err:
+        return Check("quota", WARN, f"not checked: {err}")
+    if quota is None:
+        return Check("quota", WARN, f"no Cloud Run quota found for {spec.region}")
+    return quota_check(demands, quota, spec.project, spec.region)
+
+
 def _spec_prerequisites(spec: AppSpec | None) -> list[Check]:
     checks = []
     if spec and spec.cloudflare_dns:
@@ -160,8 +201,11 @@ def require(ws: Workspace, spec: AppSpec, environ: Mapping[str, str], *,
             pulumi: Callable[[], Check] | None = None,
             docker: Callable[[], Check] | None = None) -> None:
     """Raise PrerequisiteError (exit 3) naming every failed prerequisite, before `up` starts."""
-    failed = [c for c in prerequisites(ws, spec, environ, pulumi=pulumi, docker=docker)
-              if c.status == FAIL]
+    checks = prerequisites(ws, spec, environ, pulumi=pulumi, docker=docker)
+    refused = [c for c in checks if c.status == FAIL and c.name == "quota"]
+    if refused:  # Cloud Run would refuse it at deploy time: bad input, nothing changed
+        raise InputError(f"--max: {refused[0].detail}", hint=refused[0].fix)
+    failed = [c for c in checks if c.status == FAIL]
     if failed:
         raise PrerequisiteError("; ".join(f"{c.name}: {c.detail}" for c in failed),
                                 hint=" | ".join(c.fix for c in failed if c.fix)

@@ -83,6 +83,7 @@ class Deployed:
     served_image: str | None = None  # the image the (first) service runs
     last_release: Mapping[str, Any] | None = None
     resources: frozenset[str] = frozenset()  # logical names
+    ceilings: Mapping[str, int | None] = field(default_factory=dict)  # revision max, by service
 
     def built(self, tag: str) -> str | None:
         """The image of `tag` a cloud build made and the services run: no new build."""
@@ -766,7 +767,7 @@ def _parse_time(text: str) -> Any:
 def _deployed(resources: list[dict[str, Any]]) -> Deployed:
     """What exported resources record of the image and the services."""
     tag = port = image = None
-    services, releases = [], []
+    services, releases, ceilings = [], [], {}
     for res in resources:
         inputs = res.get("inputs") or {}
         if res.get("type") == IMAGE_TYPE:
@@ -776,11 +777,14 @@ def _deployed(resources: list[dict[str, Any]]) -> Deployed:
             port = ((containers[0].get("ports") or {}).get("containerPort"))
             image = image or containers[0].get("image")
             services.append(str(inputs.get("name")))
+            ceiling = ((inputs.get("template") or {}).get("scaling") or {}).get(
+                "maxInstanceCount")
+            ceilings[str(inputs.get("name"))] = int(ceiling) if ceiling else None
         elif res.get("type") == "pulumi:pulumi:Stack":
             releases = list((res.get("outputs") or {}).get("releases") or [])
     names = frozenset(str(r.get("urn", "")).rsplit("::", 1)[-1] for r in resources)
     return Deployed(tag, int(port) if port else None, tuple(services), image,
-                    releases[-1] if releases else None, names)
+                    releases[-1] if releases else None, names, ceilings)
 
 
 def _no_program() -> None:

@@ -8,19 +8,21 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from stx_pulumi import google
 from stx_pulumi.checks import PASS, WARN, Check
 from stx_pulumi.errors import GoogleError, InputError, PrerequisiteError
-from stx_pulumi.spec import CPU_MEMORY_MIB, MEMORY_RE, PROJECT_RE, REGION_RE
-from stx_pulumi.workspace import DEPLOY_ENV, Workspace, deploy_env
+from stx_pulumi.spec import PROJECT_RE, REGION_RE
+from stx_pulumi.workspace import (
+    DEFAULT_REGION,
+    DEPLOY_ENV,
+    Workspace,
+    deploy_env,
+    stack_configs,
+)
 
 BASE_APIS = ("run.googleapis.com", "artifactregistry.googleapis.com", "iam.googleapis.com")
 BILLING_URL = "https://console.cloud.google.com/billing/linkedaccount?project={project}"
-QUOTA_URL = ("https://console.cloud.google.com/iam-admin/quotas?project={project}"
-             "&service=run.googleapis.com")
-DEFAULT_REGION = "europe-west1"
 
 
 @dataclass
@@ -139,7 +141,7 @@ def needed_apis(ws: Workspace) -> list[str]:
     Build and
     Cloud Storage with the cloud builder (`stx:builder: cloud`)."""
     apis = list(BASE_APIS)
-    for config in _stack_configs(ws):
+    for _, config in stack_configs(ws):
         for api in ("cloudbuild.googleapis.com", "storage.googleapis.com"):
             if config.get("stx:builder") == "cloud" and api not in apis:
                 apis.append(api)
@@ -151,37 +153,21 @@ def needed_apis(ws: Workspace) -> list[str]:
     return apis
 
 
-def largest_service(ws: Workspace) -> tuple[int, int, float, str] | None:
-    """(max instances, vCPU, GiB, stack) of the service asking the most of the region's
-    quota, from every stack file of the workspace (books and event windows included)."""
-    worst = None
-    for stack, config in _stack_configs(ws, named=True):
-        books = config.get("stx:books") if isinstance(config.get("stx:books"), dict) else {}
-        events = config.get("stx:events") if isinstance(config.get("stx:events"), dict) else {}
-        for own in [{}, *[b for b in books.values() if isinstance(b, dict)]]:
-            cpu = _int(own.get("cpu", config.get("stx:cpu")), 1)
-            gib = _gib(str(own.get("memory", config.get("stx:memory") or "512Mi")), cpu)
-            high = max([_int(own.get("maxInstances", config.get("stx:maxInstances")), 10)]
-                       + [_int(w.get("max"), 0) for w in events.values()
-                          if isinstance(w, dict)])
-            need = max(high * cpu, high * gib / 2)
-            if worst is None or need > worst[0]:
-                worst = (need, (high, cpu, gib, stack))
-    return worst[1] if worst else None
-
-
-def effective_max(cpu_quota: float, mem_quota_gib: float, cpu: int, gib: float) -> int:
-    """Instances one service can have: the region's CPU quota over its vCPU, and its memory
-    quota over its GiB ("About maximum instances", Cloud Run docs)."""
-    return int(min(cpu_quota / cpu, mem_quota_gib / gib))
-
-
 def _quota(client: google.Google, ws: Workspace, out: Setup) -> None:
-    largest = largest_service(ws)
-    if largest is None:
+    """Every stack of the workspace in this project and region against the region's Cloud
+    Run quota: a service asking more than it allows would be refused at deploy time."""
+    from stx_pulumi import capacity
+    from stx_pulumi.doctor import quota_check
+    from stx_pulumi.events import clock
+    from stx_pulumi.workspace import located
+
+    now = clock()
+    demands = [d for stack, config in stack_configs(ws)
+               if located(ws, config, client.environ) == (out.project, out.region)
+               for d in capacity.of_config(stack, config, now)]
+    if not demands:
         out.steps.append(Check("quota", PASS, "no stack yet: checked on your first `up`"))
         return
-    high, cpu, gib, stack = largest
     try:
         quota = client.run_quota(out.project, out.region)
     except GoogleError as err:
@@ -190,14 +176,7 @@ def _quota(client: google.Google, ws: Workspace, out: Setup) -> None:
     if quota is None:
         out.steps.append(Check("quota", WARN, f"no Cloud Run quota found for {out.region}"))
         return
-    limit = effective_max(quota[0], quota[1], cpu, gib)
-    detail = (f"{out.region}: {quota[0]:g} vCPU, {quota[1]:g} GiB → at most {limit} instances "
-              f"of {cpu} vCPU/{gib:g} GiB; {stack} asks up to {high}")
-    if high > limit:
-        out.steps.append(Check("quota", WARN, detail, "ask for more at "
-                               + QUOTA_URL.format(project=out.project)))
-    else:
-        out.steps.append(Check("quota", PASS, detail))
+    out.steps.append(quota_check(demands, quota, out.project, out.region))
 
 
 def _record(ws: Workspace, cwd: Path, save_env: bool, out: Setup) -> None:
@@ -219,26 +198,3 @@ def _record(ws: Workspace, cwd: Path, save_env: bool, out: Setup) -> None:
             if current.get(key) != value:
                 set_key(str(file), key, value, quote_mode="never")
                 out.changed.append(f"wrote {key}={value} to {file.name}")
-
-
-def _stack_configs(ws: Workspace, named: bool = False) -> list[Any]:
-    out = []
-    for file in sorted(ws.stacks_dir.glob("Pulumi.*.yaml")) if ws.exists else []:
-        stack = file.name.removeprefix("Pulumi.").removesuffix(".yaml")
-        config = ws.stack_config(stack)
-        out.append((stack, config) if named else config)
-    return out
-
-
-def _int(value: Any, default: int) -> int:
-    try:
-        return int(float(value)) if value not in (None, "") else default
-    except (TypeError, ValueError):
-        return default
-
-
-def _gib(memory: str, cpu: int) -> float:
-    match = MEMORY_RE.match(memory)
-    if not match:
-        return CPU_MEMORY_MIB.get(cpu, (512, 0))[0] / 1024
-    return int(match.group(1)) / (1 if match.group(2) == "Gi" else 1024)

@@ -218,6 +218,12 @@ class AppSpec:
     def scaling(self, service: ServiceSpec) -> Scaling:
         return self.serving(service).scaling
 
+    def peak(self, service: ServiceSpec) -> int:
+        """The most instances `service` may have: its base max, or a window's."""
+        return max([service.max_instances, *(
+            w.scaling(service.concurrency, service.max_instances)[1]
+            for w in self.windows if w.covers(service.book))])
+
     @property
     def services(self) -> tuple[ServiceSpec, ...]:
         """What serves: one service per book, else the app's one service."""
@@ -335,14 +341,6 @@ def secret_member_name(service: str, secret: str) -> str:
     many variables read it (IAM members are non-authoritative: two resources for one member
     share one binding, and deleting either removes it)."""
     return f"{service}-secret-{secret}"
-
-
-def revision_max_instances(max_instances: int) -> int | None:
-    """The revision-level max instances to set: none up to Cloud Run's default of 100, else
-    the largest --max allowed. A fixed ceiling keeps later scaling changes service-level only
-    (no new revision); the service-level max stays the real limit. Cloud Run docs, "Set
-    maximum instances for services": "by default, Cloud Run sets 100 instances per revision"."""
-    return None if max_instances <= REVISION_DEFAULT_MAX else MAX_INSTANCES
 
 
 def is_apex(domain: str) -> bool:

@@ -34,6 +34,7 @@ SECRET = "[secret]"
 SETTINGS_FILE = ".stx-pulumi.json"
 STATE_DIR = ".pulumi-state"
 DEFAULT_ENV = "dev"
+DEFAULT_REGION = "europe-west1"
 
 
 @dataclass(frozen=True)
@@ -380,6 +381,27 @@ def deploy_env(folders: Sequence[Path | None]) -> dict[str, str]:
         if file and file.is_file():
             return {k: v for k, v in dotenv_values(file).items() if v}
     return {}
+
+
+def stack_configs(ws: Workspace) -> list[tuple[str, dict[str, Any]]]:
+    """(stack, config) of every stack file of the workspace (a broken one is left out: its
+    own commands name it)."""
+    out = []
+    for file in sorted(ws.stacks_dir.glob("Pulumi.*.yaml")) if ws.exists else []:
+        stack = file.name.removeprefix("Pulumi.").removesuffix(".yaml")
+        try:
+            out.append((stack, ws.stack_config(stack)))
+        except InputError:
+            continue
+    return out
+
+
+def located(ws: Workspace, config: Mapping[str, Any], environ: Mapping[str, str]
+            ) -> tuple[str | None, str]:
+    """(project, region) a stack file deploys to, its own settings first."""
+    return (str(config.get("gcp:project") or default_project(environ, ws) or "") or None,
+            str(config.get("gcp:region") or local_defaults(ws, None).get("region")
+                or DEFAULT_REGION))
 
 
 def local_defaults(ws: Workspace | None, app_folder: Path | None) -> dict[str, str]:

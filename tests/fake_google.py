@@ -209,9 +209,9 @@ class FakeGoogle(LocalServer):
             return 200, {"billingEnabled": self.billing}
         if method == "cloudquotas.quotaInfos.get":
             value = self.quota[0] if "Cpu" in path else self.quota[1]
-            return 200, {"dimensionsInfos": [
+            return 200, {"dimensionsInfos": [  # europe-west1's own, and every other region's
                 {"dimensions": {"region": "europe-west1"}, "details": {"value": str(value)}},
-                {"dimensions": {}, "details": {"value": "1"}}]}
+                {"dimensions": {}, "details": {"value": str(value)}}]}
         if method in ("run.projects.locations.services.getIamPolicy",
                       "iam.projects.serviceAccounts.getIamPolicy",
                       "cloudresourcemanager.projects.getIamPolicy"):

@@ -22,9 +22,14 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+# The README's clock: every session runs at NOW (STX_PULUMI_NOW), and every date its blocks show
+# is relative to it, so the output never depends on the day it is made (test_readme runs it a
+# year ahead too).
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
 SHOWN_HOME = "~"  # the temporary HOME, as shown
@@ -119,7 +124,7 @@ def session(standin: bool) -> Iterator[Session]:
                "CLOUDSDK_CONFIG": str(root.parent / ".config" / "gcloud"), "NO_COLOR": "1",
                "COLUMNS": "100",
                "TERM": "dumb", "LANG": "C.UTF-8", "PYTHONPATH": str(REPO),
-               "USER": "teacher", "LOGNAME": "teacher"}
+               "USER": "teacher", "LOGNAME": "teacher", "STX_PULUMI_NOW": iso(NOW)}
         if not standin:
             yield Session(root, env)
             return
@@ -143,18 +148,26 @@ def session(standin: bool) -> Iterator[Session]:
             yield made
 
 
-def run_block(standin: bool, *commands: str, now: str | None = None,
+def at(days: float = 0, hours: float = 0) -> datetime:
+    """A time relative to the README's clock."""
+    return NOW + timedelta(days=days, hours=hours)
+
+
+def iso(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def run_block(standin: bool, *commands: str | Callable[[], str],
               disabled: tuple[str, ...] = ()) -> Callable[[], str]:
-    """A block made by running `commands` in one fresh session (at the time `now`, with
-    `disabled` APIs in the stand-in Google project)."""
+    """A block made by running `commands` (text, or made when the block is: dates relative to
+    the clock) in one fresh session, with `disabled` APIs in the stand-in Google project."""
     def make() -> str:
         with session(standin) as s:
-            if now:
-                s.env["STX_PULUMI_NOW"] = now
             if s.google is not None:
                 s.google.disabled = set(disabled)
                 s.google.revisions = None  # every revision the stand-in made exists
-            return "\n".join(s.run(command) for command in commands)
+            return "\n".join(s.run(command if isinstance(command, str) else command())
+                             for command in commands)
     return make
 
 
@@ -162,13 +175,14 @@ def fleet() -> str:
     """A term of two courses (the example app and the books, deployed once before), at once;
     the status board; one course's logs from the stand-in Cloud Logging."""
     with session(True) as s:
-        s.env["STX_PULUMI_NOW"] = "2026-12-01T08:00Z"  # the log lines below are 30 min old
+        s.env["STX_PULUMI_NOW"] = iso(at(days=7, hours=20))  # the log lines are 30 min old
         s.google.revisions = None
         s.google.log_entries = [
-            {"insertId": "a", "timestamp": "2026-12-01T07:30:00Z", "severity": "INFO",
+            {"insertId": "a", "timestamp": iso(at(days=7, hours=19.5)), "severity": "INFO",
              "textPayload": "You can now view your Streamlit app in your browser.",
              "resource": {"labels": {"service_name": "hello-course-dev"}}},
-            {"insertId": "b", "timestamp": "2026-12-01T07:31:00Z", "severity": "ERROR",
+            {"insertId": "b", "timestamp": iso(at(days=7, hours=19.5 + 1 / 60)),
+             "severity": "ERROR",
              "textPayload": "ModuleNotFoundError: No module named 'blocks.quiz2'",
              "resource": {"labels": {"service_name": "hello-course-dev"}}}]
         s.run("stx-pulumi up course --path examples/course-books --book intro=manuals/intro "
@@ -239,10 +253,9 @@ BLOCKS: dict[str, Callable[[], str]] = {
                        "--book intro=manuals/intro --book advanced=manuals/advanced "
                        "--max advanced=50", "stx-pulumi up course --unset books.advanced "
                        "--yes --no-verify"),
-    "events": run_block(True, "stx-pulumi event add examples/hello-course --start "
-                        "2026-12-01T08:00 --end "
-                        "2026-12-01T10:00 --tz Europe/Paris --users 1000 --up",
-                        "stx-pulumi event list hello-course", now="2026-11-23T12:00Z"),
+    "events": run_block(True, lambda: "stx-pulumi event add examples/hello-course --start "
+                        f"{at(days=8):%Y-%m-%d}T08:00 --end {at(days=8):%Y-%m-%d}T10:00 --tz "
+                        "Europe/Paris --users 1000 --up", "stx-pulumi event list hello-course"),
     "setup": run_block(True, "stx-pulumi setup --yes", "stx-pulumi setup",
                        disabled=("iam.googleapis.com",)),
     "releases": run_block(True, "stx-pulumi up examples/hello-course -m lab-1",

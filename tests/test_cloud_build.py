@@ -22,6 +22,7 @@ from test_program import Recorder, build, make_spec
 
 from stx_pulumi.cloudbuild import build_request, context_archive
 from stx_pulumi.source import docker_context
+from stx_pulumi.spec import default_build_region
 
 SERVICE = "gcp:cloudrunv2/service:Service"
 BUILT = ("europe-west1-docker.pkg.dev/course-project-1/hello-course-dev/hello-course@sha256:"
@@ -206,3 +207,24 @@ def test_builder_input_cost_and_doctor(workspace: Path, pulumi_cli: PulumiStandI
     assert "cloudbuild.googleapis.com" in checks["apis"]["detail"]
     local = json.loads(stx("doctor", "hello-course", "--json").stdout)
     assert "cloud build" not in {c["name"] for c in local["checks"]}
+
+
+def test_cloud_build_runs_where_every_project_may_build_and_pushes_to_the_run_region(
+        no_docker: Path, google: FakeGoogle) -> None:
+    """Some projects may build only in six regions (cloud.google.com/build/docs/locations):
+    from europe-west4 the build runs in europe-west1 by default, or where --build-region says;
+    the image still goes to the Cloud Run region's registry."""
+    result = stx("up", "hello-course", "--builder", "cloud", "--region", "europe-west4",
+                 "--yes", "--no-verify")
+    assert result.exit_code == 0, result.output
+    creates = [path for _, path, method in google.requests
+               if method == "cloudbuild.projects.locations.builds.create"]
+    assert creates == ["/v1/projects/course-project-1/locations/europe-west1/builds"]
+    assert google.builds[0]["images"][0].startswith("europe-west4-docker.pkg.dev/")
+    assert default_build_region("us-east4") == "us-central1"
+    assert default_build_region("us-west1") == "us-west2"
+    assert default_build_region("asia-northeast1") == "asia-east1"
+    assert default_build_region("me-central1") == "europe-west1"
+    assert default_build_region("southamerica-east1") == "southamerica-east1"
+    bad = stx("plan", "hello-course", "--builder", "cloud", "--build-region", "Europe West")
+    assert bad.exit_code == 2 and "stx:buildRegion (--build-region)" in bad.output

@@ -17,17 +17,16 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-import httpx
-import pulumi
 import discovery
 import fake_workflows
+import httpx
+import pulumi
 import pytest
 import yaml
 from conftest import PulumiStandIn
@@ -488,7 +487,8 @@ def google_holds(fake: Any, workspace: Path) -> None:
         elif res["type"] == FLOW:
             fake.workflows[inputs["name"]] = {
                 "name": f"projects/{inputs['project']}/locations/{inputs['region']}/"
-                        f"workflows/{inputs['name']}", "state": "ACTIVE", "revisionId": "000001-a1b",
+                        f"workflows/{inputs['name']}", "state": "ACTIVE",
+                "revisionId": "000001-a1b",
                 "serviceAccount": f"projects/{inputs['project']}/serviceAccounts/"
                                   f"{inputs['serviceAccount']}"}
         elif res["type"] in (MEMBER, "gcp:serviceaccount/iAMMember:IAMMember",
@@ -592,3 +592,26 @@ def test_the_program_grants_on_the_project_only_what_team_setup_lets_the_deploye
         assert all(f"'{role}'" in PROJECT_GRANTS_ONLY for role in roles)
 
     return _build(spec).apply(check)
+
+
+def test_a_window_the_regions_quota_cannot_hold_is_refused_and_overlaps_across_apps_warn(
+        workspace: Path, pulumi_cli: PulumiStandIn, google: Any, at: Any) -> None:
+    """Cloud Run refuses a maximum above what the region's quota gives one service (at warm
+    time, a year of planning too late): `event add` refuses it, naming the limit; windows of
+    the project's other apps that overlap it add up to a warning."""
+    assert stx("up", "hello-course", "--yes", "--no-verify").exit_code == 0
+    google.quota = (20_000, 2000 * 2**30)  # 20 vCPU in the region
+    before = snapshot(workspace)
+    refused = stx(*ADD[:-1], "2000")  # ⌈2000 ÷ 80⌉ = 25 instances of 1 vCPU
+    assert refused.exit_code == 2, refused.output
+    assert ("hello-course-dev: asks up to 25 instances of 1 vCPU/0.5 GiB; the europe-west1 "
+            "quota (20 vCPU, 2000 GiB) allows 20") in refused.output
+    assert snapshot(workspace) == before
+    other = workspace / "stacks" / "Pulumi.other-course.dev.yaml"
+    exam = {"exam": {**CLASS, "users": "960"}}
+    other.write_text(yaml.safe_dump({"config": {"stx:path": "examples/hello-course",
+                                                "stx:events": exam}}))
+    warned = stx(*ADD[:-1], "960")  # 12 + 12 instances at once: 24 vCPU of 20
+    assert warned.exit_code == 0, warned.output
+    assert ("hello-course.dev, other-course.dev together ask up to 24 vCPU and 12 GiB from "
+            "2026-12-01 06:45 UTC") in warned.output

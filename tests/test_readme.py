@@ -21,6 +21,18 @@ def test_readme_outputs_are_what_the_commands_print_now(name: str) -> None:
     assert not diff, f"README.md drifted: run `python tests/readme.py` and commit it\n{diff}"
 
 
+@pytest.mark.parametrize("name", ["events", "fleet"])
+def test_the_blocks_with_dates_are_the_same_a_year_ahead(
+        name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Their dates are relative to the README's clock: made a year later they say the same,
+    a year later (nothing depends on the day the README is made)."""
+    later = readme.NOW.replace(year=readme.NOW.year + 1)
+    monkeypatch.setattr(readme, "NOW", later)
+    current = readme.README.read_text(encoding="utf-8")
+    fresh = readme.render(current, only=name).replace(str(later.year), str(later.year - 1))
+    assert fresh == current
+
+
 def test_every_block_is_in_the_readme() -> None:
     text = readme.README.read_text(encoding="utf-8")
     assert {m.group(2) for m in readme.BLOCK.finditer(text)} == set(readme.BLOCKS)

@@ -233,3 +233,30 @@ def test_the_registry_keeps_every_release_image_and_the_newest_others() -> None:
                                                       "tagPrefixes": ["rel-"]}
     assert policies["keep-recent"]["mostRecentVersions"]["keepCount"] == 5
     assert policies["delete-older"]["action"] == "DELETE"
+
+
+def test_promote_to_another_region_writes_to_that_regions_registry_host(
+        workspace: Path, dev_and_prod: dict, registry: Any) -> None:
+    source_path, digest = _path(dev_and_prod["dev"]["image"])
+    registry.push(source_path, digest)
+    qa = stx_json("up", "hello-course", "--env", "qa", "--region", "us-central1", "--yes",
+                  "--no-verify")
+    assert qa["outputs"]["region"] == "us-central1"
+    result = stx("promote", "hello-course", "--from", "dev", "--to", "qa")
+    assert result.exit_code == 0, result.output
+    target = "us-central1-docker.pkg.dev/course-project-1/hello-course-qa/hello-course"
+    assert registry.manifests[(target, digest)] == registry.manifests[(source_path, digest)]
+    assert (target, "rel-2") in registry.manifests
+    assert ("PUT", f"/us-central1-docker.pkg.dev/v2/course-project-1/hello-course-qa/"
+            f"hello-course/manifests/{digest}") in registry.requests
+
+
+def test_promote_to_an_env_never_deployed_changes_nothing(
+        workspace: Path, dev_and_prod: dict, registry: Any) -> None:
+    source_path, digest = _path(dev_and_prod["dev"]["image"])
+    registry.push(source_path, digest)
+    before = dict(registry.manifests)
+    result = stx("promote", "hello-course", "--from", "dev", "--to", "qa", "--yes")
+    assert result.exit_code == 2, result.output
+    assert "--to: hello-course.qa is not deployed" in result.output
+    assert registry.manifests == before and registry.requests == []

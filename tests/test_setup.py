@@ -17,7 +17,7 @@ import yaml
 from fake_google import FakeGoogle
 from helpers import snapshot, stx, stx_json
 
-from stx_pulumi.setup import effective_max
+from stx_pulumi.capacity import limit
 
 
 @pytest.fixture
@@ -82,20 +82,22 @@ def test_no_credentials_names_the_login_command(workspace: Path,
     assert "gcloud auth application-default login" in result.output
 
 
-def test_the_quota_warns_when_the_largest_max_does_not_fit_the_region(
+def test_the_quota_fails_when_a_max_does_not_fit_the_region(
         workspace: Path, ready: FakeGoogle) -> None:
     stack = workspace / "stacks" / "Pulumi.hello-course.dev.yaml"
     data = yaml.safe_load(stack.read_text())
     data["config"].update({"stx:maxInstances": 800, "stx:cpu": 4, "stx:memory": "2Gi"})
     stack.write_text(yaml.safe_dump(data))
     ready.quota = (1_000_000, 4000 * 2**30)  # 1,000 vCPU: 250 instances of 4 vCPU
-    steps = {s["name"]: s for s in stx_json("setup")["steps"]}
-    assert steps["quota"]["status"] == "warn"
+    result = stx("setup", "--json")
+    assert result.exit_code == 3  # `up` would be refused: the project is not ready
+    steps = {s["name"]: s for s in json.loads(result.stdout)["steps"]}
+    assert steps["quota"]["status"] == "fail"
     assert steps["quota"]["detail"] == (
-        "europe-west1: 1000 vCPU, 4000 GiB → at most 250 instances of 4 vCPU/2 GiB; "
-        "hello-course.dev asks up to 800")
+        "hello-course-dev: asks up to 800 instances of 4 vCPU/2 GiB; the europe-west1 quota "
+        "(1000 vCPU, 4000 GiB) allows 250")
     assert "iam-admin/quotas?project=course-project-1" in steps["quota"]["fix"]
-    assert effective_max(1000, 2000, 2, 4) == 500  # the docs' example
+    assert limit((1000, 2000), 2, 4) == 500  # the docs' example
 
 
 def test_stx_deploy_env_comes_after_options_and_stack_config_before_gcloud(

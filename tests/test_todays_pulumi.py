@@ -8,11 +8,12 @@ import re
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 from conftest import STANDIN, PulumiStandIn
-from helpers import resources, stx, stx_json
+from helpers import resources, snapshot, stx, stx_json
 
 pytestmark = pytest.mark.e2e
 SERVICE = "hello-course-dev"
@@ -51,18 +52,40 @@ def test_up_from_another_folder_updates_the_recorded_one_and_says_so(
                                                   "--no-verify").output
 
 
-def test_max_above_100_sets_a_fixed_revision_ceiling_once(workspace: Path,
-                                                          pulumi_cli: PulumiStandIn) -> None:
+def test_the_revision_ceiling_is_the_peak_and_raising_it_says_it_makes_a_revision(
+        workspace: Path, pulumi_cli: PulumiStandIn) -> None:
+    """Above Cloud Run's revision default of 100, the ceiling is the most the service asks
+    (base and windows), never 1000: Cloud Run refuses a ceiling the region's quota cannot
+    give. A scale change below the ceiling makes no revision; raising it does, and says so."""
     assert stx("up", "hello-course", "--max", "150", "--yes", "--no-verify").exit_code == 0
     first = resources(workspace, "hello-course.dev")[SERVICE]
-    assert first["inputs"]["template"]["scaling"]["maxInstanceCount"] == 1000
-    data = stx_json("up", "hello-course", "--max", "200", "--yes", "--no-verify")
-    assert data["changes"]["update"] == 1
+    assert first["inputs"]["template"]["scaling"]["maxInstanceCount"] == 150
+    lower = stx_json("up", "hello-course", "--max", "120", "--yes", "--no-verify")
+    assert lower["changes"]["update"] == 1
     second = resources(workspace, "hello-course.dev")[SERVICE]
-    assert second["inputs"]["template"] == first["inputs"]["template"]  # no new revision
-    assert second["inputs"]["scaling"]["maxInstanceCount"] == 200
-    assert second["outputs"]["latestCreatedRevision"] == first["outputs"][
+    assert second["inputs"]["template"]["scaling"]["maxInstanceCount"] == 120
+    raised = stx("up", "hello-course", "--max", "200", "--yes", "--no-verify")
+    assert ("hello-course-dev: the revision ceiling goes from 120 to 200 (the most its base and "
+            "windows ask): this up makes a new revision") in raised.output
+    third = resources(workspace, "hello-course.dev")[SERVICE]
+    assert third["outputs"]["latestCreatedRevision"] != second["outputs"][
         "latestCreatedRevision"]
+    same = stx_json("up", "hello-course", "--max", "200", "--yes", "--no-verify")
+    assert same["changes"]["update"] == 0
+
+
+def test_a_max_the_regions_quota_cannot_give_is_refused_before_anything_changes(
+        workspace: Path, pulumi_cli: PulumiStandIn, google: Any) -> None:
+    google.quota = (1_000_000, 4000 * 2**30)  # 1,000 vCPU: 250 instances of 4 vCPU
+    home = Path(__import__("os").environ["STX_PULUMI_HOME"])
+    before = snapshot(workspace, home)
+    result = stx("up", "hello-course", "--max", "300", "--cpu", "4", "--memory", "2Gi",
+                 "--yes", "--no-verify")
+    assert result.exit_code == 2, result.output
+    assert ("hello-course-dev: asks up to 300 instances of 4 vCPU/2 GiB; the europe-west1 "
+            "quota (1000 vCPU, 4000 GiB) allows 250") in result.output
+    assert snapshot(workspace, home) == before
+    assert "up" not in pulumi_cli.commands()
 
 
 def test_a_version_manager_shim_on_path_is_found(workspace: Path, tmp_path: Path,

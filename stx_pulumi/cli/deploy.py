@@ -3,6 +3,7 @@ cancel. Each command builds the spec, calls the engine (or the offline plan), re
 
 import os
 import re
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -388,6 +389,8 @@ def run_up(app_name: str | None, options: DeployOptions, overrides: dict[str, An
         render.info(f"{spec.stack}: unchanged (image {spec.image_tag} and settings as "
                     "deployed): nothing to do")
         return spec, skipped, None
+    for notice in ceiling_changes(spec, deployed.ceilings):
+        render.info(notice)
     if needs_cleaning(spec, deployed.resources):
         _clean_rights(spec, deployed)
     engine.prepare()
@@ -412,6 +415,23 @@ def run_up(app_name: str | None, options: DeployOptions, overrides: dict[str, An
     if report is not None:
         _record(engine, spec, result.outputs, report)
     return spec, result, report
+
+
+def ceiling_changes(spec: Any, ceilings: Mapping[str, int | None]) -> list[str]:
+    """Where this update moves a deployed service's revision ceiling (the peak of its base and
+    windows above Cloud Run's default of 100): that makes a new revision, so say so."""
+    from stx_pulumi.capacity import revision_ceiling
+
+    notes = []
+    for svc in spec.services:
+        if svc.name not in ceilings:
+            continue
+        old, new = ceilings[svc.name], revision_ceiling(spec.peak(svc))
+        if old != new:
+            notes.append(f"{svc.name}: the revision ceiling goes from {old or 'the default 100'}"
+                         f" to {new or 'the default 100'} (the most its base and windows ask):"
+                         " this up makes a new revision")
+    return notes
 
 
 def _clean_rights(spec: Any, deployed: Any) -> None:

@@ -94,6 +94,8 @@ def add(
         raise InputError(f"{spec.stack} is not deployed yet: pass --up to deploy it with the "
                          "window")
     cost = _show_window(spec, window, json_output and up)
+    if not up:  # with --up, the update's preflight checks it
+        _check_capacity(ws, spec, window, quiet=json_output)
     if up:
         from stx_pulumi.cli.deploy import deploy_app
 
@@ -198,6 +200,35 @@ def _job_states(spec: Any) -> dict[str, str]:
             spec.project, spec.region, job.name)) for job in planned}
     except GoogleError as err:
         return {job.name: f"not checked: {err}" for job in planned}
+
+
+def _check_capacity(ws: Any, spec: Any, window: Any, quiet: bool) -> None:
+    """What Cloud Run would refuse at warm time is refused now (exit 2, naming the limit): a
+    window whose max the region's quota cannot give. Windows of the project's other stacks
+    that overlap it add up (a warning); a peak that raises a revision ceiling is said."""
+    from dataclasses import replace
+
+    from stx_pulumi import google
+    from stx_pulumi.capacity import revision_ceiling
+    from stx_pulumi.checks import FAIL, WARN
+    from stx_pulumi.cli.deploy import ceiling_changes
+    from stx_pulumi.doctor import project_quota_check
+    from stx_pulumi.errors import GoogleError
+
+    before = replace(spec, windows=tuple(w for w in spec.windows if w.name != window.name))
+    for notice in ceiling_changes(spec, {svc.name: revision_ceiling(before.peak(svc))
+                                         for svc in spec.services}):
+        render.info(notice.replace("this up makes", "the next up makes"))
+    try:
+        client = google.connect(os.environ)
+    except GoogleError as err:
+        render.warning(f"the region's Cloud Run quota was not checked ({err}): `up` checks it")
+        return
+    check = project_quota_check(ws, spec, client, os.environ)
+    if check.status == FAIL:
+        raise InputError(f"--max/--users: {check.detail}", hint=check.fix)
+    if check.status == WARN and not quiet:
+        render.warning(check.detail)
 
 
 def _write(ws: Any, stack: str, updates: list[tuple[str, str]], removed: list[str]) -> None:

@@ -169,6 +169,7 @@ def setup(
 
     Idempotent; unattended with --project and --yes."""
     from stx_pulumi import setup as first_time
+    from stx_pulumi.checks import FAIL
     from stx_pulumi.workspace import locate_workspace
 
     cwd = Path.cwd()
@@ -180,17 +181,21 @@ def setup(
         on_wait=lambda s: render.info(f"enabling APIs: waiting for Google, {s:.0f}s"))
     after = "." if (cwd / "Dockerfile").is_file() else "./my-course"
     following = f"stx-pulumi up {after}"
+    failed = [c for c in result.steps if c.status == FAIL]  # a quota the stacks outgrow
     if json_output:
         render.print_json({"project": result.project, "region": result.region,
                            "steps": [c.__dict__ for c in result.steps],
                            "changed": result.changed, "next": following})
-        return
-    render.checks_table("setup", result.steps)
-    for change in result.changed:
-        render.info(f"changed: {change}")
-    if not result.changed:
-        render.info("nothing to change: this machine and project are ready")
-    render.info(f"next: {following}")
+    else:
+        render.checks_table("setup", result.steps)
+        for change in result.changed:
+            render.info(f"changed: {change}")
+        if not result.changed and not failed:
+            render.info("nothing to change: this machine and project are ready")
+        render.info(f"next: {following}" if not failed else
+                    f"not ready: {failed[0].detail} ({failed[0].fix})")
+    if failed:
+        raise typer.Exit(3)
 
 
 def _choose_project(found: list[tuple[str, str]]) -> str:

@@ -9,8 +9,9 @@ from typing import Any
 import pulumi
 from pulumi_gcp import cloudrun, cloudrunv2
 
+from stx_pulumi.capacity import revision_ceiling
 from stx_pulumi.serving import Scaling
-from stx_pulumi.spec import AppSpec, ServiceSpec, revision_max_instances
+from stx_pulumi.spec import AppSpec, ServiceSpec
 
 CLOUDFLARE_CNAME_TARGET = "ghs.googlehosted.com"
 # TCP startup probe: the largest failure_threshold × period_seconds Cloud Run allows (240 s),
@@ -188,11 +189,10 @@ def plain_env(spec: AppSpec, svc: ServiceSpec) -> list[tuple[str, str]]:
 
 def _revision_scaling(svc: ServiceSpec,
                       spec: AppSpec) -> cloudrunv2.ServiceTemplateScalingArgs | None:
-    """The revision ceiling, fixed for the largest max the service will have, windows
-    included: a scheduled job changes the service's scaling only, never the revision's."""
-    peak = max([svc.max_instances, *(w.scaling(svc.concurrency, svc.max_instances)[1]
-                                     for w in spec.windows if w.covers(svc.book))])
-    ceiling = revision_max_instances(peak)
+    """The revision ceiling: the largest max the service will have, windows included, so a
+    scheduled job changes the service's scaling only, never the revision's; never more,
+    since Cloud Run refuses a ceiling above what the region's quota gives."""
+    ceiling = revision_ceiling(spec.peak(svc))
     return None if ceiling is None else cloudrunv2.ServiceTemplateScalingArgs(
         max_instance_count=ceiling)
 
