@@ -143,3 +143,12 @@ def pulumi_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "test-passphrase")
     monkeypatch.setenv("STANDIN_SERVICE_URL", deployed_app.url)
     return standin
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """`pytest -m live` reads only the live suite: a machine without a project skips it at
+    once, without importing the rest."""
+    if config.getoption("markexpr") == "live" and collection_path.suffix == ".py" and (
+            collection_path.name.startswith("test_")):
+        return collection_path.name != "test_live.py"
+    return None

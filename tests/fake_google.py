@@ -220,6 +220,10 @@ class FakeGoogle(LocalServer):
             return 200, self.policy(name.removesuffix(":getIamPolicy"), int(version))
         if method == "run.projects.locations.services.setIamPolicy":
             return self.set_policy(name.removesuffix(":setIamPolicy"), data["policy"])
+        if method == "run.projects.locations.services.patch" and query.get(
+                "validateOnly") == "true":  # checked, nothing changed (the services live in
+            return 200, {"name": f"{name.rsplit('/services/', 1)[0]}/operations/v1",  # the
+                         "done": True, "response": {"name": name, **data}}  # stand-in engine)
         if method == "run.projects.locations.services.revisions.get":
             revision = name.rsplit("/", 1)[1]
             if self.revisions is None or revision in self.revisions:
