@@ -59,7 +59,7 @@ def limit(quota: tuple[float, float], cpu: int, gib: float) -> int:
 
 
 def gib_of(memory: str, cpu: int) -> float:
-    match = MEMORY_RE.match(memory)
+    match = MEMORY_RE.fullmatch(memory)
     if not match:
         return CPU_MEMORY_MIB.get(cpu, (512, 0))[0] / 1024
     return int(match.group(1)) / (1 if match.group(2) == "Gi" else 1024)

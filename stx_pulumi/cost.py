@@ -23,7 +23,7 @@ DEFAULT_USERS = 1000
 
 
 def memory_gib(spec: ServiceSpec) -> float:
-    match = MEMORY_RE.match(spec.memory)
+    match = MEMORY_RE.fullmatch(spec.memory)
     assert match is not None  # the spec validated it
     return int(match.group(1)) / (1 if match.group(2) == "Gi" else 1024)
 

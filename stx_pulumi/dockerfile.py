@@ -68,7 +68,7 @@ def _ports(value: str, env: dict[str, str]) -> list[int]:
     ports = []
     for token in _substitute(value, env).split():
         number = token.split("/", 1)[0]
-        if number.isdigit():
+        if number.isascii() and number.isdigit():
             ports.append(int(number))
     return ports
 

@@ -28,6 +28,7 @@ from stx_pulumi.errors import (
     InputError,
     PrerequisiteError,
     StackLockedError,
+    StxError,
 )
 from stx_pulumi.spec import AppSpec, Migration, secret_member_name, split_stack_name
 from stx_pulumi.status import url_text
@@ -107,6 +108,7 @@ class StackInfo:
     url: str | None
     update_in_progress: bool = False
     outputs: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None  # why its state could not be read (the others still are)
 
 
 def find_cli(environ: Mapping[str, str]) -> auto.PulumiCommand:
@@ -420,18 +422,19 @@ class Engine:
         with self._errors(stack_name):
             return dict(stack.list_tags())
 
-    def record_verification(self, stack_name: str, release: int, passed: bool) -> None:
+    def record_verification(self, stack_name: str, release: int, passed: bool,
+                            kept: set[int]) -> None:
         """Keep whether release `release` verified, as a stack tag in the backend; the tags of
-        releases no longer kept are removed."""
-        from stx_pulumi.releases import KEEP, VERIFY_TAG
+        releases no longer `kept` are removed."""
+        from stx_pulumi.releases import VERIFY_TAG
 
         stack = self._stack(stack_name)
         with self._errors(stack_name):
             stack.set_tag(f"{VERIFY_TAG}{release}", "passed" if passed else "failed")
             for key in stack.list_tags():
                 number = key.removeprefix(VERIFY_TAG)
-                if key.startswith(VERIFY_TAG) and number.isdigit() and (
-                        int(number) <= release - KEEP):
+                if key.startswith(VERIFY_TAG) and number.isascii() and number.isdigit() and (
+                        int(number) not in kept | {release}):
                     stack.remove_tag(key)
 
     def protection(self, stack_name: str) -> bool:
@@ -508,24 +511,39 @@ class Engine:
         from concurrent.futures import ThreadPoolExecutor
 
         workspace = self._workspace()
-        with self._errors(None):
-            summaries = workspace.list_stacks()
+        failed: EngineError | None = None
+        try:
+            with self._errors(None):
+                summaries = workspace.list_stacks()
+        except EngineError as err:  # one state the CLI cannot read fails the list: read each
+            failed = err
+            summaries = [auto.StackSummary(name, False, False, None, None, None)
+                         for name in self.files.stack_names()]
 
         def read(summary: Any) -> StackInfo:
-            info = self._stack_info(workspace, summary)
+            try:
+                info = self._stack_info(workspace, summary)
+            except StxError as err:  # one unreadable state never hides the others
+                name = summary.name.rsplit("/", 1)[-1]
+                app, env = split_stack_name(name)
+                return StackInfo(name, app, env, None, "unreadable", None, None, None,
+                                 error=err.message)
             if on_each is not None:
                 on_each(info)
             return info
 
         with ThreadPoolExecutor(max_workers=8) as pool:
-            return list(pool.map(read, summaries))
+            infos = list(pool.map(read, summaries))
+        if failed is not None and all(info.error for info in infos):
+            raise failed  # the backend itself is unusable, not one stack's state
+        return infos
 
     def _stack_info(self, workspace: auto.LocalWorkspace, summary: Any) -> StackInfo:
         name = summary.name.rsplit("/", 1)[-1]
         app, env = split_stack_name(name)
         with self._errors(name):
             outputs = {}
-            if summary.resource_count:
+            if summary.resource_count or summary.resource_count is None:
                 resources = workspace.export_stack(summary.name).deployment.get(
                     "resources") or []
                 outputs = next((r.get("outputs") or {} for r in resources

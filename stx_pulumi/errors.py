@@ -14,6 +14,8 @@ Nothing below the CLI prints: code raises these, the CLI renders them.
 
 from __future__ import annotations
 
+import re
+
 # Every exit code stx-pulumi returns and what it means: the README's table is generated from
 # this mapping (tests/readme.py) and each class below names its code from it.
 EXIT_CODES: dict[int, str] = {
@@ -88,3 +90,27 @@ class VerificationError(StxError):
     """The deployed service failed its post-deploy checks."""
 
     exit_code = 5
+
+
+WHOLE_RE = re.compile(r"-?[0-9]{1,12}(?:\.0+)?")  # ASCII digits only: never '²' or '١'
+
+
+def whole_number(value: object) -> int | None:
+    """`value` as a whole number when it is one written in ASCII digits (a YAML int or float
+    counts); None otherwise."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() and abs(value) < 1e12 else None
+    text = str(value).strip()
+    return int(float(text)) if WHOLE_RE.fullmatch(text) else None
+
+
+def shown(value: object, limit: int = 80) -> str:
+    """A value as messages show it: its repr, cut to `limit` characters (a 10 MB value is
+    never printed back whole)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+

@@ -30,11 +30,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from stx_pulumi.errors import InputError
+from stx_pulumi.errors import InputError, shown, whole_number
 
 DEFAULT_TZ = "UTC"
 DEFAULT_WARM = timedelta(minutes=15)
 MAX_WINDOW = timedelta(hours=24)
+# With --long: at most a month. A window's jobs repeat every year, so it must stay far shorter
+# than a year (its end job must never fire inside the window's own next repeat), and a class
+# that lasts longer is a new base scaling, not a window.
+MAX_LONG_WINDOW = timedelta(days=31)
+MAX_AHEAD = timedelta(days=365)  # a bounded future: the jobs' crons repeat yearly
+MAX_INSTANCES = 1000  # Cloud Run's maximum instances per service (and the region's quota)
+MAX_CONCURRENCY = 1000
 MAX_WARM = timedelta(hours=6)
 # How long after the end a window's jobs may still act: Cloud Scheduler retries a failed
 # attempt (RETRY_COUNT times, backing off up to MAX_BACKOFF_S) within this grace.
@@ -44,7 +51,7 @@ RETRY_COUNT = 3
 MAX_BACKOFF_S = 600
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 TIME_FORMATS = ("%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M")
-DURATION_RE = re.compile(r"^(\d+)\s*(m|min|h)?$")
+DURATION_RE = re.compile(r"^([0-9]{1,6})\s*(m|min|h)?$")
 ADMIN_API = "https://run.googleapis.com/v2"
 WORKFLOWS_API = "https://workflowexecutions.googleapis.com/v1"
 UPDATE_MASK = "scaling.minInstanceCount,scaling.maxInstanceCount"
@@ -59,7 +66,7 @@ def clock() -> datetime:
         try:
             when = datetime.fromisoformat(fixed.replace("Z", "+00:00"))
         except ValueError:
-            raise InputError(f"STX_PULUMI_NOW: {fixed!r} is not an ISO 8601 time such as "
+            raise InputError(f"STX_PULUMI_NOW: {shown(fixed)} is not an ISO 8601 time such as "
                              "2026-11-30T07:00Z") from None
         return (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC)
     return datetime.now(UTC)
@@ -137,21 +144,24 @@ def parse_time(text: str, tz: ZoneInfo, where: str, problems: list[str]) -> date
             naive = datetime.strptime(str(text).strip(), fmt)
         except ValueError:
             continue
+        if not 2000 <= naive.year <= 2999:
+            problems.append(f"{where}: {text} is not a date this century")
+            return None
         when = naive.replace(tzinfo=tz)
         if when.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != naive:
             problems.append(f"{where}: {text} does not exist in {tz.key} (a daylight-saving "
                             "change skips it)")
             return None
         return when
-    problems.append(f"{where}: {text!r} is not a time such as '2026-12-01 08:00'")
+    problems.append(f"{where}: {shown(text)} is not a time such as '2026-12-01 08:00'")
     return None
 
 
 def parse_duration(text: str, where: str, problems: list[str]) -> timedelta | None:
     """`15m`, `15`, `1h` → a duration; at most MAX_WARM."""
-    match = DURATION_RE.match(str(text).strip().lower())
+    match = DURATION_RE.fullmatch(str(text).strip().lower())
     if not match:
-        problems.append(f"{where}: {text!r} is not a duration such as 15m or 1h")
+        problems.append(f"{where}: {shown(text)} is not a duration such as 15m or 1h")
         return None
     amount = int(match.group(1))
     duration = timedelta(hours=amount) if match.group(2) == "h" else timedelta(minutes=amount)
@@ -163,24 +173,29 @@ def parse_duration(text: str, where: str, problems: list[str]) -> timedelta | No
 
 def zone(name: str, where: str, problems: list[str]) -> ZoneInfo | None:
     if name not in available_timezones():
-        problems.append(f"{where}: {name!r} is not a known time zone (an IANA name such as "
+        problems.append(f"{where}: {shown(name)} is not a known time zone (an IANA name such as "
                         "Europe/Paris or America/New_York)")
         return None
     try:
         return ZoneInfo(name)
     except ZoneInfoNotFoundError:  # pragma: no cover - listed but unreadable
-        problems.append(f"{where}: {name!r} cannot be read")
+        problems.append(f"{where}: {shown(name)} cannot be read")
         return None
 
 
 def read_window(name: str, values: Mapping[str, Any], labels: Mapping[str, str],
                 problems: list[str], allow_long: bool = False) -> Window | None:
     """A window from its settings (CLI options or a stored `stx:events.<name>` map). `labels`
-    names each key the way the user set it (`--start`, or `stx:events.NAME.start`)."""
+    names each key the way the user set it (`--start`, or `stx:events.NAME.start`).
+    Everything Cloud Run or Cloud Scheduler would refuse later is a problem now."""
     count = len(problems)
-    if not NAME_RE.match(name):
-        problems.append(f"{labels['name']}: {name!r} must be 1-31 lowercase letters, digits or "
-                        "'-', starting with a letter")
+    if not NAME_RE.fullmatch(name):
+        problems.append(f"{labels['name']}: {shown(name)} must be 1-31 lowercase letters, "
+                        "digits or '-', starting with a letter")
+    if values.get("tz") is not None and not str(values["tz"]).strip():
+        problems.append(f"{labels['tz']}: empty: name a time zone such as Europe/Paris (or "
+                        "leave it out for UTC)")
+        return None
     tz = zone(str(values.get("tz") or DEFAULT_TZ), labels["tz"], problems)
     if tz is None:
         return None
@@ -195,10 +210,18 @@ def read_window(name: str, values: Mapping[str, Any], labels: Mapping[str, str],
         problems.append(f"{labels['users']}: give {labels['users']} or {labels['min']}, not both")
     if low is not None and high is not None and high < low:
         problems.append(f"{labels['max']}: {high} is less than {labels['min']} {low}")
-    if high is not None and not 1 <= high <= 1000:
-        problems.append(f"{labels['max']}: must be between 1 and 1000, got {high}")
+    if high is not None and not 1 <= high <= MAX_INSTANCES:
+        problems.append(f"{labels['max']}: must be between 1 and {MAX_INSTANCES} (Cloud Run's "
+                        f"maximum instances), got {high}")
+    if low is not None and low > MAX_INSTANCES:
+        problems.append(f"{labels['min']}: at most {MAX_INSTANCES} (Cloud Run's maximum "
+                        f"instances), got {low}")
     if users == 0:
         problems.append(f"{labels['users']}: must be 1 or more")
+    elif users is not None and users > MAX_INSTANCES * MAX_CONCURRENCY:
+        problems.append(f"{labels['users']}: at most {MAX_INSTANCES * MAX_CONCURRENCY:,} "
+                        f"({MAX_INSTANCES} instances × concurrency {MAX_CONCURRENCY}, what one "
+                        f"Cloud Run service can hold), got {users:,}")
     if start and end:
         length = end.astimezone(UTC) - start.astimezone(UTC)
         if length <= timedelta(0):
@@ -207,6 +230,10 @@ def read_window(name: str, values: Mapping[str, Any], labels: Mapping[str, str],
         elif length > MAX_WINDOW and not allow_long:
             problems.append(f"{labels['end']}: the window lasts {_hours(length)}, more than "
                             "24 h: pass --long if that is meant")
+        elif length > MAX_LONG_WINDOW:
+            problems.append(f"{labels['end']}: the window lasts {_hours(length)}, more than "
+                            f"{MAX_LONG_WINDOW.days} days (its jobs repeat every year: a "
+                            "longer need is a new base scaling, `--min`/`--max`)")
     if len(problems) > count or start is None or end is None or warm is None:
         return None
     book = str(values.get("book") or "").strip() or None
@@ -217,10 +244,9 @@ def read_window(name: str, values: Mapping[str, Any], labels: Mapping[str, str],
 def _count(value: Any, where: str, problems: list[str]) -> int | None:
     if value is None or value == "":
         return None
-    try:
-        number = int(str(value))
-    except ValueError:
-        problems.append(f"{where}: {value!r} is not a whole number")
+    number = whole_number(value)
+    if number is None:
+        problems.append(f"{where}: {shown(value)} is not a whole number")
         return None
     if number < 0:
         problems.append(f"{where}: must be 0 or more, got {number}")
@@ -230,6 +256,15 @@ def _count(value: Any, where: str, problems: list[str]) -> int | None:
 
 def _hours(delta: timedelta) -> str:
     return f"{delta.total_seconds() / 3600:g} h"
+
+
+def ahead_problem(window: Window, now: datetime, where: str) -> str | None:
+    """A window more than a year ahead: its jobs' crons repeat yearly, so Cloud Scheduler
+    would fire them first a year early (and nothing that far ahead is planned yet)."""
+    if window.start.astimezone(UTC) - now.astimezone(UTC) <= MAX_AHEAD:
+        return None
+    return (f"{where}: {_local(window.start)} {window.tz} is more than a year ahead: add it "
+            "within the year before the class")
 
 
 def overlaps(window: Window, others: Iterable[Window]) -> list[Window]:
@@ -247,7 +282,7 @@ def stored_windows(config: Mapping[str, Any], problems: list[str]) -> list[Windo
     for name, values in sorted(config.items(), key=lambda item: str(item[0])):
         where = f"stx:events.{name}"
         if not isinstance(values, Mapping):
-            problems.append(f"{where}: expected a map with start, end and tz, got {values!r}")
+            problems.append(f"{where}: expected a map with start, end and tz, got {shown(values)}")
             continue
         unknown = set(values) - {"start", "end", "tz", "warm", "users", "min", "max", "book"}
         for key in sorted(unknown):

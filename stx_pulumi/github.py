@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from stx_pulumi.errors import InputError, PrerequisiteError
-from stx_pulumi.team import GitHubRepo
+from stx_pulumi.team import REPO_RE, GitHubRepo, branch_problem
 
 API = "https://api.github.com"
 
@@ -33,6 +33,17 @@ def repository(name: str, environ: Mapping[str, str]) -> GitHubRepo:
         raise PrerequisiteError(f"--github: GitHub answered {answer.status_code} for {name}",
                                 hint="set GITHUB_TOKEN if it is a rate limit or a private "
                                 "repository")
-    data = answer.json()
-    return GitHubRepo(str(data["full_name"]), int(data["id"]),
-                      str(data.get("default_branch") or "main"))
+    try:
+        data = answer.json()
+        full, number = str(data["full_name"]), data["id"]
+        branch = str(data.get("default_branch") or "main")
+    except (ValueError, KeyError, TypeError):
+        raise PrerequisiteError(f"--github: GitHub's answer for {name} is not a repository"
+                                ) from None
+    # what GitHub says reaches a CEL condition and the workflow: the same allow-lists apply
+    problem = (branch_problem(branch) or (None if REPO_RE.fullmatch(full) else
+                                          f"{full[:80]!r} is not owner/name") or
+               (None if isinstance(number, int) and number > 0 else "no numeric id"))
+    if problem:
+        raise InputError(f"--github: {name}: GitHub's answer: {problem}")
+    return GitHubRepo(full, number, branch)

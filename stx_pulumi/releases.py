@@ -1,7 +1,8 @@
 """Releases: what each `up` deployed, kept with the stack, and the rollback pin (pure).
 
 Every `up` (and `rollback`) adds a record to the stack's `releases` output, which the engine
-carries forward from the last deployment (the last KEEP records), so every teammate and CI run
+carries forward from the last deployment (the last KEEP releases and, apart, the last KEEP
+rollbacks: `kept`), so every teammate and CI run
 reads the same history from the shared backend. Whether a release's verification passed is
 known only after the update: it is kept as the stack tag `stx-verify-<n>` (stack tags live in
 the backend too; DIY backends have them since Pulumi 3.211). A good release = deployed and
@@ -24,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from stx_pulumi.errors import InputError
+from stx_pulumi.errors import InputError, shown, whole_number
 
 KEEP = 10
 VERIFY_TAG = "stx-verify-"
@@ -86,6 +87,19 @@ def record(previous: list[Any], tag: str, message: str | None, kind: str,
             **({"settings": settings} if settings else {})}
 
 
+def kept(records: list[Any]) -> list[Any]:
+    """The records a stack keeps, oldest first: the last KEEP releases (up, promote) and the
+    last KEEP rollbacks, apart, so a burst of rollbacks in a class never pushes the releases
+    they roll back to out of the history."""
+    def last(rollbacks: bool) -> list[int]:
+        found = [i for i, r in enumerate(records)
+                 if isinstance(r, Mapping) and (r.get("kind") == "rollback") == rollbacks]
+        return found[-KEEP:]
+
+    keep = set(last(True)) | set(last(False))
+    return [r for i, r in enumerate(records) if i in keep]
+
+
 def who(environ: Mapping[str, str]) -> str:
     """The CI actor, else the git identity (~/.gitconfig), else the local user."""
     if environ.get("GITHUB_ACTOR"):
@@ -124,15 +138,15 @@ def target(releases: list[Release], pin: Pin | None, to: str | None) -> Release:
         return older[-1]
     wanted = to.removeprefix(RELEASE_TAG)
     for release in reversed(releases):
-        if (wanted.isdigit() and release.n == int(wanted)) or to == release.tag or (
+        if release.n == whole_number(wanted) or to == release.tag or (
                 to in release.revisions.values()):
             if now is not None and release.n == now.n:
                 raise InputError(f"--to: release {release.n} is the one serving now")
             if not release.digest:
                 raise InputError(f"--to: release {release.n} recorded no image digest")
             return release
-    raise InputError(f"--to: no release {to!r} among the last {KEEP} (see `stx-pulumi "
-                     "history`)")
+    raise InputError(f"--to: no release {shown(to)} among the last {KEEP} (see "
+                     "`stx-pulumi history`)")
 
 
 def read_pin(value: Any, problems: list[str]) -> Pin | None:
@@ -150,11 +164,11 @@ def read_pin(value: Any, problems: list[str]) -> Pin | None:
         pin = Pin(release=int(value["release"]), digest=str(value["digest"]),
                   revisions={str(k): str(v) for k, v in (value.get("revisions") or {}).items()})
     except (TypeError, KeyError, ValueError):
-        problems.append(f"stx:pin: {value!r} is not a rollback pin (release, digest, "
+        problems.append(f"stx:pin: {shown(value)} is not a rollback pin (release, digest, "
                         "revisions): run `stx-pulumi up --unpin`")
         return None
-    if not DIGEST_RE.match(pin.digest):
-        problems.append(f"stx:pin.digest: {pin.digest!r} is not an Artifact Registry image "
+    if not DIGEST_RE.fullmatch(pin.digest):
+        problems.append(f"stx:pin.digest: {shown(pin.digest)} is not an Artifact Registry image "
                         "digest (…-docker.pkg.dev/…@sha256:…)")
     return pin
 

@@ -118,9 +118,16 @@ def error(err: StxError) -> None:
     console = stderr()
     problems = err.problems if isinstance(err, SpecError) else [err.message]
     for problem in problems:
-        console.print(f"[bold red]error:[/] {safe(problem)}")
+        console.print(f"[bold red]error:[/] {safe(_cut(problem))}")
     if err.hint:
-        console.print(f"[dim]hint:[/] {safe(err.hint)}")
+        console.print(f"[dim]hint:[/] {safe(_cut(err.hint))}")
+
+
+MESSAGE_MAX = 2000  # a message quoting a 10 MB value is never printed back whole
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MESSAGE_MAX else text[:MESSAGE_MAX - 1] + "…"
 
 
 def plan_json(plan: Plan) -> dict[str, Any]:
@@ -487,6 +494,10 @@ def status_table(backend: str, rows: list[dict[str, Any]]) -> None:
                    "next event"):
         table.add_column(column)
     for r in rows:
+        if r.get("error"):
+            table.add_row(safe(r["app"]), safe(r["env"]), "-", "-", "-", "-",
+                          safe(f"unreadable: {r['error']}"[:120]), "-")
+            continue
         health = r["health"]
         urls = r["urls"] or {"": None}
         for i, (book, url) in enumerate(urls.items()):

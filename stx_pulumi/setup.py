@@ -85,7 +85,7 @@ def _project(client: google.Google, ws: Workspace, cwd: Path, environ: Mapping[s
                                     hint="create one at https://console.cloud.google.com/"
                                     "projectcreate, then pass --project")
         project, source = choose(found), "your choice"
-    if not PROJECT_RE.match(project):
+    if not PROJECT_RE.fullmatch(project):
         raise InputError(f"--project: {project!r} is not a project id (6-30 lowercase letters, "
                          "digits or '-', starting with a letter)")
     out.steps.append(Check("project", PASS, f"{project} (from {source})"))
@@ -96,7 +96,7 @@ def _region(ws: Workspace, cwd: Path, given: str | None, out: Setup) -> str:
     saved = ws.settings() if ws.exists else {}
     region = (given or deploy_env([cwd, ws.root]).get("GCP_REGION") or saved.get("region")
               or DEFAULT_REGION)
-    if not REGION_RE.match(region):
+    if not REGION_RE.fullmatch(region):
         raise InputError(f"--region: {region!r} is not a region such as europe-west1")
     out.steps.append(Check("region", PASS, region))
     return region

@@ -17,6 +17,9 @@ from pathlib import Path
 import pathspec
 
 from stx_pulumi.dockerfile import read_dockerfile
+from stx_pulumi.errors import InputError
+
+GIT_TIMEOUT_S = 10
 
 # Files StreamTeX uses for deploy secrets and passwords: they must never ship in an image.
 SECRET_FILES = (".env", ".stx-deploy.env", ".stx-passwords.toml")
@@ -42,10 +45,13 @@ class SourceFacts:
     largest_folders: tuple[tuple[str, int], ...] = ()  # the three largest top-level folders
     image_tag: str | None = None
     copies_context: bool = False         # the Dockerfile COPYs the build context (`COPY . DEST`)
-    books: tuple[tuple[str, str], ...] = ()  # (FOLDER asked for, "ok" | "outside" | "no-book")
+    books: tuple[tuple[str, str], ...] = ()  # FOLDER → "ok", "outside", "no-book", "ignored"
+    special_files: tuple[str, ...] = ()  # FIFOs, sockets, devices: skipped
+    escaping_links: tuple[tuple[str, str], ...] = ()  # (symlink, its target) out of the context
 
     def folder_state(self, folder: str) -> str:
-        """What was found at FOLDER: "ok", "outside" (the build context) or "no-book"."""
+        """What was found at FOLDER: "ok", "outside" (the build context), "no-book", or
+        "ignored" (its book.py is excluded by .dockerignore)."""
         return dict(self.books).get(folder, "ok")
 
 
@@ -58,7 +64,8 @@ def inspect_source(path: Path, folders: Sequence[str] = ()) -> SourceFacts:
     if not dockerfile.is_file():
         return SourceFacts(path=path, exists=True)
     facts = read_dockerfile(dockerfile.read_text(encoding="utf-8", errors="replace"))
-    scan = scan_context(path, dockerignore_spec(path))
+    ignore = dockerignore_spec(path)
+    scan = scan_context(path, ignore)
     return SourceFacts(
         path=path,
         exists=True,
@@ -75,16 +82,21 @@ def inspect_source(path: Path, folders: Sequence[str] = ()) -> SourceFacts:
         largest_folders=scan.largest,
         image_tag=image_tag(path, scan),
         copies_context=facts.copies_context_to is not None,
-        books=tuple((folder, _folder_state(path, folder)) for folder in folders),
+        books=tuple((folder, _folder_state(path, folder, ignore)) for folder in folders),
+        special_files=scan.special,
+        escaping_links=scan.escaping,
     )
 
 
-def _folder_state(path: Path, folder: str) -> str:
+def _folder_state(path: Path, folder: str, ignore: pathspec.PathSpec) -> str:
     target = (path / folder).resolve()
     if folder.startswith("/") or ".." in Path(folder).parts or not (
             target == path or path in target.parents):
         return "outside"
-    return "ok" if (target / "book.py").is_file() else "no-book"
+    if not (target / "book.py").is_file():
+        return "no-book"
+    inside = (target / "book.py").relative_to(path).as_posix()
+    return "ignored" if ignore.match_file(inside) else "ok"
 
 
 def dockerignore_spec(path: Path) -> pathspec.PathSpec:
@@ -94,7 +106,11 @@ def dockerignore_spec(path: Path) -> pathspec.PathSpec:
     handed to pathspec's gitignore matcher (which would otherwise match `foo` at any depth).
     """
     file = path / ".dockerignore"
-    lines = file.read_text(encoding="utf-8").splitlines() if file.is_file() else []
+    try:
+        lines = file.read_text(encoding="utf-8").splitlines() if file.is_file() else []
+    except UnicodeDecodeError as err:
+        raise InputError(f"{file}: not UTF-8 text (byte {err.start} is "
+                         f"{err.object[err.start]:#04x})") from None
     anchored = []
     for raw in lines:
         line = raw.strip()
@@ -123,11 +139,14 @@ class ContextScan:
     heavy: tuple[tuple[str, int], ...] = ()    # (folder, bytes) of heavy folders it holds
     total_bytes: int = 0
     largest: tuple[tuple[str, int], ...] = ()  # the three largest top-level folders
+    special: tuple[str, ...] = ()  # FIFOs, sockets, devices: never read (a FIFO would hang)
+    escaping: tuple[tuple[str, str], ...] = ()  # symlinks pointing out of the context
 
 
 def scan_context(root: Path, ignore: pathspec.PathSpec) -> ContextScan:
-    """Every file Docker would send, and what should not be among them."""
-    files, secrets, heavy = [], [], []
+    """Every file Docker would send, and what should not be among them. Only regular files
+    and symlinks are sent; a symlink is sent as a link (its target is never read)."""
+    files, secrets, heavy, special, escaping = [], [], [], [], []
     total, by_top = 0, dict[str, int]()
     negation = _has_negation(ignore)
     for dirpath, dirnames, filenames in os.walk(root):
@@ -143,21 +162,48 @@ def scan_context(root: Path, ignore: pathspec.PathSpec) -> ContextScan:
             size = _tree_size(Path(dirpath) / name)
             heavy.append((prefix + name, size))
             total += size
+            top = (prefix + name).split("/", 1)[0]
+            by_top[top] = by_top.get(top, 0) + size  # the largest folders name it too
         for name in filenames:
             rel = prefix + name
             if ignore.match_file(rel):
+                continue
+            kind = _kind(root, Path(dirpath) / name)
+            if kind == "special":
+                special.append(rel)
+                continue
+            if kind.startswith("escaping:"):
+                escaping.append((rel, kind.removeprefix("escaping:")))
                 continue
             size = _size(Path(dirpath) / name)
             total += size
             top = rel.split("/", 1)[0] if "/" in rel else "."
             by_top[top] = by_top.get(top, 0) + size
             files.append(rel)
-            if name in SECRET_FILES or (name.endswith(".json") and size <= KEY_FILE_MAX
-                                        and _is_service_account_key(Path(dirpath) / name)):
+            if name in SECRET_FILES or (kind == "file" and name.endswith(".json") and (
+                    size <= KEY_FILE_MAX) and _is_service_account_key(Path(dirpath) / name)):
                 secrets.append(rel)
     largest = sorted(by_top.items(), key=lambda item: -item[1])[:3]
     return ContextScan(tuple(sorted(files)), tuple(sorted(secrets)), tuple(heavy), total,
-                       tuple(largest))
+                       tuple(largest), tuple(sorted(special)), tuple(sorted(escaping)))
+
+
+def _kind(root: Path, file: Path) -> str:
+    """"file", "link" (a symlink inside the context, or dangling), "escaping:<target>" (a
+    symlink out of the context) or "special" (a FIFO, socket or device)."""
+    import stat
+
+    try:
+        mode = file.lstat().st_mode
+    except OSError:
+        return "special"
+    if stat.S_ISLNK(mode):
+        target = os.readlink(file)
+        resolved = (file.parent / target).resolve()
+        if resolved.exists() and resolved != root and root not in resolved.parents:
+            return f"escaping:{target}"
+        return "link"
+    return "file" if stat.S_ISREG(mode) else "special"
 
 
 def docker_context(root: Path) -> list[str]:
@@ -173,7 +219,8 @@ def docker_context(root: Path) -> list[str]:
         if not negation:
             dirnames[:] = [d for d in dirnames if not ignore.match_file(prefix + d + "/")]
         files.update(prefix + name for name in filenames
-                     if not ignore.match_file(prefix + name))
+                     if not ignore.match_file(prefix + name)
+                     and _kind(root, Path(dirpath) / name) in ("file", "link"))
     return sorted(files)
 
 
@@ -211,7 +258,9 @@ def content_hash(path: Path, scan: ContextScan) -> str:
     digest = hashlib.sha256()
     for rel in scan.files:
         digest.update(rel.encode() + b"\0")
-        digest.update(hashlib.sha256((path / rel).read_bytes()).digest())
+        file = path / rel
+        data = os.readlink(file).encode() if file.is_symlink() else file.read_bytes()
+        digest.update(hashlib.sha256(data).digest())
     return digest.hexdigest()
 
 
@@ -247,11 +296,15 @@ def _in_git_work_tree(path: Path) -> bool:
 def _git(path: Path, *args: str) -> str | None:
     if not _in_git_work_tree(path.resolve()):
         return None
-    result = subprocess.run(
-        ["git", "-C", str(path), *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},
-    )
+    try:
+        result = subprocess.run(
+            ["git", "-C", str(path), *args],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},
+            timeout=GIT_TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired:  # a hung git never hangs `plan`: no commit tag then
+        return None
     return result.stdout.strip() if result.returncode == 0 else None

@@ -11,14 +11,14 @@ import difflib
 import hashlib
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from stx_pulumi import events
-from stx_pulumi.errors import SpecError
+from stx_pulumi.errors import SpecError, shown, whole_number
 from stx_pulumi.releases import Pin, read_pin
 from stx_pulumi.serving import Scaling, Serving, decide
 from stx_pulumi.source import SourceFacts
@@ -326,6 +326,16 @@ def split_stack_name(stack: str) -> tuple[str, str]:
     return app, env
 
 
+def claimed_names(app: str, env: str, books: Iterable[str] = ()) -> dict[str, str]:
+    """The Cloud Run service names a stack makes (each also the stem of its registry and
+    accounts), with what makes them: `<app>-<env>`, and `<app>-<book>-<env>` per book. App,
+    env and book names may hold '-', so two stacks can claim one name: `up` checks."""
+    names = {f"{app}-{env}": stack_name(app, env)}
+    names.update({f"{app}-{book}-{env}": f"book {book} of {stack_name(app, env)}"
+                  for book in books})
+    return names
+
+
 def service_account_id(app: str, env: str, role: str = "run") -> str:
     """`<app>-<env>-<role>`, shortened with a hash suffix to fit 6-30 characters."""
     full = f"{app}-{env}-{role}"
@@ -433,17 +443,20 @@ def build_spec(
 
     project = reader.text("gcp:project") or PLACEHOLDER_PROJECT
     placeholder = project == PLACEHOLDER_PROJECT
-    if not placeholder and not PROJECT_RE.match(project):
-        problems.append(f"{option_label('gcp:project')}: {project!r} is not a project id "
+    if not placeholder and not PROJECT_RE.fullmatch(project):
+        problems.append(f"{option_label('gcp:project')}: {shown(project)} is not a project id "
                         "(6-30 lowercase letters, digits or '-', starting with a letter)")
     region = reader.text("gcp:region") or "europe-west1"
-    if not REGION_RE.match(region):
-        problems.append(f"{option_label('gcp:region')}: {region!r} is not a region "
+    if not REGION_RE.fullmatch(region):
+        problems.append(f"{option_label('gcp:region')}: {shown(region)} is not a region "
                         "such as europe-west1")
 
     chosen_mode = reader.text("stx:serveMode") or None
-    serve_mode, port = serving(chosen_mode, reader.integer("stx:port", 0) or None, source,
-                               problems)
+    port = reader.integer("stx:port", 0) if reader.given("stx:port") else None
+    if port is not None and not 1 <= port <= 65535:  # never silently the mode's default
+        problems.append(f"{option_label('stx:port')}: must be between 1 and 65535, got {port}")
+        port = None
+    serve_mode, port = serving(chosen_mode, port, source, problems)
     folder = reader.text("stx:folder") or None
     base = _service(reader, f"{app}-{env}", None, folder, region, problems, warnings)
     books = _books(reader, settings, app, env, region, problems, warnings)
@@ -458,6 +471,7 @@ def build_spec(
     domains = [svc.domain for svc in (books or [base]) if svc and svc.domain]
     _check_zone(zone, has_token, domains, problems, warnings)
     _context_warnings(source, warnings)
+    _context_problems(source, problems, warnings)
     env_vars = _env_vars(reader.mapping("stx:envVars"), problems)
     secret_env = _secret_env(reader.mapping("stx:secretEnv"), problems)
     clash = {k for k, _ in env_vars} & {s.var for s in secret_env}
@@ -475,19 +489,28 @@ def build_spec(
     books_by_name = {b.book for b in books}
     for window in windows:
         if window.book and window.book not in books_by_name:
-            problems.append(f"stx:events.{window.name}.book: {window.book!r} is not a book of "
-                            f"this stack ({', '.join(sorted(books_by_name)) or 'it has none'})")
+            problems.append(f"stx:events.{window.name}.book: {shown(window.book)} is not a book "
+                            f"of this stack ({', '.join(sorted(books_by_name)) or 'it has none'})")
+        problems += [p for p in [events.ahead_problem(
+            window, now, f"stx:events.{window.name}.start")] if p]
+        for svc in (books or [base]) if base else []:
+            warm = window.scaling(svc.concurrency, svc.max_instances)[0] if window.covers(
+                svc.book) else 0
+            if warm > MAX_INSTANCES:
+                problems.append(f"stx:events.{window.name}.users: {window.users} students at "
+                                f"concurrency {svc.concurrency} need {warm} instances of "
+                                f"{svc.name}; Cloud Run allows at most {MAX_INSTANCES}")
     expired = tuple(w.name for w in windows if w.expired(now))
     pin = read_pin(settings.get("stx:pin"), problems)
     builder = reader.text("stx:builder") or "auto"
     if builder not in BUILDERS:
-        problems.append(f"{option_label('stx:builder')}: {builder!r} is not one of "
+        problems.append(f"{option_label('stx:builder')}: {shown(builder)} is not one of "
                         f"{', '.join(BUILDERS)}")
     elif builder == "cloud":
         _check_upload(tuple(f for f, _ in source.heavy_folders), problems)
     build_region = reader.text("stx:buildRegion") or default_build_region(region)
-    if not REGION_RE.match(build_region):
-        problems.append(f"{option_label('stx:buildRegion')}: {build_region!r} is not a region "
+    if not REGION_RE.fullmatch(build_region):
+        problems.append(f"{option_label('stx:buildRegion')}: {shown(build_region)} is not a region "
                         "such as europe-west1")
     for window in windows:
         if window.expired(now):
@@ -603,12 +626,12 @@ def _books(reader: _Reader, settings: Mapping[str, Any], app: str, env: str, reg
         entry = _as_mapping(entry)
         if not isinstance(entry, Mapping):
             problems.append(f"{where}: expected a map with a folder, e.g. `folder: "
-                            f"manuals/{name}`, got {entry!r}")
+                            f"manuals/{name}`, got {shown(entry)}")
             continue
         service = f"{app}-{name}-{env}"
-        if not (APP_RE.match(str(name)) and len(service) <= SERVICE_NAME_MAX):
+        if not (APP_RE.fullmatch(str(name)) and len(service) <= SERVICE_NAME_MAX):
             problems.append(f"{where}: the book name must be lowercase letters, digits or '-', "
-                            f"starting with a letter, and keep the service name {service!r} "
+                            f"starting with a letter, and keep the service name {shown(service)} "
                             f"within {SERVICE_NAME_MAX} characters")
         for key in entry:
             if key != "folder" and key not in BOOK_KEYS:
@@ -646,11 +669,11 @@ def serving(mode: str | None, port: int | None, source: SourceFacts,
     if mode is None and source.dockerfile_serve_mode:
         mode = source.dockerfile_serve_mode
         if mode not in SERVE_MODE_PORTS:
-            problems.append(f"{where}: STX_SERVE_MODE {mode!r} is not one of "
+            problems.append(f"{where}: STX_SERVE_MODE {shown(mode)} is not one of "
                             f"{', '.join(SERVE_MODE_PORTS)}")
             return "dual", 80
     elif mode is not None and mode not in SERVE_MODE_PORTS:
-        problems.append(f"{option_label('stx:serveMode')}: {mode!r} is not one of "
+        problems.append(f"{option_label('stx:serveMode')}: {shown(mode)} is not one of "
                         f"{', '.join(SERVE_MODE_PORTS)}")
         return "dual", 80
     if mode is None:
@@ -680,8 +703,9 @@ def _mode_from_image(source: SourceFacts, port: int | None) -> str | None:
 
 
 def _check_names(app: str, env: str, problems: list[str]) -> None:
-    if not (APP_RE.match(app) and len(app) <= 40):
-        problems.append(f"app name {app!r}: use 1-40 lowercase letters, digits or '-', starting "
+    if not (APP_RE.fullmatch(app) and len(app) <= 40):
+        problems.append(f"app name {shown(app)}: use 1-40 lowercase letters, digits or '-', "
+                        "starting "
                         "with a letter and not ending with '-' (no dots)")
     problem = env_problem(env)
     if problem:
@@ -689,12 +713,12 @@ def _check_names(app: str, env: str, problems: list[str]) -> None:
         return
     service = f"{app}-{env}"
     if len(service) > SERVICE_NAME_MAX:
-        problems.append(f"app name {app!r} with env {env!r}: the Cloud Run service name "
-                        f"{service!r} has {len(service)} characters, at most "
+        problems.append(f"app name {shown(app)} with env {shown(env)}: the Cloud Run service name "
+                        f"{shown(service)} has {len(service)} characters, at most "
                         f"{SERVICE_NAME_MAX} are allowed; use a shorter app name")
     for value in (app, env):
-        if not LABEL_RE.match(value):
-            problems.append(f"{value!r} cannot be a label value (lowercase letters, digits, "
+        if not LABEL_RE.fullmatch(value):
+            problems.append(f"{shown(value)} cannot be a label value (lowercase letters, digits, "
                             "'_' or '-', at most 63)")
 
 
@@ -707,9 +731,9 @@ def is_protected(settings: Mapping[str, Any], env: str,
 
 def env_problem(env: str) -> str | None:
     """Why `env` cannot name an environment, or None."""
-    if ENV_RE.match(env) and len(env) <= 12 and not env.endswith("-"):
+    if ENV_RE.fullmatch(env) and len(env) <= 12 and not env.endswith("-"):
         return None
-    return (f"env (--env) {env!r}: use 1-12 lowercase letters, digits or '-', starting with a "
+    return (f"env (--env) {shown(env)}: use 1-12 lowercase letters, digits or '-', starting with a "
             "letter")
 
 
@@ -738,14 +762,29 @@ def _check_folder(folder: str | None, source: SourceFacts, problems: list[str],
         return
     state = source.folder_state(folder)
     if state == "outside":
-        problems.append(f"{where}: {folder!r} must be a relative path inside the build "
+        problems.append(f"{where}: {shown(folder)} must be a relative path inside the build "
                         f"context {source.path}")
     elif state == "no-book":
         problems.append(f"{where}: {source.path / folder} is not a folder holding a book.py")
+    elif state == "ignored":
+        problems.append(f"{where}: {folder}/book.py is excluded by {source.path / '.dockerignore'}"
+                        ": the book would not be in the image")
     elif not source.copies_context:
         warnings.append(f"{where}: the Dockerfile in {source.path} does not copy the build "
                         f"context into the image (COPY . DEST): FOLDER={folder} may not exist "
                         "there")
+
+
+def _context_problems(source: SourceFacts, problems: list[str], warnings: list[str]) -> None:
+    """Files Docker cannot send as they are: symlinks out of the context are refused (the
+    image would not hold what they point at), special files skipped with a warning."""
+    for link, target in source.escaping_links:
+        problems.append(f"{option_label('stx:path')}: {link} in {source.path} is a symlink out "
+                        f"of the build context (to {shown(target)}): copy the file in, or add "
+                        "it to .dockerignore")
+    for name in source.special_files:
+        warnings.append(f"{name} in {source.path} is not a regular file (a FIFO, socket or "
+                        "device): it is left out of the build context")
 
 
 def _context_warnings(source: SourceFacts, warnings: list[str]) -> None:
@@ -766,9 +805,9 @@ def _megabytes(size: int) -> str:
 
 
 def _check_memory(memory: str, cpu: int | None, where: str, problems: list[str]) -> None:
-    match = MEMORY_RE.match(memory)
+    match = MEMORY_RE.fullmatch(memory)
     if not match:
-        problems.append(f"{where}: {memory!r} is not a size such as 512Mi or 2Gi")
+        problems.append(f"{where}: {shown(memory)} is not a size such as 512Mi or 2Gi")
         return
     mib = int(match.group(1)) * (1024 if match.group(2) == "Gi" else 1)
     if cpu in CPU_MEMORY_MIB:
@@ -787,8 +826,8 @@ def _check_domain(domain: str | None, where: str, region: str, problems: list[st
     if domain is None:
         return
     labels = domain.split(".")
-    if len(domain) > 64 or len(labels) < 2 or not all(HOST_LABEL_RE.match(x) for x in labels):
-        problems.append(f"{where}: {domain!r} is not a hostname of at most 64 characters "
+    if len(domain) > 64 or len(labels) < 2 or not all(HOST_LABEL_RE.fullmatch(x) for x in labels):
+        problems.append(f"{where}: {shown(domain)} is not a hostname of at most 64 characters "
                         "such as course.example.org (no wildcards)")
     elif region not in DOMAIN_MAPPING_REGIONS:
         warnings.append(f"region {region} has no Cloud Run domain mappings: the mapping for "
@@ -804,8 +843,9 @@ def _check_zone(zone: str | None, has_token: bool, domains: list[str], problems:
             warnings.append(f"no Cloudflare zone: create the DNS records for {domain} by hand "
                             "(see the dns_records output)")
         return
-    if not ZONE_RE.match(zone):
-        problems.append(f"{option_label('stx:cloudflareZoneId')}: {zone!r} is not a Cloudflare "
+    if not ZONE_RE.fullmatch(zone):
+        problems.append(f"{option_label('stx:cloudflareZoneId')}: {shown(zone)} is not a "
+                        "Cloudflare "
                         "zone id (32 hex characters)")
     if not domains:
         problems.append(f"{option_label('stx:cloudflareZoneId')}: needs "
@@ -823,11 +863,14 @@ def _check_zone(zone: str | None, has_token: bool, domains: list[str], problems:
 def _env_vars(values: Mapping[str, Any], problems: list[str]) -> tuple[tuple[str, str], ...]:
     out = []
     for name, value in sorted(values.items()):
-        if _env_name_ok(name):
+        if isinstance(value, (list, dict)):
+            problems.append(f"{option_label('stx:envVars')}: {name}: expected one value, got "
+                            f"{shown(value)}")
+        elif _env_name_ok(name):
             out.append((name, "" if value is None else str(value)))
         else:
             reserved = ", ".join(sorted(RESERVED_ENV_VARS))
-            problems.append(f"{option_label('stx:envVars')}: {name!r} is not an allowed "
+            problems.append(f"{option_label('stx:envVars')}: {shown(name)} is not an allowed "
                             f"variable name (letters, digits, '_'; not {reserved} or "
                             f"{RESERVED_ENV_PREFIX}*)" + _folder_hint(name))
     _case_clashes("stx:envVars", [n for n, _ in out], problems)
@@ -835,7 +878,7 @@ def _env_vars(values: Mapping[str, Any], problems: list[str]) -> tuple[tuple[str
 
 
 def _env_name_ok(name: str) -> bool:
-    return bool(ENV_NAME_RE.match(name)) and name not in RESERVED_ENV_VARS and not (
+    return bool(ENV_NAME_RE.fullmatch(name)) and name not in RESERVED_ENV_VARS and not (
         name.startswith(RESERVED_ENV_PREFIX))
 
 
@@ -855,7 +898,7 @@ def _case_clashes(key: str, names: list[str], problems: list[str]) -> None:
 def _secret_env(values: Mapping[str, Any], problems: list[str]) -> tuple[SecretEnv, ...]:
     out = []
     for name, ref in sorted(values.items()):
-        match = SECRET_REF_RE.match(str(ref))
+        match = SECRET_REF_RE.fullmatch(str(ref))
         if not _env_name_ok(name) or not match:
             problems.append(f"{option_label('stx:secretEnv')}: {name}={ref} is not "
                             "VAR=SECRET[:VERSION] (VERSION a number or latest; VAR not "
@@ -888,24 +931,25 @@ class _Reader:
         """How messages name `key`: a book's own key, else the setting and its option."""
         return self.labels.get(key) or option_label(key)
 
+    def given(self, key: str) -> bool:
+        """Whether `key` holds a value (not absent, null or empty)."""
+        return self.settings.get(key) not in (None, "")
+
     def text(self, key: str) -> str:
         value = self.settings.get(key)
+        if isinstance(value, (list, dict)):  # never stringified into a name or a value
+            self.problems.append(f"{self.label(key)}: expected one value, got {shown(value)}")
+            return ""
         return "" if value is None else str(value).strip()
 
     def integer(self, key: str, default: int) -> int | None:
         value = self.settings.get(key)
         if value is None or value == "":
             return default
-        if isinstance(value, bool):
-            value = "not a number"
-        try:
-            number = float(value)
-            if number.is_integer():
-                return int(number)
-        except (TypeError, ValueError):
-            pass
-        self.problems.append(f"{self.label(key)}: {value!r} is not a whole number")
-        return None
+        number = whole_number(value)
+        if number is None:
+            self.problems.append(f"{self.label(key)}: {shown(value)} is not a whole number")
+        return number
 
     def boolean(self, key: str, default: bool) -> bool:
         value = self.settings.get(key)
@@ -918,12 +962,13 @@ class _Reader:
             return True
         if text in ("false", "no", "0"):
             return False
-        self.problems.append(f"{self.label(key)}: {value!r} is not true or false")
+        self.problems.append(f"{self.label(key)}: {shown(value)} is not true or false")
         return default
 
     def mapping(self, key: str) -> Mapping[str, Any]:
         value = _as_mapping(self.settings.get(key))
         if isinstance(value, Mapping):
             return value
-        self.problems.append(f"{option_label(key)}: expected a map of NAME: value, got {value!r}")
+        self.problems.append(f"{option_label(key)}: expected a map of NAME: value, got "
+                             f"{shown(value)}")
         return {}

@@ -39,6 +39,7 @@ def row(info: Any, config: Mapping[str, Any], now: datetime) -> dict[str, Any]:
         "next_event": upcoming.describe() if upcoming else None,
         "resources": info.resource_count or 0,
         "health": None,
+        "error": getattr(info, "error", None),
     }
 
 

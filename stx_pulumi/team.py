@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from stx_pulumi.errors import InputError
+from stx_pulumi.errors import InputError, shown
 from stx_pulumi.spec import PROJECT_RE, REGION_RE
 
 TEAM_PROJECT = "stx-pulumi-team"  # the team stack's own Pulumi project: never listed as an app
@@ -29,6 +29,11 @@ OLD_VERSION_DAYS = 30
 APIS = ("storage.googleapis.com", "cloudkms.googleapis.com", "iam.googleapis.com",
         "iamcredentials.googleapis.com", "sts.googleapis.com")
 REPO_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
+# What reaches an identity provider's CEL condition, an IAM member or a workflow is checked
+# against allow-lists where it enters (the options, the team stack file, GitHub's answer).
+BRANCH_RE = re.compile(r"^(?![-./])(?!.*\.\.)(?!.*//)[A-Za-z0-9._/-]{1,100}(?<![./])$")
+MEMBER_RE = re.compile(r"^(user|group|serviceAccount):[A-Za-z0-9._%+-]{1,64}"
+                       r"@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})+$")
 # Only the project-IAM changes the stx-pulumi program makes: the build account's log writer and
 # the scheduler account's right to start the event windows' workflow (Workflows roles are
 # project-level only). (IAM conditions on role grants:
@@ -143,6 +148,27 @@ class TeamSpec:
         return f"{account}@{self.project}.iam.gserviceaccount.com"
 
 
+def branch_problem(branch: str) -> str | None:
+    """Why `branch` cannot be a default branch stx-pulumi writes into conditions, or None."""
+    if BRANCH_RE.fullmatch(branch):
+        return None
+    return (f"{shown(branch[:60])} is not a branch name of letters, digits, '.', '_', '-' and '/' "
+            "(at most 100)")
+
+
+def member_problem(member: str) -> str | None:
+    if MEMBER_RE.fullmatch(member):
+        return None
+    return (f"{shown(member[:80])} is not one principal; use user:EMAIL, group:EMAIL or "
+            "serviceAccount:EMAIL (one per --member)")
+
+
+def cel(text: str) -> str:
+    """`text` as a CEL string literal (its values are allow-listed already: this keeps the
+    expression one literal even so)."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def attribute_condition(repo: GitHubRepo, protected_envs: tuple[str, ...]) -> str:
     """Which GitHub tokens the provider accepts: this repository by name and by id, and only
     from a push to the default branch, a pull request, or a job bound to a protected env's
@@ -150,9 +176,9 @@ def attribute_condition(repo: GitHubRepo, protected_envs: tuple[str, ...]) -> st
     subjects = [f"{repo.subject}:ref:refs/heads/{repo.default_branch}",
                 f"{repo.subject}:pull_request",
                 *(f"{repo.subject}:environment:{env}" for env in protected_envs)]
-    listed = ", ".join(f"'{s}'" for s in subjects)
-    return (f"assertion.repository == '{repo.name}' && assertion.repository_id == '{repo.id}' "
-            f"&& assertion.sub in [{listed}]")
+    listed = ", ".join(cel(s) for s in subjects)
+    return (f"assertion.repository == {cel(repo.name)} && assertion.repository_id == "
+            f"{cel(str(repo.id))} && assertion.sub in [{listed}]")
 
 
 ATTRIBUTE_MAPPING = {
@@ -176,17 +202,15 @@ def impersonators(repo: GitHubRepo, protected_envs: tuple[str, ...]) -> dict[str
 def check(project: str, region: str, github: str | None,
           members: tuple[str, ...] = ()) -> None:
     """Exit 2 naming the option for a malformed project, region, repository or member."""
-    if not PROJECT_RE.match(project):
-        raise InputError(f"--project: {project!r} is not a Google Cloud project id (6-30 "
+    if not PROJECT_RE.fullmatch(project):
+        raise InputError(f"--project: {shown(project)} is not a Google Cloud project id (6-30 "
                          "lowercase letters, digits or '-', starting with a letter)")
-    if not REGION_RE.match(region):
-        raise InputError(f"--region: {region!r} is not a Google Cloud region, e.g. "
+    if not REGION_RE.fullmatch(region):
+        raise InputError(f"--region: {shown(region)} is not a Google Cloud region, e.g. "
                          "europe-west1")
-    if github is not None and not REPO_RE.match(github):
-        raise InputError(f"--github: {github!r} is not a repository; use owner/name, e.g. "
+    if github is not None and not REPO_RE.fullmatch(github):
+        raise InputError(f"--github: {shown(github)} is not a repository; use owner/name, e.g. "
                          "my-school/courses")
     for member in members:
-        kind, _, who = member.partition(":")
-        if kind not in ("user", "group", "serviceAccount") or "@" not in who:
-            raise InputError(f"--member: {member!r} is not a principal; use user:EMAIL, "
-                             "group:EMAIL or serviceAccount:EMAIL")
+        if member_problem(member):
+            raise InputError(f"--member: {member_problem(member)}")

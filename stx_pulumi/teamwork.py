@@ -26,7 +26,7 @@ def team_spec(ws: Workspace, environ: Mapping[str, str], *, project: str | None,
     from stx_pulumi.setup import DEFAULT_REGION
     from stx_pulumi.workspace import default_project, local_defaults
 
-    saved = {k: str(v) for k, v in ws.team_files.stack_config(TEAM_STACK).items()}
+    saved = _saved(ws)
     project = project or saved.get("gcp:project") or default_project(environ, ws)
     if not project:
         raise InputError("--project: no Google Cloud project: pass --project (the team stack "
@@ -61,13 +61,35 @@ def team_spec(ws: Workspace, environ: Mapping[str, str], *, project: str | None,
     return spec, config
 
 
+def _saved(ws: Workspace) -> dict[str, str]:
+    """The team stack file's settings, each checked as its option would be: they reach the
+    identity provider's condition, IAM members and the workflow (exit 2 naming the file)."""
+    from stx_pulumi.spec import env_problem
+    from stx_pulumi.team import REPO_RE, branch_problem, member_problem
+
+    file = ws.team_files.stack_file(TEAM_STACK)
+    saved = {k: str(v) for k, v in ws.team_files.stack_config(TEAM_STACK).items()}
+    problems = [*(env_problem(e) for e in _list(saved.get("team:protectedEnvs"))),
+                *(member_problem(m) for m in _list(saved.get("team:members")))]
+    if saved.get("team:defaultBranch"):
+        problems.append(branch_problem(saved["team:defaultBranch"]))
+    if saved.get("team:githubId") and not (saved["team:githubId"].isascii()
+                                           and saved["team:githubId"].isdigit()):
+        problems.append(f"{saved['team:githubId'][:40]!r} is not a repository id (digits)")
+    if saved.get("team:github") and not REPO_RE.fullmatch(saved["team:github"]):
+        problems.append(f"{saved['team:github'][:80]!r} is not a repository (owner/name)")
+    found = [p for p in problems if p]
+    if found:
+        raise InputError(f"{file}: {found[0]}")
+    return saved
+
+
 def _from_stacks(ws: Workspace) -> tuple[set[str], set[str]]:
     """The protected envs and the referenced secrets of the workspace's stack files."""
     from stx_pulumi.spec import SECRET_REF_RE, is_protected, split_stack_name
 
     protected, secrets = set(), set()
-    for file in sorted(ws.stacks_dir.glob("Pulumi.*.yaml")):
-        stack = file.name[len("Pulumi."):-len(".yaml")]
+    for stack in ws.stack_names():
         config = ws.stack_config(stack)
         env = split_stack_name(stack)[1]
         if env and is_protected(config, env):
@@ -75,7 +97,7 @@ def _from_stacks(ws: Workspace) -> tuple[set[str], set[str]]:
         refs = config.get("stx:secretEnv")
         refs = json.loads(refs) if isinstance(refs, str) and refs.strip() else refs
         for ref in (refs or {}).values() if isinstance(refs, Mapping) else ():
-            match = SECRET_REF_RE.match(str(ref))
+            match = SECRET_REF_RE.fullmatch(str(ref))
             if match:
                 secrets.add(match.group(1))
     return protected, secrets
@@ -135,16 +157,21 @@ def _setup(ws: Workspace, environ: Mapping[str, str], spec: TeamSpec,
            config: list[tuple[str, str]], files: Workspace, *, dry_run: bool, on_event: Any,
            say: Callable[[str], None]) -> Outcome:
     from stx_pulumi.engine import Engine
-    from stx_pulumi.workspace import set_backend
 
     here_url = ws.backend_url(environ)
+    moving = here_url != spec.backend_url and not dry_run
+    staged, staged_team = _stage(ws, files) if moving else (ws, files)
     team_here = Engine(ws, environ, on_event, project=TEAM_PROJECT, files=files)
     cli = team_here.command  # one `pulumi version` for the four engines
-    team_there = Engine(ws, environ, on_event, project=TEAM_PROJECT, files=files,
+    team_there = Engine(ws, environ, on_event, project=TEAM_PROJECT, files=staged_team,
                         backend=spec.backend_url, command=cli)
     home = team_there if here_url == spec.backend_url or _has_team(team_there) else team_here
     say(f"team stack in {home.backend}")
     result = home.team_up(spec, config, preview=dry_run)
+    if moving and home is team_here:  # its settings were just written beside the old backend
+        import shutil
+
+        shutil.copy(files.stack_file(TEAM_STACK), staged_team.stack_file(TEAM_STACK))
     outcome = Outcome(spec.backend_url, spec.secrets_provider, result.changes, result.outputs)
     if home is team_there and here_url == spec.backend_url:
         return outcome
@@ -154,7 +181,8 @@ def _setup(ws: Workspace, environ: Mapping[str, str], spec: TeamSpec,
         outcome.moved = ([] if home is team_there else [f"team ({TEAM_PROJECT})"]) + names
         outcome.switched = True
         return outcome
-    apps_there = Engine(ws, environ, on_event, backend=spec.backend_url, command=cli)
+    apps_there = Engine(ws, environ, on_event, backend=spec.backend_url, command=cli,
+                        files=staged)
     moves = [(TEAM_STACK, team_here, team_there)] if home is team_here else []
     try:
         for name, here, there in [*moves, *((n, apps_here, apps_there) for n in names)]:
@@ -166,11 +194,59 @@ def _setup(ws: Workspace, environ: Mapping[str, str], spec: TeamSpec,
         err.hint = (f"the workspace stays on {here_url} (its stacks as they were); run "
                     "`stx-pulumi team setup` again to finish the move")
         raise
-    set_backend(ws, spec.backend_url)
-    if ws.settings().get("secretsProvider"):  # `init --secrets-provider` of this machine
-        ws.save_settings(secretsProvider=spec.secrets_provider)
+    _switch(ws, files, staged, staged_team, spec)
     outcome.switched = True
     return outcome
+
+
+def _stage(ws: Workspace, files: Workspace) -> tuple[Workspace, Workspace]:
+    """Copies of the workspace's and the team's Pulumi.yaml and stack files where the move
+    writes (a new stack's salt, the KMS key): the workspace's own files, which the old
+    backend's stacks are read with, stay as they are until the switch. Kept across runs (a
+    move cut short resumes with the copies that match what the bucket holds)."""
+    import shutil
+
+    from stx_pulumi.team import TEAM_DIR
+    from stx_pulumi.workspace import MOVE_DIR
+
+    root = ws.root / MOVE_DIR
+    for source, target in ((ws.root, root), (files.root, root / TEAM_DIR)):
+        (target / "stacks").mkdir(parents=True, exist_ok=True)
+        shutil.copy(source / "Pulumi.yaml", target / "Pulumi.yaml")
+        for file in sorted((source / "stacks").glob("Pulumi.*.yaml")):
+            if not (target / "stacks" / file.name).exists():
+                shutil.copy(file, target / "stacks" / file.name)
+    return Workspace(root), Workspace(root / TEAM_DIR)
+
+
+def _switch(ws: Workspace, files: Workspace, staged: Workspace, staged_team: Workspace,
+            spec: TeamSpec) -> None:
+    """The moved stacks' files put in place, then Pulumi.yaml switched: a few renames, with
+    Ctrl-C held back meanwhile (a run killed even so is finished by the next `team setup`)."""
+    import os
+    import shutil
+    import signal
+
+    from stx_pulumi.workspace import set_backend
+
+    held = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None
+    try:
+        for source, target in ((staged, ws), (staged_team, files)):
+            for file in sorted(source.stacks_dir.glob("Pulumi.*.yaml")):
+                os.replace(file, target.stacks_dir / file.name)
+        set_backend(ws, spec.backend_url)
+        if ws.settings().get("secretsProvider"):  # `init --secrets-provider` of this machine
+            ws.save_settings(secretsProvider=spec.secrets_provider)
+    finally:
+        if held is not None:
+            signal.signal(signal.SIGINT, held)
+    shutil.rmtree(staged.root, ignore_errors=True)
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 def _has_team(engine: Any) -> bool:

@@ -6,16 +6,23 @@ only by hand (`workflow_dispatch`: the env, a typed DEPLOY and a reason) in its 
 environment. Keyless: google-github-actions/auth with the team stack's pool, provider and
 accounts. Every action is pinned to a commit (`ACTIONS`; Dependabot keeps them current);
 untrusted inputs reach the shell only through environment variables.
+
+Names from the workspace (envs, apps, the branch, the folder) are checked where the spec is
+made (`WorkflowSpec.__post_init__`: allow-lists, exit 2 naming each) and still never written
+into a `run:` line: they reach the shell as `env:` values, every interpolated value quoted for
+YAML (a JSON string is a YAML double-quoted scalar), so even a name the checks missed is inert.
 """
 
 from __future__ import annotations
 
 import difflib
 import hashlib
+import json
 import re
 from dataclasses import dataclass
 
 from stx_pulumi.errors import InputError
+from stx_pulumi.spec import APP_RE, env_problem
 
 WORKFLOW_FILE = ".github/workflows/stx-pulumi.yml"
 DEPENDABOT_FILE = ".github/dependabot.yml"
@@ -31,6 +38,13 @@ RUNNER = "ubuntu-24.04"
 BEGIN = "# >>> stx-pulumi"
 END = "# <<< stx-pulumi"
 MARK_RE = re.compile(r"^# >>> stx-pulumi .*sha256:([0-9a-f]{12})")
+# What a value the workflow names may hold (an account, a provider path, a pip spec, a folder)
+SAFE_RE = re.compile(r"^[A-Za-z0-9@._/:=<>~+-]{1,300}$")
+
+
+def q(value: str) -> str:
+    """`value` as a YAML scalar that is only ever that string."""
+    return json.dumps(value)
 
 
 @dataclass(frozen=True)
@@ -46,6 +60,23 @@ class WorkflowSpec:
     apps: tuple[str, ...] = ()  # none: every app of the env (--all)
     install: str = "stx-pulumi"
     directory: str = "."  # the workspace, relative to the repository root
+
+    def __post_init__(self) -> None:
+        from stx_pulumi.team import branch_problem
+
+        checks = [(f"env {env!r}", env_problem(env)) for env in (*self.envs, *self.protected)]
+        checks += [(f"app {app!r}", None if APP_RE.fullmatch(app) and len(app) <= 40 else
+                    "not an app name (lowercase letters, digits or '-')") for app in self.apps]
+        checks += [("defaultBranch", branch_problem(self.default_branch))]
+        checks += [(name, None if value and SAFE_RE.fullmatch(value) else "not a plain name")
+                   for name, value in (("the identity provider", self.provider),
+                                       ("the deployer", self.deployer),
+                                       ("the previewer", self.previewer),
+                                       ("the install spec", self.install),
+                                       ("the workspace folder", self.directory))]
+        for what, problem in checks:
+            if problem:
+                raise InputError(f"ci github: {what}: {problem}"[:300])
 
     @property
     def project(self) -> str:
@@ -73,11 +104,11 @@ def _setup(spec: WorkflowSpec, account: str) -> str:
           python-version: "{PYTHON}"
       - uses: {uses("google-github-actions/auth")}
         with:
-          workload_identity_provider: {spec.provider}
-          service_account: {account}
+          workload_identity_provider: {q(spec.provider)}
+          service_account: {q(account)}
       - name: Install stx-pulumi and the Pulumi CLI
         env:
-          INSTALL: {spec.install}
+          INSTALL: {q(spec.install)}
         run: |
           python -m pip install "$INSTALL"
           stx-pulumi install-cli
@@ -99,7 +130,7 @@ def _job(spec: WorkflowSpec, name: str, title: str, condition: str, account: str
       id-token: write  # the OIDC token exchanged for Google credentials
     defaults:
       run:
-        working-directory: {spec.directory}
+        working-directory: {q(spec.directory)}
     steps:
 {before}{_setup(spec, account)}"""
 
@@ -108,10 +139,13 @@ def _preview(spec: WorkflowSpec) -> str:
     """Pull requests from this repository (forks get no OIDC token): every env previewed as
     the previewer, into the job summary."""
     steps = "".join(f"""\
-      - name: Preview {env}
+      - name: {q(f"Preview {env}")}
+        env:
+          STX_ENV: {q(env)}
+          APPS: {q(spec.targets)}
         run: |
-          {{ echo "### stx-pulumi preview --env {env}"; echo '```'
-            stx-pulumi preview {spec.targets} --env {env}; echo '```'; }} >> "$GITHUB_STEP_SUMMARY"
+          {{ echo "### stx-pulumi preview --env $STX_ENV"; echo '```'
+            stx-pulumi preview $APPS --env "$STX_ENV"; echo '```'; }} >> "$GITHUB_STEP_SUMMARY"
 """ for env in (*spec.envs, *spec.protected))
     return _job(spec, "preview", "Preview", """>-
       github.event_name == 'pull_request'
@@ -125,25 +159,30 @@ def _preview(spec: WorkflowSpec) -> str:
 
 def _deploy(spec: WorkflowSpec, env: str) -> str:
     """Pushes to the default branch: the changed apps of an unprotected env."""
-    return _job(spec, f"deploy-{env}", f"Deploy {env}", "github.event_name == 'push' && "
-                f"github.ref == 'refs/heads/{spec.default_branch}'", spec.deployer, f"""\
+    job = "deploy-" + "".join(c if c.isascii() and (c.isalnum() or c == "-") else "-"
+                              for c in env)  # a job id: never more than its characters
+    return _job(spec, job, q(f"Deploy {env}"), q(
+        f"github.event_name == 'push' && github.ref == 'refs/heads/{spec.default_branch}'"),
+        spec.deployer, f"""\
     concurrency:
-      group: stx-pulumi-{env}
+      group: {q(f"stx-pulumi-{env}")}
       cancel-in-progress: false
 """) + f"""\
-      - name: Deploy the changed apps of {env}
+      - name: {q(f"Deploy the changed apps of {env}")}
         env:
+          STX_ENV: {q(env)}
+          APPS: {q(spec.targets)}
           COMMIT: ${{{{ github.sha }}}}
-        run: stx-pulumi up {spec.targets} --changed --env {env} --message "push $COMMIT"
+        run: stx-pulumi up $APPS --changed --env "$STX_ENV" --message "push $COMMIT"
 """
 
 
 def _by_hand(spec: WorkflowSpec) -> str:
     """A protected env, by hand: its GitHub environment (reviewers), a typed DEPLOY and a
     reason, checked before any credential is asked for."""
-    return _job(spec, "deploy-protected", "Deploy a protected env",
+    return _job(spec, "deploy-protected", "Deploy a protected env", q(
                 "github.event_name == 'workflow_dispatch' && "
-                f"github.ref == 'refs/heads/{spec.default_branch}'", spec.deployer, """\
+                f"github.ref == 'refs/heads/{spec.default_branch}'"), spec.deployer, """\
     environment: ${{ inputs.environment }}
     concurrency:
       group: stx-pulumi-${{ inputs.environment }}
@@ -162,7 +201,8 @@ def _by_hand(spec: WorkflowSpec) -> str:
           STX_ENV: ${{{{ inputs.environment }}}}
           REASON: ${{{{ inputs.reason }}}}
           ACTOR: ${{{{ github.actor }}}}
-        run: stx-pulumi up {spec.targets} --env "$STX_ENV" --yes --message "$REASON (by $ACTOR)"
+          APPS: {q(spec.targets)}
+        run: stx-pulumi up $APPS --env "$STX_ENV" --yes --message "$REASON (by $ACTOR)"
 """
 
 
@@ -173,7 +213,7 @@ def _dispatch(spec: WorkflowSpec) -> str:
       environment:
         description: The protected env to deploy
         type: choice
-        options: [{", ".join(spec.protected)}]
+        options: [{", ".join(q(env) for env in spec.protected)}]
         required: true
       confirm:
         description: Type DEPLOY to confirm
@@ -195,12 +235,12 @@ def body(spec: WorkflowSpec) -> str:
 name: stx-pulumi
 on:
   pull_request:
-    branches: [{branch}]
+    branches: [{q(branch)}]
   push:
-    branches: [{branch}]
+    branches: [{q(branch)}]
 {_dispatch(spec) if spec.protected else ""}permissions: {{}}
 env:
-  GOOGLE_CLOUD_PROJECT: {spec.project}  # of a stack file that names none yet
+  GOOGLE_CLOUD_PROJECT: {q(spec.project)}  # of a stack file that names none yet
   PULUMI_SKIP_UPDATE_CHECK: "true"
 jobs:
 """ + "".join(jobs)

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from stx_pulumi.errors import InputError
+from stx_pulumi.errors import InputError, SpecError, shown
 from stx_pulumi.source import inspect_source
 from stx_pulumi.spec import (
     APP_RE,
@@ -33,6 +33,7 @@ PROJECT_NAME = "stx-pulumi"
 SECRET = "[secret]"
 SETTINGS_FILE = ".stx-pulumi.json"
 STATE_DIR = ".pulumi-state"
+MOVE_DIR = ".stx-pulumi-move"  # team setup's copies of the stack files, until its switch
 DEFAULT_ENV = "dev"
 DEFAULT_REGION = "europe-west1"
 
@@ -81,6 +82,22 @@ class Workspace:
         found = load_yaml(file).get("secretsprovider") if file.is_file() else None
         return str(found or "passphrase")
 
+    def stack_names(self) -> list[str]:
+        """The stacks with a file in stacks/, sorted. A file whose name is no
+        `Pulumi.<app>.<env>.yaml` of valid names is exit 2 naming it: names reach resource
+        names, the CI workflow and the CI identity's conditions."""
+        out = []
+        for file in sorted(self.stacks_dir.glob("Pulumi.*.yaml")) if (
+                self.stacks_dir.is_dir()) else []:
+            stack = file.name[len("Pulumi."):-len(".yaml")]
+            app, _, env = stack.partition(".")
+            if not (APP_RE.fullmatch(app) and len(app) <= 40) or env_problem(env):
+                raise InputError(f"{shown(str(file))}: not a stack file name; use "
+                                 "Pulumi.<app>.<env>.yaml, app and env of lowercase letters, "
+                                 "digits and '-'")
+            out.append(stack)
+        return out
+
     def has_encrypted_stacks(self) -> bool:
         """True when a stack file holds an encryption salt or encrypted values."""
         for file in self.stacks_dir.glob("Pulumi.*.yaml"):
@@ -116,11 +133,11 @@ class Workspace:
             raise InputError(f"{file}: must be a JSON object such as {{\"env\": \"dev\"}}")
         unknown = sorted(set(data) - {"env", "secretsProvider", "project", "region"})
         if unknown:
-            raise InputError(f"{file}: unknown setting {unknown[0]!r} (allowed: env, "
+            raise InputError(f"{file}: unknown setting {shown(unknown[0])} (allowed: env, "
                              "secretsProvider, project, region)")
         env = data.get("env")
         if env is not None and (not isinstance(env, str) or env_problem(env)):
-            raise InputError(f"{file}: env {env!r} is not an env name (1-12 lowercase "
+            raise InputError(f"{file}: env {shown(env)} is not an env name (1-12 lowercase "
                              "letters, digits or '-', starting with a letter)")
         provider = data.get("secretsProvider")
         if provider is not None and secrets_provider_problem(str(provider)):
@@ -192,11 +209,22 @@ class Workspace:
         paths.discard("None")
         return paths.pop() if len(paths) == 1 else None
 
-    def spec(self, settings: Mapping[str, Any], app: str, env: str) -> AppSpec:
+    def spec(self, settings: Mapping[str, Any], app: str, env: str,
+             project: Mapping[str, Any] | None = None) -> AppSpec:
         """The validated spec of `settings`, whose paths are relative to this workspace: the
-        app folder is read (FOLDER inside it too) and the image builds from it, relative."""
+        app folder is read (FOLDER inside it too) and the image builds from it, relative.
+        `project`: Pulumi.yaml's own settings, checked even where the stack file overrides
+        them (a bad value there would break the next stack that does not)."""
         source = inspect_source((self.root / str(settings["stx:path"])).resolve(),
                                 _folders(settings))
+        if project:
+            try:
+                build_spec(merge_settings(settings, project), app=app, env=env, source=source)
+            except SpecError as err:
+                mine = [p for p in err.problems if p.startswith(tuple(project))]
+                if mine:
+                    raise SpecError([f"{self.root / 'Pulumi.yaml'}: {p}" for p in mine]
+                                    ) from None
         spec = build_spec(settings, app=app, env=env, source=source)
         return replace(spec, context=self.relative(spec.source),
                        settings_digest=settings_digest(settings))
@@ -239,12 +267,46 @@ def _folders(settings: Mapping[str, Any]) -> list[str]:
     return [f for f in folders if f]
 
 
+YAML_MAX_BYTES = 1_000_000  # a stack file is a few hundred bytes
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """YAML as a settings file needs it: no aliases (a "billion laughs" file would take
+    gigabytes), no duplicate keys (the last would win silently), and keys that are plain ASCII
+    with no surrounding space (`ѕtx:` with a Cyrillic s, or ` stx:port`, would be ignored)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed",
+                                              self.peek_event().start_mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            where = key_node.start_mark
+            if isinstance(key, str) and (not key.isascii() or key != key.strip()):
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {shown(key)} is not plain ASCII without spaces", where)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {shown(key)} is given twice", where)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def load_yaml(file: Path) -> dict[str, Any]:
     """A YAML file that must hold a map; InputError naming the file (and line) otherwise."""
     try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as err:
-        raise InputError(f"{file}: cannot be read ({err})") from None
+        if file.stat().st_size > YAML_MAX_BYTES:
+            raise InputError(f"{file}: {file.stat().st_size:,} bytes, more than a settings file "
+                             f"holds ({YAML_MAX_BYTES:,} at most)")
+        data = yaml.load(file.read_text(encoding="utf-8"), Loader=_StrictLoader)
+    except UnicodeDecodeError as err:
+        raise InputError(f"{file}: not UTF-8 text (byte {err.start})") from None
+    except OSError as err:
+        raise InputError(f"{file}: cannot be read ({err.strerror})") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -287,7 +349,7 @@ def backend_problem(url: str) -> str | None:
     """Why `url` cannot be a state backend, or None."""
     if url.startswith(SCHEMES) and len(url) > len(url.partition("://")[0]) + 3:
         return None
-    return (f"--backend: {url!r} is not a backend URL; use one of "
+    return (f"--backend: {shown(url)} is not a backend URL; use one of "
             f"{', '.join(s + '...' for s in SCHEMES)}")
 
 
@@ -296,7 +358,7 @@ def secrets_provider_problem(provider: str) -> str | None:
     if provider == "passphrase" or (provider.startswith(SECRETS_SCHEMES) and
                                     len(provider) > len(provider.partition("://")[0]) + 3):
         return None
-    return (f"--secrets-provider: {provider!r} is not a secrets provider; use passphrase or "
+    return (f"--secrets-provider: {shown(provider)} is not a secrets provider; use passphrase or "
             f"one of {', '.join(s + '...' for s in SECRETS_SCHEMES)}")
 
 
@@ -329,7 +391,7 @@ def create_workspace(root: Path, backend: str | None = None) -> Workspace:
     (root / "stacks").mkdir(exist_ok=True)
     ignore = root / ".gitignore"
     lines = ignore.read_text(encoding="utf-8").splitlines() if ignore.is_file() else []
-    missing = [x for x in (f"{STATE_DIR}/", SETTINGS_FILE) if x not in lines]
+    missing = [x for x in (f"{STATE_DIR}/", SETTINGS_FILE, f"{MOVE_DIR}/") if x not in lines]
     if missing:
         ignore.write_text("\n".join([*lines, *missing]) + "\n", encoding="utf-8")
     return Workspace(root.resolve())
@@ -370,25 +432,62 @@ main()
 DEPLOY_ENV = ".stx-deploy.env"  # StreamTeX's deploy settings beside an app
 
 
+# The Google keys of StreamTeX's .stx-deploy.env (its other keys are for its other targets:
+# Coolify, Hetzner...), and what each must hold.
+DEPLOY_ENV_KEYS = {"GCP_PROJECT_ID": "project", "GCP_REGION": "region", "GCP_REGISTRY": None}
+
+
 def deploy_env(folders: Sequence[Path | None]) -> dict[str, str]:
     """StreamTeX's deploy settings (GCP_PROJECT_ID, GCP_REGION, GCP_REGISTRY) from the first
     `.stx-deploy.env` among `folders` (the app folder, then the workspace), read as StreamTeX
-    reads it (python-dotenv)."""
-    from dotenv import dotenv_values
-
+    reads it (python-dotenv). A line that is no KEY=VALUE, a GCP_ key that is none of these,
+    a bad project or region, or bytes that are not UTF-8 are exit 2 naming the file and line."""
     for folder in folders:
         file = folder / DEPLOY_ENV if folder else None
         if file and file.is_file():
-            return {k: v for k, v in dotenv_values(file).items() if v}
+            return _read_deploy_env(file)
     return {}
+
+
+def _read_deploy_env(file: Path) -> dict[str, str]:
+    import difflib
+    import io
+
+    from dotenv.parser import parse_stream
+
+    from stx_pulumi.spec import PROJECT_RE, REGION_RE
+
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise InputError(f"{file}: not UTF-8 text (byte {err.start})") from None
+    out = {}
+    for binding in parse_stream(io.StringIO(text)):
+        where = f"{file}:{binding.original.line}"
+        if binding.error:
+            raise InputError(f"{where}: {shown(binding.original.string.strip())} is not "
+                             "KEY=VALUE")
+        key, value = binding.key, binding.value or ""
+        if key is None:
+            continue
+        if key.startswith("GCP_") and key not in DEPLOY_ENV_KEYS:
+            close = difflib.get_close_matches(key, list(DEPLOY_ENV_KEYS), n=1)
+            raise InputError(f"{where}: {shown(key)} is not a setting stx-pulumi reads"
+                             + (f"; did you mean {close[0]}?" if close else ""))
+        rule = {"project": PROJECT_RE, "region": REGION_RE}.get(DEPLOY_ENV_KEYS.get(key) or "")
+        if value and rule is not None and not rule.fullmatch(value):
+            raise InputError(f"{where}: {key}: {shown(value)} is not a Google Cloud "
+                             f"{DEPLOY_ENV_KEYS[key]}")
+        if value:
+            out[key] = value
+    return out
 
 
 def stack_configs(ws: Workspace) -> list[tuple[str, dict[str, Any]]]:
     """(stack, config) of every stack file of the workspace (a broken one is left out: its
     own commands name it)."""
     out = []
-    for file in sorted(ws.stacks_dir.glob("Pulumi.*.yaml")) if ws.exists else []:
-        stack = file.name.removeprefix("Pulumi.").removesuffix(".yaml")
+    for stack in ws.stack_names() if ws.exists else []:
         try:
             out.append((stack, ws.stack_config(stack)))
         except InputError:
@@ -435,6 +534,7 @@ def with_machine_defaults(settings: Mapping[str, Any], environ: Mapping[str, str
         out["cloudflare:apiToken"] = SECRET
     app_folder = (ws.root / str(out["stx:path"])).resolve() if ws and out.get("stx:path") else (
         None)
+    local_defaults(ws, app_folder)  # a broken .stx-deploy.env is exit 2, read or not
     if not out.get("gcp:project"):
         out["gcp:project"] = default_project(environ, ws, app_folder)
     if not out.get("gcp:region"):
@@ -474,13 +574,14 @@ def unset_keys(names: Sequence[str]) -> list[str]:
     keys = []
     for name in names:
         group, _, entry = name.removeprefix("stx:").partition(".")
-        if group in ("books", "events") and APP_RE.match(entry):
+        if group in ("books", "events") and APP_RE.fullmatch(entry):
             keys.append(f"stx:{group}.{entry}")  # one book (its service) or one event window
             continue
         key = setting_key(name)
         if key is None or key == "stx:path":
             allowed = ", ".join(s.key.partition(":")[2] for s in SETTINGS if s.key != "stx:path")
-            raise InputError(f"--unset: {name!r} is not a setting that can be removed; one of: "
+            raise InputError(f"--unset: {shown(name)} is not a setting that can be removed; "
+                             "one of: "
                              f"{allowed}, or books.NAME / events.NAME for one book or event")
         keys.append(key)
     return keys
@@ -504,15 +605,21 @@ def load_spec(
     if env_problem(env):
         raise InputError(str(env_problem(env)))
     target = resolve_target(app_arg, cwd, ws, env)
-    if target.named_by_folder and not APP_RE.match(target.app):
-        raise InputError(f"APP: the folder name {target.app!r} is not a valid app name "
+    if target.named_by_folder and not APP_RE.fullmatch(target.app):
+        raise InputError(f"APP: the folder name {shown(target.app)} is not a valid app name "
                          "(lowercase letters, digits, '-'): give the name as APP and the "
                          "folder as --path")
     config = ws.stack_config(stack_name(target.app, env))
     for key in unset_keys(unset):
-        drop_setting(config, key)
+        if not drop_setting(config, key) and "." in key:  # a book or window it does not have
+            group, _, entry = key.removeprefix("stx:").partition(".")
+            held = sorted(config.get(f"stx:{group}") or {})
+            raise InputError(f"--unset: {group}.{entry}: {stack_name(target.app, env)} has no "
+                             f"{group[:-1]} {shown(entry)}" + (f" ({group}: {', '.join(held)})"
+                                                           if held else ""))
     # command line > stack file > the workspace's Pulumi.yaml > what the machine knows
-    settings = merge_settings(merge_settings(ws.project_config(), config), overrides)
+    project = ws.project_config()
+    settings = merge_settings(merge_settings(project, config), overrides)
     if target.path is not None and "stx:path" not in overrides:
         settings["stx:path"] = str(target.path)
     if not settings.get("stx:path"):
@@ -520,7 +627,7 @@ def load_spec(
     if not settings.get("stx:path"):
         raise InputError(f"{option_label('stx:path')}: no app folder known for "
                          f"{stack_name(target.app, env)}: give APP as a folder or --path")
-    spec = ws.spec(with_machine_defaults(settings, environ, ws), target.app, env)
+    spec = ws.spec(with_machine_defaults(settings, environ, ws), target.app, env, project)
     if spec.project_is_placeholder and not allow_placeholder_project:
         raise InputError(f"{option_label('gcp:project')}: no Google Cloud project: pass "
                          "--project, set GOOGLE_CLOUD_PROJECT, or run `gcloud config set "

@@ -25,7 +25,8 @@ def test_up_makes_the_expected_cli_calls(workspace: Path, pulumi_cli: PulumiStan
     assert stx("up", "hello-course", "--max", "100", "--yes").exit_code == 0
     commands = pulumi_cli.commands()
     first = commands.index("stack select")
-    assert first >= 1 and set(commands[:first]) == {"version"}  # prerequisites, then engine
+    # prerequisites, and for a new service the backend's stacks (its name must be free)
+    assert first >= 1 and set(commands[:first]) == {"version", "stack ls"}
     assert commands[first:first + 2] == ["stack select", "stack init"]
     assert "config set" in commands
     # settings are written only once the update succeeded

@@ -155,7 +155,8 @@ def test_a_locked_app_exits_4_and_the_others_deploy(term: Path,
 def test_an_interrupt_stops_every_app_and_says_what_to_run_next(
         term: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STANDIN_LATENCY", "1")
-    proc = stx_process("up", "--all", "--yes", "--no-verify", "--parallel", "2", cwd=term)
+    proc = stx_process("up", "--all", "--yes", "--no-verify", "--parallel", "2", "--max", "13",
+                       cwd=term)
     seen = []
     assert proc.stderr is not None
     while not any(line.endswith(": succeeded\n") for line in seen[-1:]):
@@ -168,7 +169,9 @@ def test_an_interrupt_stops_every_app_and_says_what_to_run_next(
     summary = out[out.index("interrupted:"):]
     assert "succeeded: " in summary
     assert "stopped part-way: " in summary or "not started: " in summary
-    assert "next: stx-pulumi up " in summary and "--env dev --yes" in summary
+    # the command to run next repeats the options given: following it deploys --max 13
+    assert "next: stx-pulumi up " in summary
+    assert "--env dev --yes --no-verify --max 13" in summary
 
 
 def test_bad_fleet_input_is_exit_2_and_changes_nothing(term: Path) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ import pytest
 import yaml
 from conftest import PROJECT, STANDIN, PulumiStandIn
 from fake_github import FakeGitHub
-from helpers import snapshot, stx, stx_json, validate_github
+from helpers import snapshot, stx, stx_json, stx_process, validate_github
 
 pytestmark = pytest.mark.e2e
 TOKEN = "cf-token-0123456789-secret"
@@ -204,8 +205,9 @@ def test_ci_github_writes_a_valid_pinned_workflow_and_keeps_user_edits(
     assert stx("ci", "github").exit_code == 0
     file = ws / ".github" / "workflows" / "stx-pulumi.yml"
     text = file.read_text()
-    assert "service_account: stx-deployer@" in text and "stx-previewer@" in text
-    assert "up --all --changed --env dev" in text and "options: [prod]" in text
+    assert 'service_account: "stx-deployer@' in text and "stx-previewer@" in text
+    assert 'STX_ENV: "dev"' in text and 'APPS: "--all"' in text
+    assert 'up $APPS --changed --env "$STX_ENV"' in text and 'options: ["prod"]' in text
     validate_github(ws)
     # lines outside the block are kept; a re-run changes nothing
     file.write_text("# our note\n" + text + "  lint:\n    runs-on: ubuntu-24.04\n"
@@ -220,3 +222,40 @@ def test_ci_github_writes_a_valid_pinned_workflow_and_keeps_user_edits(
     assert "-      cancel-in-progress: true" in result.output
     assert stx("ci", "github", "--force").exit_code == 0
     assert file.read_text() == edited
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])
+@pytest.mark.parametrize("after", ["team stack in", "moving team", "moving hello-course.dev"])
+def test_an_interrupted_team_setup_leaves_every_stack_readable_where_it_was(
+        with_secret: Path, team_cloud: Path, monkeypatch: pytest.MonkeyPatch,
+        sig: signal.Signals, after: str) -> None:
+    """Nothing of the old backend changes until the new one is proven: the move writes its
+    stack files apart, so a run stopped at any step leaves the workspace on its old backend,
+    every stack (and its secret) readable; the next run finishes the move."""
+    ws = with_secret
+    stack_file = ws / "stacks" / "Pulumi.hello-course.dev.yaml"
+    before = stack_file.read_bytes()
+    monkeypatch.setenv("STANDIN_LATENCY", "0.3")  # each resource operation takes a while
+    proc = stx_process("team", "setup", "--project", PROJECT, cwd=ws)
+    assert proc.stderr is not None
+    while after not in (line := proc.stderr.readline()):
+        assert line, "the setup ended before the step"
+    proc.send_signal(sig)
+    proc.communicate(timeout=60)
+    monkeypatch.delenv("STANDIN_LATENCY")
+    assert stack_file.read_bytes() == before
+    assert yaml.safe_load((ws / "Pulumi.yaml").read_text())["backend"]["url"] == (
+        "file://.pulumi-state")  # not switched
+    assert stx_json("outputs", "hello-course")["url"]
+    got = json.loads(pulumi("config", "get", "cloudflare:apiToken", "--stack",
+                            "hello-course.dev", cwd=ws,
+                            env={"PULUMI_BACKEND_URL": (ws / ".pulumi-state").as_uri()}))
+    assert got == {"value": TOKEN, "secret": True}
+    if sig == signal.SIGKILL:  # a lock the killed run held is removed as the hint says
+        for lock in (team_cloud / "gcs").rglob("locks/**/*.json"):
+            lock.unlink()
+    done = stx_json("team", "setup", "--project", PROJECT)
+    assert done["switched"]
+    assert yaml.safe_load(stack_file.read_text())["secretsprovider"] == KEY
+    assert not (ws / ".stx-pulumi-move").exists()
+    assert stx_json("outputs", "hello-course")["url"]

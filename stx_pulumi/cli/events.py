@@ -20,7 +20,7 @@ from stx_pulumi.cli.options import (
     stack_of,
     stack_ref,
 )
-from stx_pulumi.errors import InputError, SpecError
+from stx_pulumi.errors import InputError, SpecError, shown
 
 event_app = typer.Typer(
     help="Event windows: warm before a class, back to the base scaling after, scheduled in "
@@ -77,6 +77,8 @@ def add(
     if window and window.start <= now:
         problems.append(f"--start: {window.start:%Y-%m-%d %H:%M} {window.tz} is not in the "
                         "future")
+    elif window:
+        problems += [p for p in [events.ahead_problem(window, now, "--start")] if p]
     if problems or window is None:
         raise SpecError(problems)
     ws, stack = stack_of(app_name, env)
@@ -172,7 +174,7 @@ def remove(
     ws, stack = stack_ref(app_name, env)
     names = {str(k) for k in (ws.stack_config(stack).get("stx:events") or {})}
     if name not in names:
-        raise InputError(f"NAME: {stack} has no window {name!r}"
+        raise InputError(f"NAME: {stack} has no window {shown(name)}"
                          + (f" (windows: {', '.join(sorted(names))})" if names else ""))
     key = f"stx:events.{name}"
     if up:

@@ -67,9 +67,46 @@ def run_fleet(operation: str, apps: list[str] | None, all_apps: bool, env: str |
                            "exit_code": fleet.exit_code, "apps": [r.as_json() for r in runs]})
     else:
         render.fleet_summary(operation, runs, fleet.interrupted,
-                             f"stx-pulumi {operation} {{apps}} --env {env}{again}")
+                             f"stx-pulumi {operation} {{apps}} --env {env}"
+                             f"{repeated_options() or again}")
     if fleet.exit_code:
         raise typer.Exit(fleet.exit_code)
+
+
+# What the command printed after an interrupt never repeats: the apps (it names the rest), the
+# env (it names it), --json and the fleet's own pacing.
+NOT_REPEATED = {"apps", "all_apps", "env", "json_output", "parallel", "fail_fast"}
+
+
+def repeated_options() -> str:
+    """The options the user typed (as `--opt value`, shell-quoted), for the command printed
+    after an interrupt: following it deploys what they asked, not the stack's old settings."""
+    import shlex
+
+    try:  # typer's own copy of click (typer 0.22 and newer), else click itself
+        from typer._click.core import ParameterSource
+        from typer._click.globals import get_current_context
+    except ImportError:  # pragma: no cover - older typer
+        from click.core import ParameterSource  # type: ignore[no-redef]
+        from click.globals import get_current_context  # type: ignore[no-redef]
+
+    ctx = get_current_context(silent=True)
+    if ctx is None:
+        return ""
+    words: list[str] = []
+    for param in ctx.command.params:
+        name = param.name or ""
+        if name in NOT_REPEATED or param.param_type_name != "option" or (
+                ctx.get_parameter_source(name) != ParameterSource.COMMANDLINE):
+            continue
+        value = ctx.params.get(name)
+        flag = param.opts[0]
+        if getattr(param, "is_flag", False):
+            words.append(flag if value else (getattr(param, "secondary_opts", None) or [flag])[0])
+        else:
+            for item in value if isinstance(value, (list, tuple)) else [value]:
+                words += [flag, str(item)]
+    return "".join(f" {shlex.quote(w)}" for w in words)
 
 
 def _check_all(runs: list[Any], check: Callable[[Any], None]) -> None:
@@ -97,7 +134,7 @@ def selected(ws: Any, env: str, apps: list[str], all_apps: bool,
         candidates = [name.rsplit(".", 1)[0] for name in _backend_stacks(ws)
                       if name.rsplit(".", 1)[-1] == env]
     elif all_apps and ws.stacks_dir.is_dir():
-        candidates = stack_file_apps((f.name for f in ws.stacks_dir.iterdir()), env)
+        candidates = stack_file_apps((f"Pulumi.{s}.yaml" for s in ws.stack_names()), env)
     chosen: dict[str, str] = {}
     for arg in select(apps, all_apps, candidates):
         chosen.setdefault(resolve_target(arg, Path.cwd(), ws, env).app, arg)

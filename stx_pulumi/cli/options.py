@@ -18,7 +18,7 @@ import typer
 from typer.core import TyperGroup
 
 from stx_pulumi import __version__, render
-from stx_pulumi.errors import InputError, StxError
+from stx_pulumi.errors import InputError, StxError, shown
 
 
 class _OneLineErrors(TyperGroup):
@@ -27,6 +27,7 @@ class _OneLineErrors(TyperGroup):
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
         try:
+            _ascii_numbers(kwargs.get("args", args[0] if args else None))
             code = super().main(*args, standalone_mode=False, **kwargs)
         except typer.TyperException as err:  # typer's (vendored click's) usage errors
             ctx = getattr(err, "ctx", None)
@@ -39,6 +40,14 @@ class _OneLineErrors(TyperGroup):
         if not standalone_mode:
             return code
         sys.exit(code if isinstance(code, int) else 0)
+
+
+def _ascii_numbers(argv: Any) -> None:
+    """Numbers only in ASCII digits: Python reads '١٠' as 10 and '²' breaks it, so a value
+    made only of other digits is refused (exit 2) before any option is parsed."""
+    for word in argv if argv is not None else sys.argv[1:]:
+        if isinstance(word, str) and word.isdigit() and not word.isascii():
+            raise typer.BadParameter(f"{shown(word)}: write numbers with the digits 0-9")
 
 
 app = typer.Typer(
@@ -84,6 +93,11 @@ class DeployOptions:
     def overrides(self, cwd: Path) -> dict[str, Any]:
         """The options as stack config keys (unset options are left out); `--max 20` sets
         the app's value, `--max intro=100` book intro's (stx:books.intro.maxInstances)."""
+        for field in ("path", "project", "region", "serve_mode", "cloudflare_zone", "folder",
+                      "builder", "build_region"):
+            if getattr(self, field) is not None and not str(getattr(self, field)).strip():
+                raise InputError(f"--{field.replace('_', '-')}: empty: give a value or leave "
+                                 "the option out")
         books: dict[str, dict[str, str]] = {}
         for name, folder in _pairs("--book", "NAME=FOLDER", self.book).items():
             books.setdefault(name, {})["folder"] = folder
@@ -102,10 +116,15 @@ class DeployOptions:
             "stx:secretEnv": _pairs("--secret-env", "VAR=SECRET[:VERSION]", self.secret_env),
         }
         for field, (key, book_key) in PER_BOOK.items():
+            seen: set[str] = set()
             for item in getattr(self, field):
                 name, sep, value = item.rpartition("=")
                 if sep and not name:
-                    raise InputError(f"--{field}: {item!r} is not VALUE or BOOK=VALUE")
+                    raise InputError(f"--{field}: {shown(item)} is not VALUE or BOOK=VALUE")
+                if name in seen:
+                    raise InputError(f"--{field}: given twice for "
+                                     + (f"book {name}" if name else "the app"))
+                seen.add(name)
                 if sep:
                     books.setdefault(name, {})[book_key] = value
                 else:
@@ -126,7 +145,10 @@ def _pairs(option: str, form: str, items: tuple[str, ...]) -> dict[str, str]:
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name:
-            raise InputError(f"{option}: {item!r} is not {form}")
+            raise InputError(f"{option}: {shown(item)} is not {form}")
+        if name in out:  # never "the last one wins" without a word
+            raise InputError(f"{option}: {shown(name)} is given twice ({shown(out[name])} and "
+                             f"{shown(value)})")
         out[name] = value
     return out
 

@@ -9,7 +9,7 @@ import typer
 
 from stx_pulumi import render
 from stx_pulumi.cli.options import JsonOpt, app, command
-from stx_pulumi.errors import InputError, PrerequisiteError
+from stx_pulumi.errors import InputError, PrerequisiteError, shown
 
 team_app = typer.Typer(help="The team's shared state, secrets key and CI identity.",
                        no_args_is_help=True)
@@ -128,11 +128,11 @@ def _workflow_spec(ws: Any, apps: tuple[str, ...]) -> tuple[Any, Path]:
     from stx_pulumi.team import TEAM_PROJECT, TEAM_STACK
     from stx_pulumi.workflow import WorkflowSpec
 
-    stacks = [f.name[len("Pulumi."):-len(".yaml")] for f in ws.stacks_dir.glob("Pulumi.*.yaml")]
+    stacks = ws.stack_names()
     known = {split_stack_name(s)[0] for s in stacks}
     for name in apps:
         if name not in known:
-            raise InputError(f"--apps: {name!r} has no stack file in {ws.stacks_dir} (apps: "
+            raise InputError(f"--apps: {shown(name)} has no stack file in {ws.stacks_dir} (apps: "
                              f"{', '.join(sorted(known)) or 'none'})")
     if not ws.team_files.stack_file(TEAM_STACK).is_file():
         raise PrerequisiteError("no team stack in this workspace",

@@ -59,14 +59,22 @@ def status(
 
     infos = engine.stacks(on_each=None if no_check else lambda info: wanted(info) and (
         checks.start(info.stack, info.outputs)))
-    rows = [board.row(info, ws.stack_config(info.stack) if ws.stack_file(
-                info.stack).is_file() else {}, now)
+    rows = [board.row(info, _config_or_empty(ws, info.stack), now)
             for info in sorted(infos, key=lambda i: (i.app, i.env)) if wanted(info)]
     checks.fill(rows)
     if json_output:
         render.print_json({"backend": engine.backend, "stacks": rows})
     else:
         render.status_table(engine.backend, rows)
+
+
+def _config_or_empty(ws: Any, stack: str) -> dict[str, Any]:
+    """A stack's config for its status row; a broken stack file does not hide the board (its
+    own commands name it)."""
+    try:
+        return ws.stack_config(stack) if ws.stack_file(stack).is_file() else {}
+    except InputError:
+        return {}
 
 
 @command()

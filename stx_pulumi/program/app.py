@@ -14,8 +14,7 @@ from stx_pulumi.program.build import build_base
 from stx_pulumi.program.image import local_image
 from stx_pulumi.program.schedule import schedule
 from stx_pulumi.program.service import serve
-from stx_pulumi.releases import KEEP as KEEP_RELEASES
-from stx_pulumi.releases import RELEASE_TAG
+from stx_pulumi.releases import RELEASE_TAG, kept
 from stx_pulumi.spec import KEEP_IMAGES, AppSpec, Migration, secret_member_name
 
 COMPONENT_TYPE = "stx:index:StreamtexApp"
@@ -200,9 +199,9 @@ def _releases(migration: Migration, digest: pulumi.Input[str],
     image, and each service's revision taking the traffic (a pinned one, else the newest)."""
     revisions = pulumi.Output.all(**{s.spec.name: s.pinned_revision or
                                      s.service.latest_ready_revision for s in served})
-    return pulumi.Output.all(digest, revisions).apply(lambda done: [
-        *list(migration.releases)[-(KEEP_RELEASES - 1):],
-        {**dict(migration.record or {}), "digest": done[0], "revisions": done[1]}])
+    return pulumi.Output.all(digest, revisions).apply(lambda done: kept([
+        *list(migration.releases),
+        {**dict(migration.record or {}), "digest": done[0], "revisions": done[1]}]))
 
 
 def _cloudflare(name: str, spec: AppSpec, token: pulumi.Input[str] | None,
