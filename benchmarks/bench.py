@@ -114,9 +114,9 @@ def bench_plan(runs: int) -> tuple[bool, list[str]]:
 def bench_preflight(runs: int) -> tuple[bool, list[str]]:
     from fake_google import FakeGoogle
 
-    from stx_pulumi.checks import PASS, Check
-    from stx_pulumi.doctor import REQUIRED_APIS, apis_check, backend_check, prerequisites
-    from stx_pulumi.google import connect
+    from stx_pulumi.cloud.google import connect
+    from stx_pulumi.model.checks import PASS, Check
+    from stx_pulumi.ops.doctor import REQUIRED_APIS, apis_check, backend_check, prerequisites
     from stx_pulumi.workspace import Workspace
 
     with tempfile.TemporaryDirectory() as tmp, FakeGoogle(delay=0.5) as google:
@@ -217,7 +217,7 @@ def bench_fleet(runs: int) -> tuple[bool, list[str]]:
                         "--parallel", "8"], cwd=ws, env=env, capture_output=True, check=True)
         board, _ = measure([CLI, "status", "--no-check"], runs, env, ws)
         checked, _ = measure([CLI, "status"], max(1, runs // 2), env, ws)
-    from stx_pulumi.status import CHECK_TIMEOUT
+    from stx_pulumi.ops.status import CHECK_TIMEOUT
 
     met = fleet <= 2.5 * one and mib <= 300 and board <= 2 and checked <= 2 + CHECK_TIMEOUT
     return met, [

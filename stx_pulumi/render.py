@@ -19,7 +19,7 @@ from rich.tree import Tree
 from stx_pulumi.errors import SpecError, StxError
 
 if TYPE_CHECKING:
-    from stx_pulumi.plan import Plan, PlannedResource
+    from stx_pulumi.engine.plan import Plan, PlannedResource
 
 TYPE_LABELS = {
     "stx:index:StreamtexApp": "StreamTeX app",

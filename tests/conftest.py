@@ -14,7 +14,7 @@ import pytest
 from fake_app import FakeApp
 from fake_google import FakeGoogle
 
-from stx_pulumi.google import ENDPOINTS
+from stx_pulumi.cloud.google import ENDPOINTS
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "hello-course"

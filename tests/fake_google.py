@@ -30,7 +30,7 @@ from urllib.parse import parse_qsl, urlparse
 import discovery
 from fake_app import LocalServer
 
-from stx_pulumi.google import ENDPOINTS
+from stx_pulumi.cloud.google import ENDPOINTS
 
 
 class FakeGoogle(LocalServer):

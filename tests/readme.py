@@ -221,7 +221,7 @@ def team() -> str:
 
 def team_grants() -> str:
     """The grants table of stx_pulumi/team.py, as the README lists it."""
-    from stx_pulumi import team as t
+    from stx_pulumi.model import team as t
 
     rows = [f"| {who} | `{g.role}` | {g.scope}"
             + (" (granting roles/logging.logWriter only)" if g.condition else "")

@@ -22,8 +22,8 @@ from fake_app import FakeApp
 from helpers import resources, stx, stx_json
 from test_program import PROJECT, ZONE, Recorder
 
+from stx_pulumi.model.spec import AppSpec, build_spec
 from stx_pulumi.source import inspect_source
-from stx_pulumi.spec import AppSpec, build_spec
 
 BOOKS = REPO / "examples" / "course-books"
 SERVICE = "gcp:cloudrunv2/service:Service"
@@ -64,8 +64,8 @@ def test_a_single_folder_app_keeps_its_one_service_and_names() -> None:
 
 
 def test_cost_is_per_book_and_idle_counts_every_books_min_instances() -> None:
-    from stx_pulumi.cost import estimate
-    from stx_pulumi.prices import Prices
+    from stx_pulumi.model.cost import estimate
+    from stx_pulumi.model.prices import Prices
 
     spec = books_spec(per_book={"intro.minInstances": 1, "advanced.maxInstances": 13})
     data = estimate(spec, Prices(), users=1000, hours=2)

@@ -240,7 +240,7 @@ def test_pulumi_yaml_main_registers_what_plan_shows(workspace: Path, how: str, a
     stack of books, whose map the CLI hands the program as JSON."""
     from pulumi.runtime import settings
 
-    from stx_pulumi.plan import wire_value
+    from stx_pulumi.engine.plan import wire_value
 
     if app == "course":
         shutil.copytree(REPO / "examples" / "course-books",

@@ -20,9 +20,9 @@ from fake_google import FakeGoogle
 from helpers import resources, stx
 from test_program import Recorder, build, make_spec
 
-from stx_pulumi.cloudbuild import build_request, context_archive
+from stx_pulumi.cloud.cloudbuild import build_request, context_archive
+from stx_pulumi.model.spec import default_build_region
 from stx_pulumi.source import docker_context
-from stx_pulumi.spec import default_build_region
 
 SERVICE = "gcp:cloudrunv2/service:Service"
 BUILT = ("europe-west1-docker.pkg.dev/course-project-1/hello-course-dev/hello-course@sha256:"

@@ -10,8 +10,8 @@ import pytest
 from helpers import stx
 
 from stx_pulumi.errors import SpecError
+from stx_pulumi.model.spec import build_spec
 from stx_pulumi.source import inspect_source
-from stx_pulumi.spec import build_spec
 
 NGINX = "RUN apt-get update && apt-get install -y --no-install-recommends \\\n    nginx-light\n"
 ASK = "sets no STX_SERVE_MODE"

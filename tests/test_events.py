@@ -1,5 +1,5 @@
 """Event windows (issue #14): warm before a class, back to the base after, scheduled in Google
-Cloud. The clock is injected (`stx_pulumi.events.clock`), never slept on.
+Cloud. The clock is injected (`stx_pulumi.model.events.clock`), never slept on.
 
 - the serving decision at fixed clocks, across a daylight-saving change;
 - the program under mocks: jobs, cron, time zone, each job's call to Workflow Executions and
@@ -35,10 +35,10 @@ from fake_app import serve
 from helpers import resources, snapshot, stx, stx_json
 from test_program import PROJECT, Recorder
 
-from stx_pulumi import events
-from stx_pulumi.serving import Scaling, decide
+from stx_pulumi.model import events
+from stx_pulumi.model.serving import Scaling, decide
+from stx_pulumi.model.spec import AppSpec, build_spec
 from stx_pulumi.source import inspect_source
-from stx_pulumi.spec import AppSpec, build_spec
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "hello-course"
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -559,7 +559,7 @@ def test_doctor_checks_the_scheduler_api_and_the_deployers_permissions(
 
 
 def test_a_books_window_covers_the_book_it_names_or_every_book() -> None:
-    from stx_pulumi import jobs
+    from stx_pulumi.model import jobs
 
     books = {"intro": {"folder": "manuals/intro"}, "advanced": {"folder": "manuals/advanced"}}
     source = inspect_source(EXAMPLE.parent / "course-books", ["manuals/intro",
@@ -582,7 +582,7 @@ def test_a_books_window_covers_the_book_it_names_or_every_book() -> None:
 @pulumi.runtime.test
 def test_the_program_grants_on_the_project_only_what_team_setup_lets_the_deployer_grant(
         mocks: Recorder) -> Any:
-    from stx_pulumi.team import PROJECT_GRANTS_ONLY, PROJECT_ROLES_GRANTED
+    from stx_pulumi.model.team import PROJECT_GRANTS_ONLY, PROJECT_ROLES_GRANTED
 
     spec = spec_with({"w1": CLASS}, **{"stx:builder": "cloud"})  # the build and the windows
 

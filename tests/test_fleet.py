@@ -17,7 +17,7 @@ import yaml
 from conftest import REPO, PulumiStandIn
 from helpers import snapshot, state, stx, stx_json, stx_process
 
-from stx_pulumi.fleet import fleet_exit, local_docker, select, stack_file_apps
+from stx_pulumi.ops.fleet import fleet_exit, local_docker, select, stack_file_apps
 
 APPS = ("algebra", "course", "hello-course", "physics")
 SERVICES = {"algebra": ["algebra"], "hello-course": ["hello-course"], "physics": ["physics"],

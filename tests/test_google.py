@@ -18,7 +18,7 @@ import httpx
 import pytest
 from fake_google import FakeGoogle
 
-from stx_pulumi import google
+from stx_pulumi.cloud import google
 from stx_pulumi.errors import GoogleError
 
 SERVICE = "v2/projects/course-project-1/locations/europe-west1/services/hello-course-dev"

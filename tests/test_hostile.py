@@ -230,7 +230,7 @@ def test_rollback_to_a_non_ascii_number_is_no_release(workspace: Path,
 # -- records that must not push releases out ----------------------------------------------
 
 def test_rollbacks_never_push_the_releases_out_of_the_history() -> None:
-    from stx_pulumi.releases import KEEP, kept
+    from stx_pulumi.model.releases import KEEP, kept
 
     records = [{"n": n, "kind": "up"} for n in range(1, KEEP + 1)]
     records += [{"n": n, "kind": "rollback"} for n in range(KEEP + 1, 3 * KEEP + 1)]

@@ -37,7 +37,7 @@ from conftest import EXAMPLE, REPO
 from croniter import croniter
 from helpers import resources, state, stx
 
-from stx_pulumi import google
+from stx_pulumi.cloud import google
 from stx_pulumi.errors import GoogleError
 
 ORIGINAL_ENV = dict(os.environ)  # before the tests' clean environment: the maintainer's own

@@ -11,8 +11,8 @@ from typing import Any
 import pulumi
 import pytest
 
+from stx_pulumi.model.spec import AppSpec, build_spec
 from stx_pulumi.source import SourceFacts
-from stx_pulumi.spec import AppSpec, build_spec
 
 PROJECT = "course-project-1"
 ZONE = "0123456789abcdef0123456789abcdef"

@@ -17,8 +17,8 @@ from conftest import PulumiStandIn
 from fake_google import FakeGoogle
 from helpers import resources, stx, stx_json
 
-from stx_pulumi import releases
-from stx_pulumi.serving import Scaling, decide
+from stx_pulumi.model import releases
+from stx_pulumi.model.serving import Scaling, decide
 
 SERVICE = "hello-course-dev"
 IMAGE = "hello-course-dev-image"

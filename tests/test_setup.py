@@ -17,7 +17,7 @@ import yaml
 from fake_google import FakeGoogle
 from helpers import snapshot, stx, stx_json
 
-from stx_pulumi.capacity import limit
+from stx_pulumi.model.capacity import limit
 
 
 @pytest.fixture

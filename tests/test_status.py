@@ -10,7 +10,7 @@ from typing import Any
 from conftest import PulumiStandIn
 from helpers import stx, stx_json
 
-from stx_pulumi import events
+from stx_pulumi.model import events
 
 
 def test_status_shows_every_app_and_env_and_checks_their_health(

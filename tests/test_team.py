@@ -9,9 +9,9 @@ import pulumi
 import pytest
 from test_program import Recorder
 
-from stx_pulumi import team
 from stx_pulumi.errors import InputError
-from stx_pulumi.team import GitHubRepo, TeamSpec
+from stx_pulumi.model import team
+from stx_pulumi.model.team import GitHubRepo, TeamSpec
 
 REPO = GitHubRepo("my-school/courses", 123456, "main")
 POOL = "projects/123456789012/locations/global/workloadIdentityPools/stx-github"
@@ -201,7 +201,7 @@ def test_bad_team_input_names_the_option(project: str, region: str, github: str 
 
 def test_the_team_spec_reads_protected_envs_and_secrets_from_the_stack_files(
         tmp_path: Any) -> None:
-    from stx_pulumi.teamwork import team_spec
+    from stx_pulumi.ops.team import team_spec
     from stx_pulumi.workspace import create_workspace
 
     ws = create_workspace(tmp_path)

@@ -180,7 +180,7 @@ def test_the_first_cloud_build_of_a_new_stack_makes_its_build_base_alone(
         workspace: Path, pulumi_cli: PulumiStandIn) -> None:
     """`prepare_build` targets the build base and its parent component: with the stand-in
     refusing what the engine refuses, it works on a stack that has nothing yet."""
-    from stx_pulumi.engine import Engine
+    from stx_pulumi.engine.stacks import Engine
     from stx_pulumi.workspace import load_spec
 
     spec, ws = load_spec("hello-course", env="dev", overrides={"stx:builder": "cloud"},

@@ -8,8 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from stx_pulumi.cli import app
+from stx_pulumi.model.spec import build_spec, service_account_id
 from stx_pulumi.source import SourceFacts
-from stx_pulumi.spec import build_spec, service_account_id
 
 runner = CliRunner()
 ZONE = "0123456789abcdef0123456789abcdef"
@@ -204,7 +204,7 @@ def test_provider_key_lists_match_the_installed_providers(package: str, known: s
     import importlib.util
     import re
 
-    from stx_pulumi import spec
+    from stx_pulumi.model import spec
 
     origin = importlib.util.find_spec(package).origin  # the package, not imported (3.5 s)
     source = (Path(origin).parent / "config" / "vars.py").read_text()

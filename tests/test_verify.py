@@ -16,7 +16,7 @@ import pytest
 from fake_app import FakeApp
 from helpers import stx
 
-from stx_pulumi.verify import Report, revision_check, verify
+from stx_pulumi.ops.verify import Report, revision_check, verify
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "hello-course"
 READY = {"revision": "r2", "ready_revision": "r2",

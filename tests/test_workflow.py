@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from helpers import validate_github
 
-from stx_pulumi import workflow
 from stx_pulumi.errors import InputError
-from stx_pulumi.workflow import WorkflowSpec
+from stx_pulumi.model import workflow
+from stx_pulumi.model.workflow import WorkflowSpec
 
 GOLDEN = Path(__file__).parent / "golden"
 PROVIDER = ("projects/123456789012/locations/global/workloadIdentityPools/stx-github/"

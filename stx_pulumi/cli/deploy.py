@@ -59,9 +59,9 @@ def plan(apps: AppsArg = None, all_apps: AllOpt = False, json_output: JsonOpt = 
 
 
 def _plan(app_name: str | None, options: DeployOptions) -> tuple[Any, dict[str, Any]]:
-    from stx_pulumi.cost import estimate
-    from stx_pulumi.plan import run_plan
-    from stx_pulumi.prices import Prices
+    from stx_pulumi.engine.plan import run_plan
+    from stx_pulumi.model.cost import estimate
+    from stx_pulumi.model.prices import Prices
 
     spec, _ = load_spec_for(app_name, options, options.overrides(Path.cwd()), (), placeholder=True)
     return run_plan(spec), estimate(spec, Prices())
@@ -73,7 +73,7 @@ def _plans(apps: list[str], all_apps: bool, options: DeployOptions, json_output:
     from stx_pulumi.cli.fleet import selected
     from stx_pulumi.cli.options import env_name
     from stx_pulumi.errors import StxError
-    from stx_pulumi.fleet import fleet_exit
+    from stx_pulumi.ops.fleet import fleet_exit
     from stx_pulumi.workspace import locate_workspace
 
     ws = locate_workspace(Path.cwd(), os.environ)
@@ -114,8 +114,8 @@ def cost(
     options: DeployOptions,
 ) -> None:
     """Estimate what an event costs, and the idle cost (without --users/--hours: 1,000 students)."""
-    from stx_pulumi.cost import estimate
-    from stx_pulumi.prices import load_prices
+    from stx_pulumi.model.cost import estimate
+    from stx_pulumi.model.prices import load_prices
 
     if users is not None and users < 1:
         raise InputError(f"--users: must be 1 or more, got {users}")
@@ -151,8 +151,8 @@ def _preflight(engine: Any, spec: Any, reading: Any, resolved: Any) -> None:
     """The checks this `up` needs, concurrently, while the state is read (`reading`): no
     Docker when the tag is already deployed (a scale-only change builds nothing) or Cloud
     Build builds it (`resolved`: the spec with its builder decided)."""
-    from stx_pulumi.checks import PASS, SKIP, Check
-    from stx_pulumi.doctor import docker_check, require
+    from stx_pulumi.model.checks import PASS, SKIP, Check
+    from stx_pulumi.ops.doctor import docker_check, require
 
     def docker() -> Check:
         if resolved.result().builder == "cloud":
@@ -168,9 +168,9 @@ def _preflight(engine: Any, spec: Any, reading: Any, resolved: Any) -> None:
 def _builder(spec: Any, deployed: Any) -> Any:
     """`auto` decided: the builder of what is deployed when nothing is to be built (a
     scale-only change or a pin), else local when a Docker daemon answers, else cloud."""
-    from stx_pulumi.checks import PASS
-    from stx_pulumi.doctor import docker_check
-    from stx_pulumi.spec import upload_problem
+    from stx_pulumi.model.checks import PASS
+    from stx_pulumi.model.spec import upload_problem
+    from stx_pulumi.ops.doctor import docker_check
 
     if spec.builder != "auto":
         return spec
@@ -191,7 +191,7 @@ def _builder(spec: Any, deployed: Any) -> Any:
 def _cloud_build(engine: Any, spec: Any, deployed: Any, progress: Any) -> Any:
     """The spec with the image Cloud Build made of its tag: built now (the registry and build
     account made first on the first build), or the one already built and serving."""
-    from stx_pulumi import cloudbuild, google
+    from stx_pulumi.cloud import cloudbuild, google
     from stx_pulumi.source import docker_context
 
     built = deployed.built(spec.image_tag)
@@ -244,7 +244,7 @@ def _show(result: Any, json_output: bool, report: Any = None) -> None:
 def _fail_verification(report: Any, outputs: dict[str, Any]) -> None:
     """Exit 5 with what failed and where the logs are (the JSON, if any, is already out)."""
     from stx_pulumi.errors import VerificationError
-    from stx_pulumi.verify import logs_command_for
+    from stx_pulumi.ops.verify import logs_command_for
 
     if report.failed:
         failed = [f"verification of {r.stack} failed: {', '.join(c.name for c in r.failed)}"
@@ -257,7 +257,7 @@ def _fail_verification(report: Any, outputs: dict[str, Any]) -> None:
 def _verify(stack: str, outputs: dict[str, Any], wait_timeout: float,
             poll_interval: float) -> Any:
     from stx_pulumi.errors import StxError
-    from stx_pulumi.verify import verify_stack
+    from stx_pulumi.ops.verify import verify_stack
 
     try:
         return verify_stack(stack, outputs, timeout_s=wait_timeout, interval_s=poll_interval,
@@ -269,7 +269,7 @@ def _verify(stack: str, outputs: dict[str, Any], wait_timeout: float,
 
 
 def _app_env(stack: str) -> str:
-    from stx_pulumi.spec import split_stack_name
+    from stx_pulumi.model.spec import split_stack_name
 
     app, env = split_stack_name(stack)
     return f"{app} --env {env}"
@@ -319,7 +319,7 @@ def up(
     if not several(apps, all_apps):
         deploy_app(one(apps), options, overrides, unsets, json_output=json_output, **settings)
         return
-    from stx_pulumi.fleet import BuildSlot, local_docker
+    from stx_pulumi.ops.fleet import BuildSlot, local_docker
 
     refuse_path(options)
     _check_wait(wait_timeout, poll_interval)
@@ -356,7 +356,7 @@ def run_up(app_name: str | None, options: DeployOptions, overrides: dict[str, An
     """Checks, the update, then the settings written, then verification: (spec, result,
     verification or None). `changed_only`: nothing done when the last release deployed this
     image tag with these settings."""
-    from stx_pulumi.jobs import needs_cleaning
+    from stx_pulumi.model.jobs import needs_cleaning
     from stx_pulumi.workspace import config_updates, drop_setting, moved_settings, unset_keys
 
     _check_wait(*wait)
@@ -424,7 +424,7 @@ def _check_names(engine: Any, ws: Any, spec: Any, deployed: Any) -> None:
     """Before a service is made: no other stack of the backend (or stack file of the
     workspace) claims its name. `up course-intro` would otherwise take over book intro of
     app course, and `--env course-dev` of app hello app hello-course's dev service."""
-    from stx_pulumi.spec import claimed_names, split_stack_name
+    from stx_pulumi.model.spec import claimed_names, split_stack_name
 
     mine = claimed_names(spec.app, spec.env, [svc.book for svc in spec.books])
     new = set(mine) - set(deployed.services)
@@ -445,7 +445,7 @@ def _check_names(engine: Any, ws: Any, spec: Any, deployed: Any) -> None:
 def ceiling_changes(spec: Any, ceilings: Mapping[str, int | None]) -> list[str]:
     """Where this update moves a deployed service's revision ceiling (the peak of its base and
     windows above Cloud Run's default of 100): that makes a new revision, so say so."""
-    from stx_pulumi.capacity import revision_ceiling
+    from stx_pulumi.model.capacity import revision_ceiling
 
     notes = []
     for svc in spec.services:
@@ -463,8 +463,9 @@ def _clean_rights(spec: Any, deployed: Any) -> None:
     """An earlier release's event windows left conditional bindings on the services that
     nothing tracks (its create failed after writing them): removed before the update, so the
     provider's later policy changes on these services work again."""
-    from stx_pulumi import google, jobs
+    from stx_pulumi.cloud import google
     from stx_pulumi.errors import GoogleError
+    from stx_pulumi.model import jobs
 
     services = {*deployed.services, *(svc.name for svc in spec.services)}
     try:
@@ -482,7 +483,7 @@ def _clean_rights(spec: Any, deployed: Any) -> None:
 def _record(engine: Any, spec: Any, outputs: dict[str, Any], report: Any) -> None:
     """Keep whether this release verified (a good release is deployed and verified), and tag
     its image rel-<n> so the registry's cleanup keeps what rollback offers."""
-    from stx_pulumi import google
+    from stx_pulumi.cloud import google
     from stx_pulumi.errors import GoogleError, StxError
 
     records = outputs.get("releases") or []
@@ -600,7 +601,7 @@ def _destroy(ws: Any, stack: str, unprotect: bool, remove: bool, quiet: bool,
              confirm: bool) -> Any:
     """A protected stack (so its deployed state says) only with --unprotect, which lifts the
     protection first; `confirm`: the stack's name typed at the prompt."""
-    from stx_pulumi.spec import split_stack_name
+    from stx_pulumi.model.spec import split_stack_name
 
     engine, progress = open_engine(ws, f"destroy {stack}", quiet=quiet)
     protected = engine.protection(stack)  # from the state: the stack file may say otherwise
@@ -643,8 +644,8 @@ def _many_outputs(apps: list[str], all_apps: bool, env: str | None, all_envs: bo
                   json_output: bool) -> None:
     """The outputs of several stacks, one after another (each is one engine call)."""
     from stx_pulumi.cli.options import env_name
-    from stx_pulumi.fleet import select
-    from stx_pulumi.spec import split_stack_name
+    from stx_pulumi.model.spec import split_stack_name
+    from stx_pulumi.ops.fleet import select
     from stx_pulumi.workspace import locate_workspace
 
     if all_envs and env is not None:
@@ -672,8 +673,8 @@ def _many_outputs(apps: list[str], all_apps: bool, env: str | None, all_envs: bo
 def doctor(app_name: AppArg = None, json_output: JsonOpt = False, *,
            options: DeployOptions) -> None:
     """Is this machine ready to deploy? Tools, credentials, APIs, backend, secrets, the spec."""
-    from stx_pulumi.checks import FAIL
-    from stx_pulumi.doctor import app_checks, prerequisites
+    from stx_pulumi.model.checks import FAIL
+    from stx_pulumi.ops.doctor import app_checks, prerequisites
     from stx_pulumi.workspace import locate_workspace
 
     cwd = Path.cwd()
@@ -726,7 +727,7 @@ def verify(
         return
 
     def work(run: Any) -> None:
-        from stx_pulumi.status import url_text
+        from stx_pulumi.ops.status import url_text
 
         run.outputs, report = _verify_deployed(*stack_ref(run.arg, run.env), wait_timeout,
                                                poll_interval)
@@ -740,7 +741,7 @@ def verify(
 def _verified(run: Any, report: Any) -> None:
     """A fleet app's verification: kept in its result, exit 5 when a check failed."""
     from stx_pulumi.errors import VerificationError
-    from stx_pulumi.verify import logs_command_for
+    from stx_pulumi.ops.verify import logs_command_for
 
     run.extra["verify"] = report.as_json()
     failed = [c.name for r in report.reports.values() for c in r.failed]
@@ -769,9 +770,9 @@ def logs(
     import time
     from datetime import timedelta
 
-    from stx_pulumi import google
+    from stx_pulumi.cloud import google
     from stx_pulumi.errors import GoogleError, PrerequisiteError
-    from stx_pulumi.events import clock
+    from stx_pulumi.model.events import clock
 
     match = re.fullmatch(r"([0-9]{1,6})\s*([mhd])", since.strip())
     if not match or int(match.group(1)) == 0:

@@ -62,7 +62,7 @@ def add(
     json_output: JsonOpt = False,
 ) -> None:
     """Schedule a class: its scaling from --start minus --warm until --end."""
-    from stx_pulumi import events
+    from stx_pulumi.model import events
 
     values = {"start": start, "end": end, "tz": tz, "warm": warm, "users": users,
               "min": min_instances, "max": max_instances, "book": book}
@@ -116,8 +116,8 @@ def add(
 @command("list", target=event_app)
 def list_(app_name: AppArg = None, env: EnvOpt = None, json_output: JsonOpt = False) -> None:
     """The stack's windows, the scaling in force now, and what each window costs."""
-    from stx_pulumi.cost import windows_cost
-    from stx_pulumi.prices import Prices
+    from stx_pulumi.model.cost import windows_cost
+    from stx_pulumi.model.prices import Prices
 
     stack_ref(app_name, env)  # the stack must exist
     spec, _ = load_spec_for(app_name, DeployOptions(env=env), {}, (), placeholder=True)
@@ -138,9 +138,10 @@ def test(app_name: AppArg = None, env: EnvOpt = None, json_output: JsonOpt = Fal
 
     Every job exists, enabled and timed as planned; the scheduler account holds its rights on
     each service for each window."""
-    from stx_pulumi import google, jobs
-    from stx_pulumi.checks import FAIL
+    from stx_pulumi.cloud import google
     from stx_pulumi.errors import GoogleError, PrerequisiteError, VerificationError
+    from stx_pulumi.model import jobs
+    from stx_pulumi.model.checks import FAIL
 
     stack_ref(app_name, env)
     spec, _ = load_spec_for(app_name, DeployOptions(env=env), {}, (), placeholder=True)
@@ -190,8 +191,9 @@ def remove(
 def _job_states(spec: Any) -> dict[str, str]:
     """Each planned job's last attempt as Cloud Scheduler reports it; said plainly when it
     cannot be asked (no credentials, or no answer)."""
-    from stx_pulumi import google, jobs
+    from stx_pulumi.cloud import google
     from stx_pulumi.errors import GoogleError
+    from stx_pulumi.model import jobs
 
     planned = jobs.planned(spec)
     if not planned:
@@ -210,12 +212,12 @@ def _check_capacity(ws: Any, spec: Any, window: Any, quiet: bool) -> None:
     that overlap it add up (a warning); a peak that raises a revision ceiling is said."""
     from dataclasses import replace
 
-    from stx_pulumi import google
-    from stx_pulumi.capacity import revision_ceiling
-    from stx_pulumi.checks import FAIL, WARN
     from stx_pulumi.cli.deploy import ceiling_changes
-    from stx_pulumi.doctor import project_quota_check
+    from stx_pulumi.cloud import google
     from stx_pulumi.errors import GoogleError
+    from stx_pulumi.model.capacity import revision_ceiling
+    from stx_pulumi.model.checks import FAIL, WARN
+    from stx_pulumi.ops.doctor import project_quota_check
 
     before = replace(spec, windows=tuple(w for w in spec.windows if w.name != window.name))
     for notice in ceiling_changes(spec, {svc.name: revision_ceiling(before.peak(svc))
@@ -240,8 +242,8 @@ def _write(ws: Any, stack: str, updates: list[tuple[str, str]], removed: list[st
 
 def _show_window(spec: Any, window: Any, quiet: bool) -> dict[str, Any]:
     """The window and its cost, before anything is written (`quiet` under --json --up)."""
-    from stx_pulumi.cost import window_cost
-    from stx_pulumi.prices import Prices
+    from stx_pulumi.model.cost import window_cost
+    from stx_pulumi.model.prices import Prices
 
     cost = window_cost(spec, window, Prices())
     if not quiet:

@@ -1,6 +1,6 @@
 """Several apps at once for the deploy commands: `APP...` or `--all`, `--parallel`,
 `--fail-fast`. A command given one APP (or none) behaves as it always did; given more, its
-one-app operation runs for each through `stx_pulumi.fleet`, with a live line per app and a
+one-app operation runs for each through `stx_pulumi.ops.fleet`, with a live line per app and a
 summary table (or one JSON object) at the end.
 """
 
@@ -46,7 +46,7 @@ def run_fleet(operation: str, apps: list[str] | None, all_apps: bool, env: str |
     interrupt; `check(run)`: each app's input, checked before any starts (a bad one is exit 2
     with nothing run)."""
     from stx_pulumi.cli.options import env_name
-    from stx_pulumi.fleet import Fleet, Run, check_parallel
+    from stx_pulumi.ops.fleet import Fleet, Run, check_parallel
     from stx_pulumi.workspace import locate_workspace
 
     check_parallel(parallel)
@@ -126,7 +126,7 @@ def _check_all(runs: list[Any], check: Callable[[Any], None]) -> None:
 def selected(ws: Any, env: str, apps: list[str], all_apps: bool,
               deployed: bool) -> list[tuple[str, str]]:
     """(app, APP as given) of each selected app; bad input is exit 2 before anything runs."""
-    from stx_pulumi.fleet import select, stack_file_apps
+    from stx_pulumi.ops.fleet import select, stack_file_apps
     from stx_pulumi.workspace import resolve_target
 
     candidates: list[str] = []
@@ -152,7 +152,7 @@ def _backend_stacks(ws: Any) -> list[str]:
 
 def fill(run: Any, result: Any) -> None:
     """What an engine operation did, into the app's run."""
-    from stx_pulumi.status import url_text
+    from stx_pulumi.ops.status import url_text
 
     run.changes = result.changes
     run.outputs = result.outputs

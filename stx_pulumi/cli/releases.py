@@ -24,7 +24,7 @@ from stx_pulumi.errors import InputError
 
 def _releases(app_name: str | None, env: str | None) -> tuple[Any, Any, list[Any], Any]:
     """(spec, engine, releases oldest first, the release serving now)."""
-    from stx_pulumi import releases
+    from stx_pulumi.model import releases
 
     ws, stack = stack_ref(app_name, env)
     spec, _ = load_spec_for(app_name, DeployOptions(env=env), {}, (), placeholder=True)
@@ -62,8 +62,8 @@ def rollback(
 
     Its revisions take all traffic, or its image is deployed again; every later `up` keeps it
     until `up --unpin`."""
-    from stx_pulumi import releases
     from stx_pulumi.cli.deploy import deploy_app
+    from stx_pulumi.model import releases
 
     spec, _, found, now = _releases(app_name, env)
     options = DeployOptions(env=env)
@@ -102,7 +102,7 @@ def rollback(
 def _revisions_exist(spec: Any, target: Any) -> bool:
     """The fast path needs every one of the release's revisions still in Cloud Run; when it
     cannot be asked, the image is deployed again (no build either)."""
-    from stx_pulumi import google
+    from stx_pulumi.cloud import google
     from stx_pulumi.errors import GoogleError
 
     if not target.revisions:
@@ -132,11 +132,12 @@ def promote(
 
     The serving release of --from must be good; its image is copied into --to's registry
     (no Docker), deployed, and kept until `up --unpin`."""
-    from stx_pulumi import google, registry, releases
     from stx_pulumi.cli.deploy import deploy_app
     from stx_pulumi.cli.options import confirm_protected
+    from stx_pulumi.cloud import google, registry
     from stx_pulumi.errors import PrerequisiteError
-    from stx_pulumi.releases import RELEASE_TAG
+    from stx_pulumi.model import releases
+    from stx_pulumi.model.releases import RELEASE_TAG
 
     if not source or not target_env or source == target_env:
         raise InputError("--from/--to: give two different envs, e.g. --from staging --to prod")

@@ -43,8 +43,8 @@ def team_setup(
     deploys from GitHub Actions); then every stack moves into the bucket, nothing lost.
 
     Idempotent: a teammate's fresh clone runs it again and changes nothing."""
-    from stx_pulumi import teamwork
-    from stx_pulumi.team import DEPLOYER
+    from stx_pulumi.model.team import DEPLOYER
+    from stx_pulumi.ops import team as teamwork
     from stx_pulumi.workspace import locate_workspace
 
     ws = locate_workspace(Path.cwd(), os.environ)
@@ -82,7 +82,7 @@ def ci_github(
 ) -> None:
     """Write .github/workflows/stx-pulumi.yml: previews on pull requests, the changed apps
     deployed on pushes, protected envs deployed by hand (DEPLOY and a reason)."""
-    from stx_pulumi import workflow
+    from stx_pulumi.model import workflow
     from stx_pulumi.workspace import locate_workspace
 
     ws = locate_workspace(Path.cwd(), os.environ)
@@ -123,10 +123,10 @@ def ci_github(
 def _workflow_spec(ws: Any, apps: tuple[str, ...]) -> tuple[Any, Path]:
     """The workflow's spec from the stack files (envs, apps) and the team stack's outputs
     (identity, protected envs), and the repository root it goes in."""
-    from stx_pulumi.engine import Engine
-    from stx_pulumi.spec import split_stack_name
-    from stx_pulumi.team import TEAM_PROJECT, TEAM_STACK
-    from stx_pulumi.workflow import WorkflowSpec
+    from stx_pulumi.engine.stacks import Engine
+    from stx_pulumi.model.spec import split_stack_name
+    from stx_pulumi.model.team import TEAM_PROJECT, TEAM_STACK
+    from stx_pulumi.model.workflow import WorkflowSpec
 
     stacks = ws.stack_names()
     known = {split_stack_name(s)[0] for s in stacks}

@@ -45,8 +45,8 @@ def status(
     json_output: JsonOpt = False,
 ) -> None:
     """Every app and env: URL, scaling in force, image, last update, health, next event."""
-    from stx_pulumi import events
-    from stx_pulumi import status as board
+    from stx_pulumi.model import events
+    from stx_pulumi.ops import status as board
     from stx_pulumi.workspace import locate_workspace
 
     ws = locate_workspace(Path.cwd(), os.environ)
@@ -103,8 +103,8 @@ def init(
 @command("install-cli")
 def install_cli() -> None:
     """Install the Pulumi CLI matching the Pulumi SDK into stx-pulumi's folder (needs internet)."""
-    from stx_pulumi.engine import install_cli as install
-    from stx_pulumi.engine import sdk_version
+    from stx_pulumi.engine.stacks import install_cli as install
+    from stx_pulumi.engine.stacks import sdk_version
 
     render.info(f"installing the Pulumi CLI {sdk_version()}...")
     render.info(f"installed {install(os.environ)}")
@@ -131,7 +131,7 @@ def env_show(ctx: typer.Context) -> None:
 @command("use", target=env_app)
 def env_use(name: Annotated[str, typer.Argument(help="The env to switch to.")]) -> None:
     """Switch the workspace's current env."""
-    from stx_pulumi.spec import env_problem
+    from stx_pulumi.model.spec import env_problem
     from stx_pulumi.workspace import create_workspace, locate_workspace
 
     if env_problem(name):
@@ -176,8 +176,8 @@ def setup(
     """First-time setup: credentials, project, billing, APIs, quota.
 
     Idempotent; unattended with --project and --yes."""
-    from stx_pulumi import setup as first_time
-    from stx_pulumi.checks import FAIL
+    from stx_pulumi.model.checks import FAIL
+    from stx_pulumi.ops import setup as first_time
     from stx_pulumi.workspace import locate_workspace
 
     cwd = Path.cwd()

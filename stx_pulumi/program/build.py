@@ -1,6 +1,6 @@
 """The cloud builder's resources: the staging bucket the build context is uploaded to, and
 the build service account with push rights on this app's repository and log writing only.
-The build itself runs before the engine (`stx_pulumi.cloudbuild`); the services run the image
+The build itself runs before the engine (`stx_pulumi.cloud.cloudbuild`); the services run the image
 it pushed, by digest."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import pulumi
 from pulumi_gcp import artifactregistry, projects, serviceaccount, storage
 
-from stx_pulumi.spec import AppSpec
+from stx_pulumi.model.spec import AppSpec
 
 STAGING_DAYS = 3  # uploads are deleted after this many days: nothing paid at idle
 

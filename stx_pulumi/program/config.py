@@ -11,9 +11,15 @@ from typing import Any
 import pulumi
 
 from stx_pulumi.errors import InputError
+from stx_pulumi.model.spec import SETTINGS, option_label, split_stack_name
 from stx_pulumi.program.app import StreamtexApp, deploy
-from stx_pulumi.spec import SETTINGS, option_label, split_stack_name
-from stx_pulumi.workspace import SECRET, Workspace, find_workspace, with_machine_defaults
+from stx_pulumi.workspace import (
+    SECRET,
+    Workspace,
+    find_workspace,
+    with_machine_defaults,
+    workspace_spec,
+)
 
 
 def settings_from_config() -> dict[str, Any]:
@@ -36,7 +42,7 @@ def deploy_from_config(environ: Mapping[str, str] = os.environ) -> StreamtexApp:
     settings = with_machine_defaults(settings_from_config(), environ, Workspace(root))
     if not settings.get("stx:path"):
         raise InputError(f"{option_label('stx:path')}: not set in stack {pulumi.get_stack()}")
-    spec = Workspace(root).spec(settings, app, env)
+    spec = workspace_spec(Workspace(root), settings, app, env)
     if spec.project_is_placeholder:
         raise InputError(f"{option_label('gcp:project')}: not set in stack {pulumi.get_stack()}")
     return deploy(spec, cloudflare_token(None, environ))

@@ -9,7 +9,7 @@ import pulumi
 import pulumi_docker as docker
 from pulumi_gcp import organizations
 
-from stx_pulumi.spec import AppSpec
+from stx_pulumi.model.spec import AppSpec
 
 
 def local_image(name: str, spec: AppSpec, context: str, repository_id: pulumi.Input[str],

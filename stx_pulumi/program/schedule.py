@@ -3,7 +3,7 @@ bring it back to its base scaling after, with nobody at the keyboard.
 
 Per app: a scheduler account and a Cloud Workflows workflow running as it. Per window and
 service: a `warm` job at start − warm and an `end` job at the end, each starting the workflow
-with the window's span and scaling (`stx_pulumi.events`); the workflow PATCHes the service
+with the window's span and scaling (`stx_pulumi.model.events`); the workflow PATCHes the service
 only inside that span, so a job's yearly cron firing a year later changes nothing. The
 account's rights are all unconditional: update the app's services (`roles/run.developer` on
 each), start workflows (`roles/workflows.invoker`: Workflows has project-level IAM only), and
@@ -18,8 +18,8 @@ from typing import Any
 import pulumi
 from pulumi_gcp import cloudrunv2, cloudscheduler, projects, serviceaccount, workflows
 
-from stx_pulumi import events
-from stx_pulumi.jobs import (
+from stx_pulumi.model import events
+from stx_pulumi.model.jobs import (
     ACT_AS_ROLE,
     INVOKER_ROLE,
     UPDATE_ROLE,
@@ -28,8 +28,8 @@ from stx_pulumi.jobs import (
     scheduled_services,
     workflow_name,
 )
+from stx_pulumi.model.spec import AppSpec, service_account_id
 from stx_pulumi.program.service import Served
-from stx_pulumi.spec import AppSpec, service_account_id
 
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 

@@ -9,9 +9,9 @@ from typing import Any
 import pulumi
 from pulumi_gcp import cloudrun, cloudrunv2
 
-from stx_pulumi.capacity import revision_ceiling
-from stx_pulumi.serving import Scaling
-from stx_pulumi.spec import AppSpec, ServiceSpec
+from stx_pulumi.model.capacity import revision_ceiling
+from stx_pulumi.model.serving import Scaling
+from stx_pulumi.model.spec import AppSpec, ServiceSpec
 
 CLOUDFLARE_CNAME_TARGET = "ghs.googlehosted.com"
 # TCP startup probe: the largest failure_threshold × period_seconds Cloud Run allows (240 s),

@@ -1,6 +1,6 @@
 """The team stack: the state bucket and secrets key a team shares, and with GitHub the keyless
 identity CI deploys with (a Workload Identity pool and provider, deployer and previewer
-accounts with the grants of `stx_pulumi.team`, impersonable only by the repository).
+accounts with the grants of `stx_pulumi.model.team`, impersonable only by the repository).
 
 The bucket, key ring and key are kept when the stack is destroyed (`retain_on_delete`): losing
 them would lose every stack's state or secrets.
@@ -13,8 +13,8 @@ from typing import Any
 import pulumi
 from pulumi_gcp import iam, kms, projects, secretmanager, serviceaccount, storage
 
-from stx_pulumi import team
-from stx_pulumi.team import Grant, TeamSpec
+from stx_pulumi.model import team
+from stx_pulumi.model.team import Grant, TeamSpec
 
 
 def deploy_team(spec: TeamSpec) -> list[pulumi.Resource]:

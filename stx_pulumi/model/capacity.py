@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from stx_pulumi import events
-from stx_pulumi.spec import (
+from stx_pulumi.model import events
+from stx_pulumi.model.spec import (
     CPU_MEMORY_MIB,
     MEMORY_RE,
     REVISION_DEFAULT_MAX,

@@ -17,10 +17,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from stx_pulumi import events
 from stx_pulumi.errors import SpecError, shown, whole_number
-from stx_pulumi.releases import Pin, read_pin
-from stx_pulumi.serving import Scaling, Serving, decide
+from stx_pulumi.model import events
+from stx_pulumi.model.releases import Pin, read_pin
+from stx_pulumi.model.serving import Scaling, Serving, decide
 from stx_pulumi.source import SourceFacts
 
 

@@ -9,10 +9,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stx_pulumi import google
-from stx_pulumi.checks import PASS, WARN, Check
+from stx_pulumi.cloud import google
 from stx_pulumi.errors import GoogleError, InputError, PrerequisiteError
-from stx_pulumi.spec import PROJECT_RE, REGION_RE
+from stx_pulumi.model.checks import PASS, WARN, Check
+from stx_pulumi.model.spec import PROJECT_RE, REGION_RE
 from stx_pulumi.workspace import (
     DEFAULT_REGION,
     DEPLOY_ENV,
@@ -156,9 +156,9 @@ def needed_apis(ws: Workspace) -> list[str]:
 def _quota(client: google.Google, ws: Workspace, out: Setup) -> None:
     """Every stack of the workspace in this project and region against the region's Cloud
     Run quota: a service asking more than it allows would be refused at deploy time."""
-    from stx_pulumi import capacity
-    from stx_pulumi.doctor import quota_check
-    from stx_pulumi.events import clock
+    from stx_pulumi.model import capacity
+    from stx_pulumi.model.events import clock
+    from stx_pulumi.ops.doctor import quota_check
     from stx_pulumi.workspace import located
 
     now = clock()

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from stx_pulumi.checks import FAIL, PASS, SKIP, WARN, Check
+from stx_pulumi.model.checks import FAIL, PASS, SKIP, WARN, Check
 
 HEALTH_PATH = "/_stcore/health"
 STREAMLIT_PATH = "/_stcore/host-config"  # answered by Streamlit only, proxied through `/`

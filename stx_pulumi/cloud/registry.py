@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from stx_pulumi.errors import GoogleError, InputError
 
 if TYPE_CHECKING:
-    from stx_pulumi.google import Google
+    from stx_pulumi.cloud.google import Google
 
 INDEX_TYPES = ("application/vnd.oci.image.index.v1+json",
                "application/vnd.docker.distribution.manifest.list.v2+json")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stx_pulumi.errors import InputError, StxError
-from stx_pulumi.team import TEAM_PROJECT, TEAM_STACK, GitHubRepo, TeamSpec, check
+from stx_pulumi.model.team import TEAM_PROJECT, TEAM_STACK, GitHubRepo, TeamSpec, check
 from stx_pulumi.workspace import Workspace
 
 
@@ -23,8 +23,7 @@ def team_spec(ws: Workspace, environ: Mapping[str, str], *, project: str | None,
               ) -> tuple[TeamSpec, list[tuple[str, str]]]:
     """The spec from the options, else the team stack file (a teammate's clone needs no
     option), else this machine's defaults; and the settings to record after success."""
-    from stx_pulumi.setup import DEFAULT_REGION
-    from stx_pulumi.workspace import default_project, local_defaults
+    from stx_pulumi.workspace import DEFAULT_REGION, default_project, local_defaults
 
     saved = _saved(ws)
     project = project or saved.get("gcp:project") or default_project(environ, ws)
@@ -64,8 +63,8 @@ def team_spec(ws: Workspace, environ: Mapping[str, str], *, project: str | None,
 def _saved(ws: Workspace) -> dict[str, str]:
     """The team stack file's settings, each checked as its option would be: they reach the
     identity provider's condition, IAM members and the workflow (exit 2 naming the file)."""
-    from stx_pulumi.spec import env_problem
-    from stx_pulumi.team import REPO_RE, branch_problem, member_problem
+    from stx_pulumi.model.spec import env_problem
+    from stx_pulumi.model.team import REPO_RE, branch_problem, member_problem
 
     file = ws.team_files.stack_file(TEAM_STACK)
     saved = {k: str(v) for k, v in ws.team_files.stack_config(TEAM_STACK).items()}
@@ -86,7 +85,7 @@ def _saved(ws: Workspace) -> dict[str, str]:
 
 def _from_stacks(ws: Workspace) -> tuple[set[str], set[str]]:
     """The protected envs and the referenced secrets of the workspace's stack files."""
-    from stx_pulumi.spec import SECRET_REF_RE, is_protected, split_stack_name
+    from stx_pulumi.model.spec import SECRET_REF_RE, is_protected, split_stack_name
 
     protected, secrets = set(), set()
     for stack in ws.stack_names():
@@ -104,7 +103,7 @@ def _from_stacks(ws: Workspace) -> tuple[set[str], set[str]]:
 
 
 def _lookup(name: str, environ: Mapping[str, str]) -> GitHubRepo:
-    from stx_pulumi.github import repository
+    from stx_pulumi.cloud.github import repository
 
     return repository(name, environ)
 
@@ -156,7 +155,7 @@ def setup(ws: Workspace, environ: Mapping[str, str], spec: TeamSpec,
 def _setup(ws: Workspace, environ: Mapping[str, str], spec: TeamSpec,
            config: list[tuple[str, str]], files: Workspace, *, dry_run: bool, on_event: Any,
            say: Callable[[str], None]) -> Outcome:
-    from stx_pulumi.engine import Engine
+    from stx_pulumi.engine.stacks import Engine
 
     here_url = ws.backend_url(environ)
     moving = here_url != spec.backend_url and not dry_run
@@ -206,7 +205,7 @@ def _stage(ws: Workspace, files: Workspace) -> tuple[Workspace, Workspace]:
     move cut short resumes with the copies that match what the bucket holds)."""
     import shutil
 
-    from stx_pulumi.team import TEAM_DIR
+    from stx_pulumi.model.team import TEAM_DIR
     from stx_pulumi.workspace import MOVE_DIR
 
     root = ws.root / MOVE_DIR

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from stx_pulumi.checks import FAIL, PASS, WARN, Check
-from stx_pulumi.events import (
+from stx_pulumi.model.checks import FAIL, PASS, WARN, Check
+from stx_pulumi.model.events import (
     CONDITION_TITLE,
     Window,
     cron,
@@ -27,10 +27,10 @@ from stx_pulumi.events import (
     execution_uri,
     job_argument,
 )
-from stx_pulumi.spec import AppSpec, ServiceSpec, service_account_id
+from stx_pulumi.model.spec import AppSpec, ServiceSpec, service_account_id
 
 if TYPE_CHECKING:
-    from stx_pulumi.google import Google
+    from stx_pulumi.cloud.google import Google
 
 UPDATE_ROLE = "roles/run.developer"
 ACT_AS_ROLE = "roles/iam.serviceAccountUser"

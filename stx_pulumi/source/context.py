@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pathspec
 
-from stx_pulumi.dockerfile import read_dockerfile
 from stx_pulumi.errors import InputError
+from stx_pulumi.source.dockerfile import read_dockerfile
 
 GIT_TIMEOUT_S = 10
 

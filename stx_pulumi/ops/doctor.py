@@ -14,13 +14,13 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from stx_pulumi import capacity
-from stx_pulumi.checks import FAIL, PASS, SKIP, WARN, Check
+from stx_pulumi.cloud.google import Google, connect
 from stx_pulumi.errors import GoogleError, InputError, PrerequisiteError, SpecError
-from stx_pulumi.google import Google, connect
+from stx_pulumi.model import capacity
+from stx_pulumi.model.checks import FAIL, PASS, SKIP, WARN, Check
+from stx_pulumi.model.spec import DOMAIN_MAPPING_REGIONS, AppSpec
+from stx_pulumi.model.team import TEAM_STACK
 from stx_pulumi.source import has_uncommitted_changes
-from stx_pulumi.spec import DOMAIN_MAPPING_REGIONS, AppSpec
-from stx_pulumi.team import TEAM_STACK
 from stx_pulumi.workspace import Workspace, default_project
 
 REQUIRED_APIS = ("run.googleapis.com", "artifactregistry.googleapis.com", "iam.googleapis.com")
@@ -213,7 +213,7 @@ def require(ws: Workspace, spec: AppSpec, environ: Mapping[str, str], *,
 
 
 def pulumi_check(environ: Mapping[str, str]) -> Check:
-    from stx_pulumi.engine import find_cli  # imports pulumi.automation
+    from stx_pulumi.engine.stacks import find_cli  # imports pulumi.automation
 
     try:
         command = find_cli(environ)
@@ -308,7 +308,7 @@ def key_check(ws: Workspace, client: Google | None) -> Check:
 
 def team_check(ws: Workspace, client: Google | None) -> Check:
     """The team stack's CI accounts exist (when it has a GitHub identity)."""
-    from stx_pulumi.team import DEPLOYER, PREVIEWER
+    from stx_pulumi.model.team import DEPLOYER, PREVIEWER
 
     config = ws.team_files.stack_config(TEAM_STACK)
     project, repo = config.get("gcp:project"), config.get("team:github")

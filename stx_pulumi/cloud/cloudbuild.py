@@ -20,8 +20,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from stx_pulumi.cloud.google import Google
 from stx_pulumi.errors import EngineError, GoogleError
-from stx_pulumi.google import Google
 
 DOCKER_STEP = "gcr.io/cloud-builders/docker"  # Google's Docker builder image
 BUILD_TIMEOUT_S = 1800

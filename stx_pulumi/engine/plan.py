@@ -16,7 +16,7 @@ import pulumi
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 
-from stx_pulumi.spec import PLACEHOLDER_PROJECT, AppSpec, option_label
+from stx_pulumi.model.spec import PLACEHOLDER_PROJECT, AppSpec, option_label
 
 SECRET_TEXT = "[secret]"
 STACK_TYPE = "pulumi:pulumi:Stack"
@@ -88,7 +88,7 @@ def run_plan(spec: AppSpec) -> Plan:
 
     mocks = _Mocks(spec.project)
     monitor = _RecordingMonitor(mocks)
-    quiet = logging.getLogger("stx_pulumi.plan.engine")  # the plan reports warnings itself
+    quiet = logging.getLogger("stx_pulumi.engine.plan.engine")  # the plan reports warnings itself
     quiet.propagate = False
     quiet.addHandler(logging.NullHandler())
     pulumi.runtime.set_mocks(mocks, project="stx-pulumi", stack=spec.stack, preview=True,

@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from stx_pulumi.events import Window
-from stx_pulumi.releases import Pin
+from stx_pulumi.model.events import Window
+from stx_pulumi.model.releases import Pin
 
 
 @dataclass(frozen=True)

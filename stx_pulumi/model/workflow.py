@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 
 from stx_pulumi.errors import InputError
-from stx_pulumi.spec import APP_RE, env_problem
+from stx_pulumi.model.spec import APP_RE, env_problem
 
 WORKFLOW_FILE = ".github/workflows/stx-pulumi.yml"
 DEPENDABOT_FILE = ".github/dependabot.yml"
@@ -62,7 +62,7 @@ class WorkflowSpec:
     directory: str = "."  # the workspace, relative to the repository root
 
     def __post_init__(self) -> None:
-        from stx_pulumi.team import branch_problem
+        from stx_pulumi.model.team import branch_problem
 
         checks = [(f"env {env!r}", env_problem(env)) for env in (*self.envs, *self.protected)]
         checks += [(f"app {app!r}", None if APP_RE.fullmatch(app) and len(app) <= 40 else

@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
-from stx_pulumi import events
-from stx_pulumi.serving import Scaling, decide, next_window
+from stx_pulumi.model import events
+from stx_pulumi.model.serving import Scaling, decide, next_window
 
 HEALTH_PATH = "/_stcore/health"
 CHECK_TIMEOUT = 5.0  # seconds a URL's health check may take

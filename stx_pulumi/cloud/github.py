@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from stx_pulumi.errors import InputError, PrerequisiteError
-from stx_pulumi.team import REPO_RE, GitHubRepo, branch_problem
+from stx_pulumi.model.team import REPO_RE, GitHubRepo, branch_problem
 
 API = "https://api.github.com"
 

@@ -22,7 +22,6 @@ from typing import Any
 
 from pulumi import automation as auto
 
-from stx_pulumi import releases
 from stx_pulumi.errors import (
     EngineError,
     InputError,
@@ -30,9 +29,10 @@ from stx_pulumi.errors import (
     StackLockedError,
     StxError,
 )
-from stx_pulumi.spec import AppSpec, Migration, secret_member_name, split_stack_name
-from stx_pulumi.status import url_text
-from stx_pulumi.team import TEAM_STACK, TeamSpec
+from stx_pulumi.model import releases
+from stx_pulumi.model.spec import AppSpec, Migration, secret_member_name, split_stack_name
+from stx_pulumi.model.team import TEAM_STACK, TeamSpec
+from stx_pulumi.ops.status import url_text
 from stx_pulumi.workspace import PROJECT_NAME, Workspace, create_workspace, home_dir
 
 # Inline refresh and destroy need 3.181; release records keep their verification in stack
@@ -426,7 +426,7 @@ class Engine:
                             kept: set[int]) -> None:
         """Keep whether release `release` verified, as a stack tag in the backend; the tags of
         releases no longer `kept` are removed."""
-        from stx_pulumi.releases import VERIFY_TAG
+        from stx_pulumi.model.releases import VERIFY_TAG
 
         stack = self._stack(stack_name)
         with self._errors(stack_name):

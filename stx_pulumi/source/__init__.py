@@ -1,0 +1,15 @@
+"""What stx-pulumi reads from an app folder: the Dockerfile's facts (`dockerfile`), the Docker
+build context, its .dockerignore and the image tag (`context`). The only code that reads the
+app's files; the spec decides what the facts mean."""
+
+from stx_pulumi.source.context import (
+    SourceFacts,
+    docker_context,
+    dockerignore_spec,
+    has_uncommitted_changes,
+    image_tag,
+    inspect_source,
+)
+
+__all__ = ["SourceFacts", "docker_context", "dockerignore_spec", "has_uncommitted_changes",
+           "image_tag", "inspect_source"]
