@@ -22,7 +22,8 @@ from fake_app import FakeApp
 from helpers import resources, stx, stx_json
 from test_program import PROJECT, ZONE, Recorder
 
-from stx_pulumi.model.spec import AppSpec, build_spec
+from stx_pulumi.model.build import build_spec
+from stx_pulumi.model.spec import AppSpec
 from stx_pulumi.source import inspect_source
 
 BOOKS = REPO / "examples" / "course-books"

@@ -21,7 +21,7 @@ from helpers import resources, stx
 from test_program import Recorder, build, make_spec
 
 from stx_pulumi.cloud.cloudbuild import build_request, context_archive
-from stx_pulumi.model.spec import default_build_region
+from stx_pulumi.model.rules import default_build_region
 from stx_pulumi.source import docker_context
 
 SERVICE = "gcp:cloudrunv2/service:Service"

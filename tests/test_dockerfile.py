@@ -10,7 +10,7 @@ import pytest
 from helpers import stx
 
 from stx_pulumi.errors import SpecError
-from stx_pulumi.model.spec import build_spec
+from stx_pulumi.model.build import build_spec
 from stx_pulumi.source import inspect_source
 
 NGINX = "RUN apt-get update && apt-get install -y --no-install-recommends \\\n    nginx-light\n"

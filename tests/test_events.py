@@ -36,8 +36,9 @@ from helpers import resources, snapshot, stx, stx_json
 from test_program import PROJECT, Recorder
 
 from stx_pulumi.model import events
+from stx_pulumi.model.build import build_spec
 from stx_pulumi.model.serving import Scaling, decide
-from stx_pulumi.model.spec import AppSpec, build_spec
+from stx_pulumi.model.spec import AppSpec
 from stx_pulumi.source import inspect_source
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "hello-course"

@@ -11,7 +11,8 @@ from typing import Any
 import pulumi
 import pytest
 
-from stx_pulumi.model.spec import AppSpec, build_spec
+from stx_pulumi.model.build import build_spec
+from stx_pulumi.model.spec import AppSpec
 from stx_pulumi.source import SourceFacts
 
 PROJECT = "course-project-1"

@@ -97,7 +97,7 @@ def test_inspect_source_reads_the_dockerfile(app_dir: Path) -> None:
 
 
 def _spec(app_dir: Path) -> Any:
-    from stx_pulumi.model.spec import build_spec
+    from stx_pulumi.model.build import build_spec
 
     return build_spec({"gcp:project": "course-project-1"}, app="hello-course", env="dev",
                       source=inspect_source(app_dir))

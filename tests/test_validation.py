@@ -8,7 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from stx_pulumi.cli import app
-from stx_pulumi.model.spec import build_spec, service_account_id
+from stx_pulumi.model.build import build_spec
+from stx_pulumi.model.names import service_account_id
 from stx_pulumi.source import SourceFacts
 
 runner = CliRunner()
@@ -204,7 +205,7 @@ def test_provider_key_lists_match_the_installed_providers(package: str, known: s
     import importlib.util
     import re
 
-    from stx_pulumi.model import spec
+    from stx_pulumi.model import settings as spec
 
     origin = importlib.util.find_spec(package).origin  # the package, not imported (3.5 s)
     source = (Path(origin).parent / "config" / "vars.py").read_text()

@@ -169,7 +169,7 @@ def _builder(spec: Any, deployed: Any) -> Any:
     """`auto` decided: the builder of what is deployed when nothing is to be built (a
     scale-only change or a pin), else local when a Docker daemon answers, else cloud."""
     from stx_pulumi.model.checks import PASS
-    from stx_pulumi.model.spec import upload_problem
+    from stx_pulumi.model.rules import upload_problem
     from stx_pulumi.ops.doctor import docker_check
 
     if spec.builder != "auto":
@@ -269,7 +269,7 @@ def _verify(stack: str, outputs: dict[str, Any], wait_timeout: float,
 
 
 def _app_env(stack: str) -> str:
-    from stx_pulumi.model.spec import split_stack_name
+    from stx_pulumi.model.names import split_stack_name
 
     app, env = split_stack_name(stack)
     return f"{app} --env {env}"
@@ -424,7 +424,7 @@ def _check_names(engine: Any, ws: Any, spec: Any, deployed: Any) -> None:
     """Before a service is made: no other stack of the backend (or stack file of the
     workspace) claims its name. `up course-intro` would otherwise take over book intro of
     app course, and `--env course-dev` of app hello app hello-course's dev service."""
-    from stx_pulumi.model.spec import claimed_names, split_stack_name
+    from stx_pulumi.model.names import claimed_names, split_stack_name
 
     mine = claimed_names(spec.app, spec.env, [svc.book for svc in spec.books])
     new = set(mine) - set(deployed.services)
@@ -601,7 +601,7 @@ def _destroy(ws: Any, stack: str, unprotect: bool, remove: bool, quiet: bool,
              confirm: bool) -> Any:
     """A protected stack (so its deployed state says) only with --unprotect, which lifts the
     protection first; `confirm`: the stack's name typed at the prompt."""
-    from stx_pulumi.model.spec import split_stack_name
+    from stx_pulumi.model.names import split_stack_name
 
     engine, progress = open_engine(ws, f"destroy {stack}", quiet=quiet)
     protected = engine.protection(stack)  # from the state: the stack file may say otherwise
@@ -644,7 +644,7 @@ def _many_outputs(apps: list[str], all_apps: bool, env: str | None, all_envs: bo
                   json_output: bool) -> None:
     """The outputs of several stacks, one after another (each is one engine call)."""
     from stx_pulumi.cli.options import env_name
-    from stx_pulumi.model.spec import split_stack_name
+    from stx_pulumi.model.names import split_stack_name
     from stx_pulumi.ops.fleet import select
     from stx_pulumi.workspace import locate_workspace
 

@@ -322,7 +322,7 @@ def confirm_protected(stack: str, yes: bool, action: str) -> None:
 
 def stack_of(app_name: str | None, env: str | None) -> tuple[Any, str]:
     """(workspace, stack name) that APP and --env name, whether the stack exists or not."""
-    from stx_pulumi.model.spec import stack_name
+    from stx_pulumi.model.names import stack_name
     from stx_pulumi.workspace import locate_workspace, resolve_target
 
     cwd = Path.cwd()
@@ -345,7 +345,7 @@ def stack_ref(app_name: str | None, env: str | None) -> tuple[Any, str]:
 def env_name(env: str | None, ws: Any) -> str:
     """--env (an empty one is an error, never "the current env"), else STX_ENV, else the
     workspace's current env."""
-    from stx_pulumi.model.spec import env_problem
+    from stx_pulumi.model.names import env_problem
 
     env = env if env is not None else os.environ.get("STX_ENV") or ws.current_env()
     if env_problem(env):

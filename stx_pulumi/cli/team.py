@@ -124,7 +124,7 @@ def _workflow_spec(ws: Any, apps: tuple[str, ...]) -> tuple[Any, Path]:
     """The workflow's spec from the stack files (envs, apps) and the team stack's outputs
     (identity, protected envs), and the repository root it goes in."""
     from stx_pulumi.engine.stacks import Engine
-    from stx_pulumi.model.spec import split_stack_name
+    from stx_pulumi.model.names import split_stack_name
     from stx_pulumi.model.team import TEAM_PROJECT, TEAM_STACK
     from stx_pulumi.model.workflow import WorkflowSpec
 

@@ -131,7 +131,7 @@ def env_show(ctx: typer.Context) -> None:
 @command("use", target=env_app)
 def env_use(name: Annotated[str, typer.Argument(help="The env to switch to.")]) -> None:
     """Switch the workspace's current env."""
-    from stx_pulumi.model.spec import env_problem
+    from stx_pulumi.model.names import env_problem
     from stx_pulumi.workspace import create_workspace, locate_workspace
 
     if env_problem(name):

@@ -16,7 +16,8 @@ import pulumi
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 
-from stx_pulumi.model.spec import PLACEHOLDER_PROJECT, AppSpec, option_label
+from stx_pulumi.model.settings import option_label
+from stx_pulumi.model.spec import PLACEHOLDER_PROJECT, AppSpec
 
 SECRET_TEXT = "[secret]"
 STACK_TYPE = "pulumi:pulumi:Stack"

@@ -30,7 +30,8 @@ from stx_pulumi.errors import (
     StxError,
 )
 from stx_pulumi.model import releases
-from stx_pulumi.model.spec import AppSpec, Migration, secret_member_name, split_stack_name
+from stx_pulumi.model.names import secret_member_name, split_stack_name
+from stx_pulumi.model.spec import AppSpec, Migration
 from stx_pulumi.model.team import TEAM_STACK, TeamSpec
 from stx_pulumi.ops.status import url_text
 from stx_pulumi.workspace import PROJECT_NAME, Workspace, create_workspace, home_dir

@@ -20,12 +20,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from stx_pulumi.model import events
-from stx_pulumi.model.spec import (
-    CPU_MEMORY_MIB,
-    MEMORY_RE,
-    REVISION_DEFAULT_MAX,
-    AppSpec,
-)
+from stx_pulumi.model.names import MEMORY_RE
+from stx_pulumi.model.spec import CPU_MEMORY_MIB, REVISION_DEFAULT_MAX, AppSpec
 
 QUOTA_URL = ("https://console.cloud.google.com/iam-admin/quotas?project={project}"
              "&service=run.googleapis.com")

@@ -12,8 +12,9 @@ from datetime import timedelta
 from typing import Any
 
 from stx_pulumi.model.events import Window
+from stx_pulumi.model.names import MEMORY_RE
 from stx_pulumi.model.prices import SOURCES, Prices
-from stx_pulumi.model.spec import KEEP_IMAGES, MEMORY_RE, AppSpec, ServiceSpec
+from stx_pulumi.model.spec import KEEP_IMAGES, AppSpec, ServiceSpec
 
 REQUESTS_PER_USER_HOUR = 30  # page loads and assets; Streamlit then talks over one WebSocket
 IMAGE_GB = 0.5  # a StreamTeX image (Python, Streamlit, Nginx) as stored

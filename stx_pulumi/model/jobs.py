@@ -27,7 +27,8 @@ from stx_pulumi.model.events import (
     execution_uri,
     job_argument,
 )
-from stx_pulumi.model.spec import AppSpec, ServiceSpec, service_account_id
+from stx_pulumi.model.names import service_account_id
+from stx_pulumi.model.spec import AppSpec, ServiceSpec
 
 if TYPE_CHECKING:
     from stx_pulumi.cloud.google import Google

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 from stx_pulumi.errors import InputError, shown
-from stx_pulumi.model.spec import PROJECT_RE, REGION_RE
+from stx_pulumi.model.names import PROJECT_RE, REGION_RE
 
 TEAM_PROJECT = "stx-pulumi-team"  # the team stack's own Pulumi project: never listed as an app
 TEAM_STACK = "team"

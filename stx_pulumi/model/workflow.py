@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 
 from stx_pulumi.errors import InputError
-from stx_pulumi.model.spec import APP_RE, env_problem
+from stx_pulumi.model.names import APP_RE, env_problem
 
 WORKFLOW_FILE = ".github/workflows/stx-pulumi.yml"
 DEPENDABOT_FILE = ".github/dependabot.yml"

@@ -12,7 +12,7 @@ from pathlib import Path
 from stx_pulumi.cloud import google
 from stx_pulumi.errors import GoogleError, InputError, PrerequisiteError
 from stx_pulumi.model.checks import PASS, WARN, Check
-from stx_pulumi.model.spec import PROJECT_RE, REGION_RE
+from stx_pulumi.model.names import PROJECT_RE, REGION_RE
 from stx_pulumi.workspace import (
     DEFAULT_REGION,
     DEPLOY_ENV,

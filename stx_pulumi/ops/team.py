@@ -63,7 +63,7 @@ def team_spec(ws: Workspace, environ: Mapping[str, str], *, project: str | None,
 def _saved(ws: Workspace) -> dict[str, str]:
     """The team stack file's settings, each checked as its option would be: they reach the
     identity provider's condition, IAM members and the workflow (exit 2 naming the file)."""
-    from stx_pulumi.model.spec import env_problem
+    from stx_pulumi.model.names import env_problem
     from stx_pulumi.model.team import REPO_RE, branch_problem, member_problem
 
     file = ws.team_files.stack_file(TEAM_STACK)
@@ -85,7 +85,8 @@ def _saved(ws: Workspace) -> dict[str, str]:
 
 def _from_stacks(ws: Workspace) -> tuple[set[str], set[str]]:
     """The protected envs and the referenced secrets of the workspace's stack files."""
-    from stx_pulumi.model.spec import SECRET_REF_RE, is_protected, split_stack_name
+    from stx_pulumi.model.build import is_protected
+    from stx_pulumi.model.names import SECRET_REF_RE, split_stack_name
 
     protected, secrets = set(), set()
     for stack in ws.stack_names():

@@ -10,8 +10,9 @@ from typing import Any
 import pulumi
 from pulumi_gcp import artifactregistry, secretmanager, serviceaccount
 
+from stx_pulumi.model.names import secret_member_name
 from stx_pulumi.model.releases import RELEASE_TAG, kept
-from stx_pulumi.model.spec import KEEP_IMAGES, AppSpec, Migration, secret_member_name
+from stx_pulumi.model.spec import KEEP_IMAGES, AppSpec, Migration
 from stx_pulumi.program.build import build_base
 from stx_pulumi.program.image import local_image
 from stx_pulumi.program.schedule import schedule

@@ -11,7 +11,8 @@ from typing import Any
 import pulumi
 
 from stx_pulumi.errors import InputError
-from stx_pulumi.model.spec import SETTINGS, option_label, split_stack_name
+from stx_pulumi.model.names import split_stack_name
+from stx_pulumi.model.settings import SETTINGS, option_label
 from stx_pulumi.program.app import StreamtexApp, deploy
 from stx_pulumi.workspace import (
     SECRET,

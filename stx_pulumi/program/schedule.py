@@ -28,7 +28,8 @@ from stx_pulumi.model.jobs import (
     scheduled_services,
     workflow_name,
 )
-from stx_pulumi.model.spec import AppSpec, service_account_id
+from stx_pulumi.model.names import service_account_id
+from stx_pulumi.model.spec import AppSpec
 from stx_pulumi.program.service import Served
 
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"

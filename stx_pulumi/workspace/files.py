@@ -13,7 +13,8 @@ from typing import Any
 import yaml
 
 from stx_pulumi.errors import InputError, shown
-from stx_pulumi.model.spec import APP_RE, env_problem, key_problems
+from stx_pulumi.model.names import APP_RE, env_problem
+from stx_pulumi.model.settings import key_problems
 from stx_pulumi.model.team import TEAM_DIR, TEAM_PROJECT, TEAM_STACK
 
 PROJECT_NAME = "stx-pulumi"

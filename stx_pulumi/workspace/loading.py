@@ -12,17 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from stx_pulumi.errors import InputError, SpecError, shown
-from stx_pulumi.model.spec import (
-    APP_RE,
-    SETTINGS,
-    AppSpec,
-    build_spec,
-    env_problem,
-    merge_settings,
-    option_label,
-    setting_key,
-    stack_name,
-)
+from stx_pulumi.model.build import build_spec
+from stx_pulumi.model.names import APP_RE, env_problem, stack_name
+from stx_pulumi.model.settings import SETTINGS, merge_settings, option_label, setting_key
+from stx_pulumi.model.spec import AppSpec
 from stx_pulumi.source import inspect_source
 from stx_pulumi.workspace.files import Workspace, locate_workspace
 from stx_pulumi.workspace.machine import with_machine_defaults

@@ -37,7 +37,7 @@ def _read_deploy_env(file: Path) -> dict[str, str]:
 
     from dotenv.parser import parse_stream
 
-    from stx_pulumi.model.spec import PROJECT_RE, REGION_RE
+    from stx_pulumi.model.names import PROJECT_RE, REGION_RE
 
     try:
         text = file.read_text(encoding="utf-8")
