@@ -98,7 +98,7 @@ def test_books_share_one_image_and_account_each_with_its_service_access_and_doma
     spec = books_spec(**{"stx:cloudflareZoneId": ZONE, "cloudflare:apiToken": "[secret]",
                          "per_book": {"intro.domain": "intro.example.org",
                                       "advanced.public": False}})
-    app = StreamtexApp(spec.service_name, spec, pulumi.Output.secret("token"))
+    app = StreamtexApp(spec.service_name, spec, cloudflare_token=pulumi.Output.secret("token"))
 
     def check(args: list[Any]) -> dict[str, Any]:
         outputs = args[0]

@@ -9,7 +9,6 @@ import io
 import json
 import shutil
 import tarfile
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from test_program import Recorder, build, make_spec
 
 from stx_pulumi.cloud.cloudbuild import build_request, context_archive
 from stx_pulumi.model.rules import default_build_region
+from stx_pulumi.model.spec import Build
 from stx_pulumi.source import docker_context
 
 SERVICE = "gcp:cloudrunv2/service:Service"
@@ -67,7 +67,7 @@ def test_the_build_runs_docker_for_amd64_as_the_build_account_with_the_local_nam
 
 @pulumi.runtime.test
 def test_with_the_cloud_builder_the_service_runs_the_built_digest(mocks: Recorder) -> Any:
-    app = build(replace(make_spec(**{"stx:builder": "cloud"}), built_image=BUILT))
+    app = build(make_spec(**{"stx:builder": "cloud"}), build=Build("cloud", BUILT))
 
     def check(_: Any) -> None:
         assert app.outputs["image"] == BUILT

@@ -72,10 +72,10 @@ def make_spec(env: str = "dev", serve_mode: str | None = None, **settings: Any) 
                       source=source)
 
 
-def build(spec: AppSpec, token: pulumi.Input[str] | None = None) -> Any:
+def build(spec: AppSpec, token: pulumi.Input[str] | None = None, build: Any = None) -> Any:
     from stx_pulumi.program import StreamtexApp
 
-    return StreamtexApp(spec.service_name, spec, token)
+    return StreamtexApp(spec.service_name, spec, build, cloudflare_token=token)
 
 
 @pulumi.runtime.test

@@ -169,8 +169,9 @@ def test_defaults() -> None:
     facts = SourceFacts(path=Path("/app"), exists=True, has_dockerfile=True, image_tag="src-x",
                         exposed_ports=frozenset({80, 8501}), has_nginx=True)
     spec = build_spec({"gcp:project": "course-project-1"}, app="c", env="dev", source=facts)
-    assert (spec.region, spec.min_instances, spec.max_instances, spec.cpu, spec.memory,
-            spec.concurrency, spec.timeout_s, spec.public, spec.protected, spec.serve_mode) == (
+    base = spec.base
+    assert (spec.region, base.min_instances, base.max_instances, base.cpu, base.memory,
+            base.concurrency, base.timeout_s, base.public, spec.protected, spec.serve_mode) == (
         "europe-west1", 0, 10, 1, "512Mi", 80, 3600, True, False, "dual")
     prod = build_spec({"gcp:project": "course-project-1"}, app="c", env="prod", source=facts)
     assert prod.protected is True

@@ -38,6 +38,7 @@ from stx_pulumi.cli.options import (
     stack_ref,
 )
 from stx_pulumi.errors import InputError, shown
+from stx_pulumi.model.spec import Build
 
 LOGS_DAYS = 30  # the _Default log bucket's retention (Cloud Logging docs, "Routing and storage")
 
@@ -165,7 +166,7 @@ def _preflight(engine: Any, spec: Any, reading: Any, resolved: Any) -> None:
         "pulumi", PASS, f"Pulumi CLI {engine.command.version}"))
 
 
-def _builder(spec: Any, deployed: Any) -> Any:
+def _builder(spec: Any, deployed: Any) -> Build:
     """`auto` decided: the builder of what is deployed when nothing is to be built (a
     scale-only change or a pin), else local when a Docker daemon answers, else cloud."""
     from stx_pulumi.model.checks import PASS
@@ -173,23 +174,23 @@ def _builder(spec: Any, deployed: Any) -> Any:
     from stx_pulumi.ops.doctor import docker_check
 
     if spec.builder != "auto":
-        return spec
+        return Build.of(spec)
     if spec.pin is not None or deployed.built(spec.image_tag):
         cloud_made = set(spec.build_base_names) <= deployed.resources
-        return replace(spec, builder="cloud" if cloud_made else "local")
+        return Build("cloud" if cloud_made else "local")
     if deployed.image_tag == spec.image_tag or docker_check(os.environ).status == PASS:
-        return replace(spec, builder="local")
+        return Build("local")
     problem = upload_problem(spec)
     if problem:
         raise InputError(f"{problem} (no Docker daemon answers, so the image would be built "
                          "in Cloud Build)")
     render.info("no Docker daemon answers: the image is built in Cloud Build (`--builder "
                 "local` insists on Docker)")
-    return replace(spec, builder="cloud")
+    return Build("cloud")
 
 
-def _cloud_build(engine: Any, spec: Any, deployed: Any, progress: Any) -> Any:
-    """The spec with the image Cloud Build made of its tag: built now (the registry and build
+def _cloud_build(engine: Any, spec: Any, deployed: Any, progress: Any) -> Build:
+    """The build of the image Cloud Build made of the spec's tag: built now (the registry and build
     account made first on the first build), or the one already built and serving."""
     from stx_pulumi.cloud import cloudbuild, google
     from stx_pulumi.source import docker_context
@@ -197,7 +198,7 @@ def _cloud_build(engine: Any, spec: Any, deployed: Any, progress: Any) -> Any:
     built = deployed.built(spec.image_tag)
     if built:
         render.info(f"{spec.image_tag} was built in Cloud Build already: nothing to build")
-        return replace(spec, built_image=built)
+        return Build("cloud", built)
     if not set(spec.build_base_names) <= deployed.resources:
         render.info("first cloud build: the registry, staging bucket and build account are "
                     "made first")
@@ -208,8 +209,7 @@ def _cloud_build(engine: Any, spec: Any, deployed: Any, progress: Any) -> Any:
     files = docker_context(spec.source)
     render.info(f"uploading {spec.context or spec.source} ({len(files)} files) to "
                 f"gs://{spec.staging_bucket}")
-    return replace(spec, built_image=cloudbuild.build(client, spec, files,
-                                                      on_progress=render.info))
+    return Build("cloud", cloudbuild.build(client, spec, files, on_progress=render.info))
 
 
 def _check_wait(wait_timeout: float, poll_interval: float) -> None:
@@ -373,15 +373,16 @@ def run_up(app_name: str | None, options: DeployOptions, overrides: dict[str, An
     engine, progress = open_engine(ws, f"up {spec.stack}", quiet=quiet)
     with ThreadPoolExecutor(max_workers=2) as pool:  # the state read and the checks at once
         reading = pool.submit(engine.deployed, spec.stack)
-        resolved: Future[Any] = Future()
+        resolved: Future[Build] = Future()
         checking = None if skip_checks else pool.submit(_preflight, engine, spec, reading,
                                                         resolved)
+        build = Build.of(spec)
         try:  # the checks wait for the builder: it is decided whatever happens here
             deployed = reading.result()
             _refusals(spec, deployed, yes)
-            spec = _builder(spec, deployed)
+            build = _builder(spec, deployed)
         finally:
-            resolved.set_result(spec)
+            resolved.set_result(build)
         if checking is not None:  # exit 3 before the engine starts: nothing half-created
             checking.result()
     skipped = engine.unchanged(spec) if changed_only and not updates else None
@@ -403,15 +404,15 @@ def run_up(app_name: str | None, options: DeployOptions, overrides: dict[str, An
     if spec.pin is not None:
         render.info(f"pinned to release {spec.pin.release} by a rollback: the source is not "
                     "built (`up --unpin` deploys it)")
-    elif spec.builder == "cloud":
-        spec = _cloud_build(engine, spec, deployed, progress)
+    elif build.builder == "cloud":
+        build = _cloud_build(engine, spec, deployed, progress)
     else:
         render.info(f"building {ws.relative(spec.source)} as {spec.image_tag}")
     token = os.environ.get("CLOUDFLARE_API_TOKEN") if spec.cloudflare_dns else None
     removed = [k for k in unset_keys(unset) if drop_setting(dict(config), k)]
     removed += [f"stx:events.{name}" for name in spec.expired]  # windows over
     with progress:
-        result = engine.up(spec, updates, removed, message, token, kind, build_turn)
+        result = engine.up(spec, build, updates, removed, message, token, kind, build_turn)
     for notice in result.notices:
         render.info(notice)
     report = _verify(spec.stack, result.outputs, *wait) if verify else None
@@ -534,16 +535,17 @@ def _preview(app_name: str | None, options: DeployOptions, overrides: dict[str, 
     for window in spec.windows:
         render.info(f"event {window.describe()}: pending")
     engine, progress = open_engine(ws, f"preview {spec.stack}", quiet=quiet, diff=diff)
+    build = Build.of(spec)
     if spec.builder != "local":  # what is built where depends on what is deployed
         deployed = engine.deployed(spec.stack)
-        spec = _builder(spec, deployed)
-        built = deployed.built(spec.image_tag) if spec.builder == "cloud" else None
-        spec = replace(spec, built_image=built)
-    if spec.pin is None and not spec.built_image:
-        where = " in Cloud Build" if spec.builder == "cloud" else ""
+        build = _builder(spec, deployed)
+        if build.builder == "cloud":
+            build = Build("cloud", deployed.built(spec.image_tag))
+    if spec.pin is None and not build.image:
+        where = " in Cloud Build" if build.builder == "cloud" else ""
         render.info(f"building {ws.relative(spec.source)} as {spec.image_tag}{where}")
     with progress:
-        return engine.preview(spec, diff=diff)
+        return engine.preview(spec, build, diff=diff)
 
 
 @command()

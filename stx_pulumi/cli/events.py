@@ -210,7 +210,6 @@ def _check_capacity(ws: Any, spec: Any, window: Any, quiet: bool) -> None:
     """What Cloud Run would refuse at warm time is refused now (exit 2, naming the limit): a
     window whose max the region's quota cannot give. Windows of the project's other stacks
     that overlap it add up (a warning); a peak that raises a revision ceiling is said."""
-    from dataclasses import replace
 
     from stx_pulumi.cli.deploy import ceiling_changes
     from stx_pulumi.cloud import google
@@ -219,8 +218,8 @@ def _check_capacity(ws: Any, spec: Any, window: Any, quiet: bool) -> None:
     from stx_pulumi.model.checks import FAIL, WARN
     from stx_pulumi.ops.doctor import project_quota_check
 
-    before = replace(spec, windows=tuple(w for w in spec.windows if w.name != window.name))
-    for notice in ceiling_changes(spec, {svc.name: revision_ceiling(before.peak(svc))
+    others = tuple(w for w in spec.windows if w.name != window.name)
+    for notice in ceiling_changes(spec, {svc.name: revision_ceiling(spec.peak(svc, others))
                                          for svc in spec.services}):
         render.info(notice.replace("this up makes", "the next up makes"))
     try:

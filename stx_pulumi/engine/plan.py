@@ -98,7 +98,7 @@ def run_plan(spec: AppSpec) -> Plan:
     holder: dict[str, Any] = {}
 
     def build() -> Any:
-        holder["app"] = program.deploy(spec, token)
+        holder["app"] = program.deploy(spec, cloudflare_token=token)
         return holder["app"].urn
 
     with warnings.catch_warnings():

@@ -31,7 +31,7 @@ from stx_pulumi.errors import (
 )
 from stx_pulumi.model import releases
 from stx_pulumi.model.names import secret_member_name, split_stack_name
-from stx_pulumi.model.spec import AppSpec, Migration
+from stx_pulumi.model.spec import AppSpec, Build, Migration
 from stx_pulumi.model.team import TEAM_STACK, TeamSpec
 from stx_pulumi.ops.status import url_text
 from stx_pulumi.workspace import PROJECT_NAME, Workspace, create_workspace, home_dir
@@ -290,8 +290,8 @@ class Engine:
 
     # -- operations --------------------------------------------------------------------------
 
-    def up(self, spec: AppSpec, updates: list[tuple[str, str]], unset: list[str],
-           message: str | None = None, cloudflare_token: str | None = None,
+    def up(self, spec: AppSpec, build: Build, updates: list[tuple[str, str]],
+           unset: list[str], message: str | None = None, cloudflare_token: str | None = None,
            kind: str = "up", build_turn: Any = None) -> OperationResult:
         """Deploy the spec; only when that succeeded, write the settings it was given.
 
@@ -300,7 +300,7 @@ class Engine:
         `build_turn`: a fleet's build slot, held by the program while its image builds."""
         carried: dict[str, Migration] = {}
         resources = self._selected(spec.stack)[1]
-        stack = self._ready(spec, _program(spec, cloudflare_token, carried, build_turn))
+        stack = self._ready(spec, _program(spec, build, cloudflare_token, carried, build_turn))
         migration = self._migration(resources, spec)
         carried["migration"] = replace(migration, record=releases.record(
             list(migration.releases), spec.image_tag, message, kind, self.environ, spec.now,
@@ -389,10 +389,11 @@ class Engine:
                 stack.set_config(key, auto.ConfigValue(value, secret=False),
                                  path="." in key.partition(":")[2])
 
-    def preview(self, spec: AppSpec, diff: bool = False) -> OperationResult:
+    def preview(self, spec: AppSpec, build: Build | None = None, diff: bool = False
+                ) -> OperationResult:
         """What up would change with the given spec; nothing is written. A stack that does not
         exist yet is made for the preview and removed after it, its file left as it was."""
-        return self._preview(spec.stack, _program(spec, None, None), diff)
+        return self._preview(spec.stack, _program(spec, build or Build.of(spec)), diff)
 
     def _preview(self, name: str, program: Callable[[], None], diff: bool = False
                  ) -> OperationResult:
@@ -471,7 +472,7 @@ class Engine:
 
     def unprotect(self, spec: AppSpec) -> OperationResult:
         """Lift deletion protection with an update of the services alone (no image build)."""
-        stack = self._stack(spec.stack, _program(spec, None, None))
+        stack = self._stack(spec.stack, _program(spec, Build.of(spec)))
         urns = [f"urn:pulumi:{spec.stack}::{PROJECT_NAME}::{COMPONENT}${SERVICE_TYPE}::{svc.name}"
                 for svc in spec.services]
         return self._run(spec.stack, "up", lambda: stack.up(
@@ -744,15 +745,16 @@ class Engine:
             f" with code {code.group(1)}" if code else "") + " without a message")
 
 
-def _program(spec: AppSpec, cloudflare_token: str | None,
-             carried: Mapping[str, Migration] | None,
+def _program(spec: AppSpec, build: Build, cloudflare_token: str | None = None,
+             carried: Mapping[str, Migration] | None = None,
              build_turn: Any = None) -> Callable[[], None]:
     """The inline program; `carried` gets the stack's migration once it has been read."""
     def run() -> None:
         from stx_pulumi import program
 
-        program.deploy(spec, program.cloudflare_token(cloudflare_token),
-                       (carried or {}).get("migration"), build_turn)
+        program.deploy(spec, build, cloudflare_token=program.cloudflare_token(
+            cloudflare_token), migration=(carried or {}).get("migration"),
+            build_turn=build_turn)
 
     return run
 

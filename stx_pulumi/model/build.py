@@ -38,7 +38,13 @@ from stx_pulumi.model.rules import (
     read_secret_env,
     serving,
 )
-from stx_pulumi.model.settings import BOOK_KEYS, SETTINGS_BY_KEY, as_mapping, option_label
+from stx_pulumi.model.settings import (
+    BOOK_KEYS,
+    DEFAULTS,
+    SETTINGS_BY_KEY,
+    as_mapping,
+    option_label,
+)
 from stx_pulumi.model.spec import (
     BUILDERS,
     CPU_MEMORY_MIB,
@@ -46,6 +52,7 @@ from stx_pulumi.model.spec import (
     PLACEHOLDER_PROJECT,
     PROTECTED_ENV,
     AppSpec,
+    SecretEnv,
     ServiceSpec,
 )
 from stx_pulumi.source import SourceFacts
@@ -53,35 +60,75 @@ from stx_pulumi.source import SourceFacts
 
 def build_spec(
     settings: Mapping[str, Any], *, app: str, env: str, source: SourceFacts,
-    now: datetime | None = None,
+    now: datetime | None = None, context: str = "", digest: str = "",
 ) -> AppSpec:
-    """Validate `settings` (config key → value) with the app folder's facts into an AppSpec.
+    """Validate `settings` (config key → value) with the app folder's facts into an AppSpec;
+    `context`: the app folder as the workspace names it, `digest`: of the settings as stored.
 
     Raises SpecError listing every problem found, each naming its key or option.
     """
     problems: list[str] = []
     warnings: list[str] = []
     reader = _Reader(settings, problems)
-
     _check_names(app, env, problems)
     check_source(source, problems)
+    project, region = _place(reader, problems)
+    serve_mode, port, chosen = _serving(reader, source, problems)
+    base, books = _services(reader, settings, app, env, region, source, problems, warnings)
+    zone, has_token = _cloudflare(reader, settings, books or [base], problems, warnings)
+    context_warnings(source, warnings)
+    context_problems(source, problems, warnings)
+    env_vars, secret_env = _environment(reader, serve_mode, problems)
+    now = now or events.clock()
+    windows = _windows(reader, books or [base], now, problems, warnings)
+    builder, build_region = _builder(reader, source, region, problems)
+    pin = read_pin(settings.get("stx:pin"), problems)
+    if problems or base is None:
+        raise SpecError(list(dict.fromkeys(problems)))  # a base problem shows once, not per book
+    return AppSpec(
+        app=app, env=env, source=source.path, image_tag=source.image_tag or "",
+        serve_mode=serve_mode, project=project, region=region, base=base,
+        protected=is_protected(settings, env, problems), port=port,
+        send_serve_mode=bool(chosen or source.dockerfile_serve_mode),
+        cloudflare_zone_id=zone, has_cloudflare_token=has_token, env_vars=env_vars,
+        secret_env=secret_env, project_is_placeholder=project == PLACEHOLDER_PROJECT,
+        warnings=tuple(dict.fromkeys(warnings)), context=context, books=tuple(books), now=now,
+        expired=tuple(w.name for w in windows if w.expired(now)), pin=pin, builder=builder,
+        build_region=build_region, windows=tuple(w for w in windows if not w.expired(now)),
+        heavy_folders=tuple(f for f, _ in source.heavy_folders), settings_digest=digest,
+    )
 
+
+def _place(reader: _Reader, problems: list[str]) -> tuple[str, str]:
+    """The project (a placeholder when none is known: `plan` runs offline) and region."""
     project = reader.text("gcp:project") or PLACEHOLDER_PROJECT
-    placeholder = project == PLACEHOLDER_PROJECT
-    if not placeholder and not PROJECT_RE.fullmatch(project):
+    if project != PLACEHOLDER_PROJECT and not PROJECT_RE.fullmatch(project):
         problems.append(f"{option_label('gcp:project')}: {shown(project)} is not a project id "
                         "(6-30 lowercase letters, digits or '-', starting with a letter)")
-    region = reader.text("gcp:region") or "europe-west1"
+    region = reader.text("gcp:region")
     if not REGION_RE.fullmatch(region):
         problems.append(f"{option_label('gcp:region')}: {shown(region)} is not a region "
                         "such as europe-west1")
+    return project, region
 
-    chosen_mode = reader.text("stx:serveMode") or None
-    port = reader.integer("stx:port", 0) if reader.given("stx:port") else None
+
+def _serving(reader: _Reader, source: SourceFacts, problems: list[str]
+             ) -> tuple[str, int, str | None]:
+    """The serve mode and container port, and the mode as the user chose it (if they did)."""
+    chosen = reader.text("stx:serveMode") or None
+    port = reader.integer("stx:port") if reader.given("stx:port") else None
     if port is not None and not 1 <= port <= 65535:  # never silently the mode's default
         problems.append(f"{option_label('stx:port')}: must be between 1 and 65535, got {port}")
         port = None
-    serve_mode, port = serving(chosen_mode, port, source, problems)
+    mode, port = serving(chosen, port, source, problems)
+    return mode, port, chosen
+
+
+def _services(reader: _Reader, settings: Mapping[str, Any], app: str, env: str, region: str,
+              source: SourceFacts, problems: list[str], warnings: list[str]
+              ) -> tuple[ServiceSpec | None, list[ServiceSpec]]:
+    """The app's own service and, for a repository of books, one per book, each FOLDER
+    checked in the build context."""
     folder = reader.text("stx:folder") or None
     base = _service(reader, f"{app}-{env}", None, folder, region, problems, warnings)
     books = _books(reader, settings, app, env, region, problems, warnings)
@@ -89,45 +136,63 @@ def build_spec(
         check_folder(folder, source, problems, warnings)
     for book in books:
         check_folder(book.folder, source, problems, warnings,
-                      f"stx:books.{book.book}.folder (--book {book.book}=FOLDER)")
-    protected = is_protected(settings, env, problems)
+                     f"stx:books.{book.book}.folder (--book {book.book}=FOLDER)")
+    return base, books
+
+
+def _cloudflare(reader: _Reader, settings: Mapping[str, Any],
+                served: list[ServiceSpec | None], problems: list[str], warnings: list[str]
+                ) -> tuple[str | None, bool]:
     zone = reader.text("stx:cloudflareZoneId") or None
     has_token = bool(settings.get("cloudflare:apiToken"))
-    domains = [svc.domain for svc in (books or [base]) if svc and svc.domain]
+    domains = [svc.domain for svc in served if svc and svc.domain]
     check_zone(zone, has_token, domains, problems, warnings)
-    context_warnings(source, warnings)
-    context_problems(source, problems, warnings)
+    return zone, has_token
+
+
+def _environment(reader: _Reader, serve_mode: str, problems: list[str]
+                 ) -> tuple[tuple[tuple[str, str], ...], tuple[SecretEnv, ...]]:
+    """The env vars and the secret env vars: no name twice, no login screen without Nginx."""
     env_vars = read_env_vars(reader.mapping("stx:envVars"), problems)
     secret_env = read_secret_env(reader.mapping("stx:secretEnv"), problems)
     clash = {k for k, _ in env_vars} & {s.var for s in secret_env}
     if clash:
         problems.append(f"{option_label('stx:secretEnv')}: {', '.join(sorted(clash))} also "
                         f"set by {option_label('stx:envVars')}")
-    auth = [n for n in [*dict(env_vars), *(r.var for r in secret_env)] if n.startswith("STX_AUTH_")]
+    auth = [n for n in [*dict(env_vars), *(r.var for r in secret_env)]
+            if n.startswith("STX_AUTH_")]
     if serve_mode == "streamlit-only" and auth:
         problems.append(f"{option_label('stx:secretEnv')}: STX_AUTH_* asks for StreamTeX's "
                         "login screen, which its Nginx serves: streamlit-only has no Nginx and "
                         "the container would not start; use dual")
+    return env_vars, secret_env
 
-    now = now or events.clock()
-    windows = events.stored_windows(reader.mapping("stx:events"), problems)
-    books_by_name = {b.book for b in books}
+
+def _windows(reader: _Reader, served: list[ServiceSpec | None], now: datetime,
+             problems: list[str], warnings: list[str]) -> list[events.Window]:
+    """The event windows, each held to what its services and Cloud Scheduler allow; those
+    over are said (the next `up` drops them)."""
+    windows = events.stored_windows(reader.mapping("stx:events"), problems, now)
+    books = {svc.book for svc in served if svc and svc.book}
     for window in windows:
-        if window.book and window.book not in books_by_name:
+        if window.book and window.book not in books:
             problems.append(f"stx:events.{window.name}.book: {shown(window.book)} is not a book "
-                            f"of this stack ({', '.join(sorted(books_by_name)) or 'it has none'})")
-        problems += [p for p in [events.ahead_problem(
-            window, now, f"stx:events.{window.name}.start")] if p]
-        for svc in (books or [base]) if base else []:
-            warm = window.scaling(svc.concurrency, svc.max_instances)[0] if window.covers(
-                svc.book) else 0
+                            f"of this stack ({', '.join(sorted(books)) or 'it has none'})")
+        for svc in (s for s in served if s and window.covers(s.book)):
+            warm = window.scaling(svc.concurrency, svc.max_instances)[0]
             if warm > MAX_INSTANCES:
                 problems.append(f"stx:events.{window.name}.users: {window.users} students at "
                                 f"concurrency {svc.concurrency} need {warm} instances of "
                                 f"{svc.name}; Cloud Run allows at most {MAX_INSTANCES}")
-    expired = tuple(w.name for w in windows if w.expired(now))
-    pin = read_pin(settings.get("stx:pin"), problems)
-    builder = reader.text("stx:builder") or "auto"
+        if window.expired(now):
+            warnings.append(f"event {window.name} ended {window.end:%Y-%m-%d %H:%M} "
+                            f"{window.tz}: dropped from stx:events")
+    return windows
+
+
+def _builder(reader: _Reader, source: SourceFacts, region: str, problems: list[str]
+             ) -> tuple[str, str]:
+    builder = reader.text("stx:builder")
     if builder not in BUILDERS:
         problems.append(f"{option_label('stx:builder')}: {shown(builder)} is not one of "
                         f"{', '.join(BUILDERS)}")
@@ -135,38 +200,17 @@ def build_spec(
         check_upload(tuple(f for f, _ in source.heavy_folders), problems)
     build_region = reader.text("stx:buildRegion") or default_build_region(region)
     if not REGION_RE.fullmatch(build_region):
-        problems.append(f"{option_label('stx:buildRegion')}: {shown(build_region)} is not a region "
-                        "such as europe-west1")
-    for window in windows:
-        if window.expired(now):
-            warnings.append(f"event {window.name} ended {window.end:%Y-%m-%d %H:%M} "
-                            f"{window.tz}: dropped from stx:events")
-
-    if problems or base is None:
-        raise SpecError(list(dict.fromkeys(problems)))  # a base problem shows once, not per book
-    return AppSpec(
-        app=app, env=env, source=source.path, image_tag=source.image_tag or "",
-        serve_mode=serve_mode, project=project, region=region,
-        min_instances=base.min_instances, max_instances=base.max_instances, cpu=base.cpu,
-        memory=base.memory, concurrency=base.concurrency, timeout_s=base.timeout_s,
-        public=base.public, protected=protected, port=port,
-        send_serve_mode=bool(chosen_mode or source.dockerfile_serve_mode),
-        domain=base.domain, cloudflare_zone_id=zone, has_cloudflare_token=has_token,
-        folder=folder, env_vars=env_vars, secret_env=secret_env,
-        project_is_placeholder=placeholder, warnings=tuple(dict.fromkeys(warnings)),
-        books=tuple(books), now=now, expired=expired, pin=pin, builder=builder,
-        build_region=build_region,
-        windows=tuple(w for w in windows if not w.expired(now)),
-        heavy_folders=tuple(f for f, _ in source.heavy_folders),
-    )
+        problems.append(f"{option_label('stx:buildRegion')}: {shown(build_region)} is not a "
+                        "region such as europe-west1")
+    return builder, build_region
 
 
 def _service(reader: _Reader, name: str, book: str | None, folder: str | None, region: str,
              problems: list[str], warnings: list[str]) -> ServiceSpec | None:
     """One service's settings, validated; None when a value is unusable (a problem says why)."""
     label = reader.label
-    min_i = reader.integer("stx:minInstances", 0)
-    max_i = reader.integer("stx:maxInstances", 10)
+    min_i = reader.integer("stx:minInstances")
+    max_i = reader.integer("stx:maxInstances")
     if min_i is not None and min_i < 0:
         problems.append(f"{label('stx:minInstances')}: must be 0 or more, got {min_i}")
     if max_i is not None and not 1 <= max_i <= MAX_INSTANCES:
@@ -175,20 +219,20 @@ def _service(reader: _Reader, name: str, book: str | None, folder: str | None, r
     if min_i is not None and max_i is not None and min_i >= 0 and 1 <= max_i < min_i:
         problems.append(f"{label('stx:minInstances')}: {min_i} is more than "
                         f"{label('stx:maxInstances')} {max_i}")
-    cpu = reader.integer("stx:cpu", 1)
+    cpu = reader.integer("stx:cpu")
     if cpu is not None and cpu not in CPU_MEMORY_MIB:
         problems.append(f"{label('stx:cpu')}: must be one of 1, 2, 4, 6, 8, got {cpu}")
-    memory = reader.text("stx:memory") or "512Mi"
+    memory = reader.text("stx:memory")
     check_memory(memory, cpu, label("stx:memory"), problems)
-    concurrency = reader.integer("stx:concurrency", 80)
+    concurrency = reader.integer("stx:concurrency")
     if concurrency is not None and not 1 <= concurrency <= 1000:
         problems.append(f"{label('stx:concurrency')}: must be between 1 and 1000, "
                         f"got {concurrency}")
-    timeout = reader.integer("stx:timeout", 3600)
+    timeout = reader.integer("stx:timeout")
     if timeout is not None and not 1 <= timeout <= 3600:
         problems.append(f"{label('stx:timeout')}: must be between 1 and 3600 seconds, "
                         f"got {timeout}")
-    public = reader.boolean("stx:public", True)
+    public = reader.boolean("stx:public")
     domain = (reader.text("stx:domain") or "").lower() or None
     check_domain(domain, label("stx:domain"), region, problems, warnings)
     if not public and domain:
@@ -299,22 +343,29 @@ class _Reader:
         return self.settings.get(key) not in (None, "")
 
     def text(self, key: str) -> str:
+        """The value as text; the registry's default when unset ("" when it has none)."""
         value = self.settings.get(key)
         if isinstance(value, (list, dict)):  # never stringified into a name or a value
             self.problems.append(f"{self.label(key)}: expected one value, got {shown(value)}")
             return ""
-        return "" if value is None else str(value).strip()
+        if value is None or value == "":
+            return str(DEFAULTS.get(key) or "")
+        return str(value).strip()
 
-    def integer(self, key: str, default: int) -> int | None:
+    def integer(self, key: str) -> int | None:
+        """The value as a whole number (ASCII digits); the registry's default when unset."""
         value = self.settings.get(key)
         if value is None or value == "":
-            return default
+            return int(DEFAULTS.get(key, 0))
         number = whole_number(value)
         if number is None:
             self.problems.append(f"{self.label(key)}: {shown(value)} is not a whole number")
         return number
 
-    def boolean(self, key: str, default: bool) -> bool:
+    def boolean(self, key: str, default: bool | None = None) -> bool:
+        """The value as true or false; `default`, else the registry's, when unset."""
+        if default is None:
+            default = bool(DEFAULTS.get(key))
         value = self.settings.get(key)
         if value is None or value == "":
             return default

@@ -275,9 +275,10 @@ def overlaps(window: Window, others: Iterable[Window]) -> list[Window]:
             and o.warm_at.astimezone(UTC) < window.end.astimezone(UTC)]
 
 
-def stored_windows(config: Mapping[str, Any], problems: list[str]) -> list[Window]:
+def stored_windows(config: Mapping[str, Any], problems: list[str],
+                   now: datetime | None = None) -> list[Window]:
     """The windows of `stx:events` (each checked as on the command line, without the 24 h
-    limit, which `event add --long` lifted)."""
+    limit, which `event add --long` lifted; with `now`, none more than a year ahead)."""
     out = []
     for name, values in sorted(config.items(), key=lambda item: str(item[0])):
         where = f"stx:events.{name}"
@@ -292,6 +293,8 @@ def stored_windows(config: Mapping[str, Any], problems: list[str]) -> list[Windo
                                                 "max", "book")}
         labels["name"] = where
         window = read_window(str(name), values, labels, problems, allow_long=True)
+        if window and now is not None:
+            problems += [p for p in [ahead_problem(window, now, f"{where}.start")] if p]
         if window:
             out.append(window)
     for window in out:

@@ -98,20 +98,12 @@ class AppSpec:
     serve_mode: str
     project: str
     region: str
-    min_instances: int
-    max_instances: int
-    cpu: int
-    memory: str
-    concurrency: int
-    timeout_s: int
-    public: bool
+    base: ServiceSpec  # the app's own service; for books, the settings they start from
     protected: bool
     port: int = 80
     send_serve_mode: bool = False  # the user's or the image's choice, never a guess
-    domain: str | None = None
     cloudflare_zone_id: str | None = None
     has_cloudflare_token: bool = False
-    folder: str | None = None
     env_vars: tuple[tuple[str, str], ...] = ()
     secret_env: tuple[SecretEnv, ...] = ()
     project_is_placeholder: bool = False
@@ -123,9 +115,8 @@ class AppSpec:
     now: datetime = field(default_factory=events.clock)  # the clock every decision reads
 
     pin: Pin | None = None  # a rollback's: the image and revisions every up keeps
-    builder: str = "auto"  # auto, local or cloud; `up` decides auto before the engine
+    builder: str = "auto"  # auto, local or cloud, as set; `up` decides auto (`Build`)
     build_region: str = ""  # where Cloud Build runs
-    built_image: str | None = None  # a cloud build's image (by digest) the services run
     heavy_folders: tuple[str, ...] = ()  # .venv, .git, node_modules... in the build context
     settings_digest: str = ""  # of the settings it was built from: `up --changed` compares
 
@@ -139,20 +130,18 @@ class AppSpec:
     def scaling(self, service: ServiceSpec) -> Scaling:
         return self.serving(service).scaling
 
-    def peak(self, service: ServiceSpec) -> int:
-        """The most instances `service` may have: its base max, or a window's."""
+    def peak(self, service: ServiceSpec, windows: tuple[events.Window, ...] | None = None
+             ) -> int:
+        """The most instances `service` may have: its base max, or a window's (of `windows`,
+        by default the spec's)."""
         return max([service.max_instances, *(
             w.scaling(service.concurrency, service.max_instances)[1]
-            for w in self.windows if w.covers(service.book))])
+            for w in (self.windows if windows is None else windows) if w.covers(service.book))])
 
     @property
     def services(self) -> tuple[ServiceSpec, ...]:
         """What serves: one service per book, else the app's one service."""
-        return self.books or (ServiceSpec(
-            name=self.service_name, book=None, folder=self.folder,
-            min_instances=self.min_instances, max_instances=self.max_instances, cpu=self.cpu,
-            memory=self.memory, concurrency=self.concurrency, timeout_s=self.timeout_s,
-            public=self.public, domain=self.domain),)
+        return self.books or (self.base,)
 
     @property
     def build_context(self) -> str:
@@ -220,6 +209,21 @@ class AppSpec:
     @property
     def domains(self) -> list[str]:
         return [svc.domain for svc in self.services if svc.domain]
+
+
+@dataclass(frozen=True)
+class Build:
+    """Where this update's image comes from, decided by `up` (never a patch of the spec):
+    "local" (this machine's Docker) or "cloud" (Cloud Build), and the digest a cloud build
+    made (None: the registry's tagged image, or the local build's)."""
+
+    builder: str = "local"
+    image: str | None = None
+
+    @staticmethod
+    def of(spec: AppSpec) -> Build:
+        """As the settings say, `auto` read as local (what `plan` and `preview` assume)."""
+        return Build("cloud" if spec.builder == "cloud" else "local")
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,13 @@ Imported only when a command needs Pulumi (never by `--help`); `pulumi_cloudflar
 only when the spec asks for a Cloudflare DNS record.
 """
 
-from stx_pulumi.program.app import COMPONENT_TYPE, StreamtexApp, deploy, deploy_build_base
+from stx_pulumi.program.app import (
+    COMPONENT_TYPE,
+    BuildBase,
+    StreamtexApp,
+    deploy,
+    deploy_build_base,
+)
 from stx_pulumi.program.config import (
     cloudflare_token,
     deploy_from_config,
@@ -18,6 +24,5 @@ from stx_pulumi.program.config import (
     workspace_root,
 )
 
-__all__ = ["COMPONENT_TYPE", "StreamtexApp", "cloudflare_token", "deploy", "deploy_build_base",
-           "deploy_from_config",
-           "settings_from_config", "workspace_root"]
+__all__ = ["COMPONENT_TYPE", "BuildBase", "StreamtexApp", "cloudflare_token", "deploy",
+           "deploy_build_base", "deploy_from_config", "settings_from_config", "workspace_root"]

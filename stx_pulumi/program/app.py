@@ -1,45 +1,38 @@
 """The `StreamtexApp` component: registry, image, runtime identity and secret access, shared
-by the app's service or its books' services (`service.py`)."""
+by the app's service or its books' services (`service.py`).
+
+The program imports only what the spec uses: the cloud builder's, the scheduler's, the
+domain's and the secrets' Pulumi modules load only with a spec that needs them (each
+`pulumi_gcp` module costs tens of milliseconds, `pulumi_cloudflare` seconds).
+"""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pulumi
-from pulumi_gcp import artifactregistry, secretmanager, serviceaccount
+from pulumi_gcp import artifactregistry, serviceaccount
 
 from stx_pulumi.model.names import secret_member_name
 from stx_pulumi.model.releases import RELEASE_TAG, kept
-from stx_pulumi.model.spec import KEEP_IMAGES, AppSpec, Migration
-from stx_pulumi.program.build import build_base
-from stx_pulumi.program.image import local_image
-from stx_pulumi.program.schedule import schedule
-from stx_pulumi.program.service import serve
+from stx_pulumi.model.spec import KEEP_IMAGES, AppSpec, Build, Migration
+
+if TYPE_CHECKING:
+    from stx_pulumi.ops.fleet import Turn
+    from stx_pulumi.program.service import Served
 
 COMPONENT_TYPE = "stx:index:StreamtexApp"
 
 
-class StreamtexApp(pulumi.ComponentResource):
-    """A StreamTeX app on Cloud Run: registry, image, runtime identity, and one service (with
-    access and domain) for the app, or one per book."""
+class _Component(pulumi.ComponentResource):
+    """The component every stack holds (one type and name: the same URNs whatever is made in
+    it): the app's image registry first."""
 
-    def __init__(
-        self,
-        name: str,
-        spec: AppSpec,
-        cloudflare_token: pulumi.Input[str] | None = None,
-        opts: pulumi.ResourceOptions | None = None,
-        migration: Migration | None = None,
-        build_turn: Any = None,
-        build_base_only: bool = False,
-    ) -> None:
+    def __init__(self, name: str, spec: AppSpec, opts: pulumi.ResourceOptions | None) -> None:
         super().__init__(COMPONENT_TYPE, name, {}, opts)
         self.spec = spec
-        child = pulumi.ResourceOptions(parent=self)
-        migration = migration or Migration()
-
         self.repository = artifactregistry.Repository(
             f"{name}-repo",
             repository_id=spec.repository_id,
@@ -50,75 +43,119 @@ class StreamtexApp(pulumi.ComponentResource):
             labels=spec.labels,
             cleanup_policy_dry_run=False,
             cleanup_policies=_cleanup_policies(),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
-        if build_base_only:  # the first cloud build's registry and build account, alone
-            self.build_base = build_base(spec, self.repository, self)
-            self.outputs: dict[str, Any] = {}
-            self.register_outputs({})
-            return
-        # Pinned by a rollback: the release's image runs and nothing is built. The image
-        # resource stays as it is while the source is the one last built; otherwise it
-        # leaves the state (its image stays in the registry: retain_on_delete).
-        building = spec.pin is None or migration.deployed_tag == spec.image_tag
-        new_tag = migration.deployed_tag != spec.image_tag  # the only case that builds
-        self.image = local_image(
-            name, spec, migration.image_context or spec.build_context,
-            self.repository.repository_id, self, build_turn if new_tag else None
-        ) if building and spec.builder != "cloud" else None
-        # the cloud builder: its resources, and the image `up` had it build (before the
-        # first build they are made alone, when the services are not touched)
-        self.build_base = build_base(spec, self.repository, self) if (
-            spec.builder == "cloud") else []
-        digest = spec.pin.digest if spec.pin else (
-            spec.built_image or spec.image_name if spec.builder == "cloud"
-            else self.image.repo_digest)  # type: ignore[union-attr]
+
+
+class BuildBase(_Component):
+    """The first cloud build's registry and build account, alone (a targeted update before
+    the first build, when the services are not touched)."""
+
+    def __init__(self, name: str, spec: AppSpec) -> None:
+        from stx_pulumi.program.build import build_base
+
+        super().__init__(name, spec, None)
+        self.build_base = build_base(spec, self.repository, self)
+        self.register_outputs({})
+
+
+class StreamtexApp(_Component):
+    """A StreamTeX app on Cloud Run: registry, image, runtime identity, and one service (with
+    access and domain) for the app, or one per book."""
+
+    def __init__(self, name: str, spec: AppSpec, build: Build | None = None, *,
+                 cloudflare_token: pulumi.Input[str] | None = None,
+                 migration: Migration | None = None, build_turn: Turn | None = None,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(name, spec, opts)
+        migration = migration or Migration()
+        digest = self._image(name, build or Build.of(spec), migration, build_turn)
         self.service_account = serviceaccount.Account(
             f"{name}-run-sa",
             account_id=spec.service_account_id,
             display_name=f"StreamTeX {spec.app} ({spec.env}) runtime",
             project=spec.project,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
         self.secret_access = self._secret_access(name, spec, dict(migration.secret_members))
-        provider = _cloudflare(name, spec, cloudflare_token, child)
-        self.served = [serve(svc, spec, digest, self.service_account.email,
-                             list(self.secret_access), provider, self)
-                       for svc in spec.services]
-        self.scheduled = schedule(name, spec, self.served, self.service_account, self)
+        self.served = self._serve(name, spec, digest, cloudflare_token)
+        self.scheduled = self._schedule(name, spec)
         first = self.served[0]  # the app's service (of books, the first book's)
         self.service, self.public_access = first.service, first.public_access
         self.domain_mapping, self.dns_record = first.domain_mapping, first.dns_record
-
-        self.outputs = {
-            "image": digest,
-            "image_tag": spec.image_tag,
-            "region": spec.region,
-            "project": spec.project,
-            "serve_mode": spec.serve_mode,
-            "port": spec.port,
-            "protected": spec.protected,
-        }
-        if spec.pin:
-            self.outputs["pinned_release"] = spec.pin.release
-        if migration.record is not None:
-            self.outputs["releases"] = _releases(migration, _served_digest(spec, migration,
-                                                                           digest), self.served)
-        elif migration.releases:  # an update that records none keeps those recorded
-            self.outputs["releases"] = list(migration.releases)
-        if spec.windows:
-            self.outputs["events"] = {w.name: w.describe().partition(": ")[2]
-                                      for w in spec.windows}
-        if spec.books:
-            self.outputs["books"] = {s.spec.book: s.outputs() for s in self.served}
-        else:
-            self.outputs.update(first.outputs())
+        self.outputs = self._outputs(spec, digest, migration)
         self.register_outputs(self.outputs)
 
-    def _secret_access(self, name: str, spec: AppSpec,
-                       legacy: Mapping[str, str]) -> list[secretmanager.SecretIamMember]:
+    def _image(self, name: str, build: Build, migration: Migration,
+               build_turn: Turn | None) -> pulumi.Input[str]:
+        """The digest the services run. Pinned by a rollback: the release's, nothing built
+        (the image resource stays while the source is the one last built; else it leaves
+        the state, its image kept in the registry). The cloud builder: the image `up` had
+        it build, beside its bucket and account. Else the image built here."""
+        spec = self.spec
+        self.image: Any = None
+        self.build_base: list[pulumi.Resource] = []
+        if build.builder == "cloud":
+            from stx_pulumi.program.build import build_base
+
+            self.build_base = build_base(spec, self.repository, self)
+        elif spec.pin is None or migration.deployed_tag == spec.image_tag:
+            from stx_pulumi.program.image import local_image
+
+            new_tag = migration.deployed_tag != spec.image_tag  # the only case that builds
+            self.image = local_image(name, spec, migration.image_context or spec.build_context,
+                                     self.repository.repository_id, self,
+                                     build_turn if new_tag else None)
+        if spec.pin:
+            return spec.pin.digest
+        if build.builder == "cloud":
+            return build.image or spec.image_name
+        return self.image.repo_digest  # type: ignore[no-any-return]
+
+    def _serve(self, name: str, spec: AppSpec, digest: pulumi.Input[str],
+               token: pulumi.Input[str] | None) -> list[Served]:
+        from stx_pulumi.program.service import serve
+
+        provider = _cloudflare(name, spec, token, pulumi.ResourceOptions(parent=self))
+        return [serve(svc, spec, digest, self.service_account.email, list(self.secret_access),
+                      provider, self) for svc in spec.services]
+
+    def _schedule(self, name: str, spec: AppSpec) -> list[Any]:
+        if not spec.windows:
+            return []
+        from stx_pulumi.program.schedule import schedule
+
+        return schedule(name, spec, self.served, self.service_account, self)
+
+    def _outputs(self, spec: AppSpec, digest: pulumi.Input[str],
+                 migration: Migration) -> dict[str, Any]:
+        """The stack's outputs: the image, where and how it serves, the releases kept."""
+        outputs: dict[str, Any] = {
+            "image": digest, "image_tag": spec.image_tag, "region": spec.region,
+            "project": spec.project, "serve_mode": spec.serve_mode, "port": spec.port,
+            "protected": spec.protected}
+        if spec.pin:
+            outputs["pinned_release"] = spec.pin.release
+        if migration.record is not None:
+            outputs["releases"] = _releases(migration, _served_digest(spec, migration, digest),
+                                            self.served)
+        elif migration.releases:  # an update that records none keeps those recorded
+            outputs["releases"] = list(migration.releases)
+        if spec.windows:
+            outputs["events"] = {w.name: w.describe().partition(": ")[2] for w in spec.windows}
+        if spec.books:
+            outputs["books"] = {s.spec.book: s.outputs() for s in self.served}
+        else:
+            outputs.update(self.served[0].outputs())
+        return outputs
+
+    def _secret_access(self, name: str, spec: AppSpec, legacy: Mapping[str, str]) -> list[Any]:
         """One member per secret; `legacy` names the member an earlier release made for it
         (one per variable), adopted through an alias so the binding never goes away."""
+        if not spec.secret_env:
+            return []
+        from pulumi_gcp import secretmanager
+
         member = pulumi.Output.concat("serviceAccount:", self.service_account.email)
         return [
             secretmanager.SecretIamMember(
@@ -134,15 +171,17 @@ class StreamtexApp(pulumi.ComponentResource):
         ]
 
 
-def deploy(spec: AppSpec, cloudflare_token: pulumi.Input[str] | None = None,
-           migration: Migration | None = None, build_turn: Any = None) -> StreamtexApp:
+def deploy(spec: AppSpec, build: Build | None = None,
+           cloudflare_token: pulumi.Input[str] | None = None,
+           migration: Migration | None = None, build_turn: Turn | None = None) -> StreamtexApp:
     """The stack program: one StreamtexApp and the stack outputs. Call inside a Pulumi run;
     `build_turn` is a fleet's build slot (see `local_image`)."""
-    _load_modules()
+    build = build or Build.of(spec)
+    load_modules(spec, build)
     for warning in spec.warnings:
         pulumi.log.warn(warning)
-    app = StreamtexApp(spec.service_name, spec, cloudflare_token, migration=migration,
-                       build_turn=build_turn)
+    app = StreamtexApp(spec.service_name, spec, build, cloudflare_token=cloudflare_token,
+                       migration=migration, build_turn=build_turn)
     for key, value in app.outputs.items():
         pulumi.export(key, value)
     return app
@@ -151,37 +190,38 @@ def deploy(spec: AppSpec, cloudflare_token: pulumi.Input[str] | None = None,
 _LOADING = threading.Lock()
 
 
-def deploy_build_base(spec: AppSpec, outputs: Mapping[str, Any]) -> StreamtexApp:
+def deploy_build_base(spec: AppSpec, outputs: Mapping[str, Any]) -> BuildBase:
     """The program of the first cloud build's targeted update: the registry and build base
     alone (the same names as in `deploy`), the stack's outputs kept as they were."""
-    _load_modules()
-    app = StreamtexApp(spec.service_name, spec, build_base_only=True)
+    load_modules(spec, Build("cloud"))
+    app = BuildBase(spec.service_name, spec)
     for key, value in outputs.items():
         pulumi.export(key, value)
     return app
 
 
-def _load_modules() -> None:
-    """Load pulumi_gcp's lazily loaded modules one thread at a time: a fleet runs programs in
-    threads, and on Python before 3.12.3 a lazily loaded module's attributes can be missing
+def load_modules(spec: AppSpec, build: Build) -> None:
+    """Load the pulumi_gcp modules this spec uses, one thread at a time: a fleet runs programs
+    in threads, and on Python before 3.12.3 a lazily loaded module's attributes can be missing
     for a second thread while the first loads it (CPython gh-114763)."""
-    from pulumi_gcp import (
-        cloudrun,
-        cloudrunv2,
-        cloudscheduler,
-        organizations,
-        projects,
-        storage,
-        workflows,
-    )
+    import importlib
 
+    wanted = [("artifactregistry", "Repository"), ("serviceaccount", "Account"),
+              ("cloudrunv2", "Service")]
+    if build.builder == "cloud":
+        wanted += [("storage", "Bucket"), ("projects", "IAMMember")]
+    else:
+        wanted += [("organizations", "get_client_config")]
+    if spec.secret_env:
+        wanted += [("secretmanager", "SecretIamMember")]
+    if spec.domains:
+        wanted += [("cloudrun", "DomainMapping")]
+    if spec.windows:
+        wanted += [("cloudscheduler", "Job"), ("projects", "IAMMember"),
+                   ("workflows", "Workflow")]
     with _LOADING:
-        for module, name in ((artifactregistry, "Repository"), (secretmanager, "SecretIamMember"),
-                             (serviceaccount, "Account"), (organizations, "get_client_config"),
-                             (cloudrun, "DomainMapping"), (cloudrunv2, "Service"),
-                             (cloudscheduler, "Job"), (projects, "IAMMember"),
-                             (storage, "Bucket"), (workflows, "Workflow")):
-            getattr(module, name)
+        for module, name in wanted:
+            getattr(importlib.import_module(f"pulumi_gcp.{module}"), name)
 
 
 def _served_digest(spec: AppSpec, migration: Migration,

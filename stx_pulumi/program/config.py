@@ -46,7 +46,7 @@ def deploy_from_config(environ: Mapping[str, str] = os.environ) -> StreamtexApp:
     spec = workspace_spec(Workspace(root), settings, app, env)
     if spec.project_is_placeholder:
         raise InputError(f"{option_label('gcp:project')}: not set in stack {pulumi.get_stack()}")
-    return deploy(spec, cloudflare_token(None, environ))
+    return deploy(spec, cloudflare_token=cloudflare_token(None, environ))
 
 
 def workspace_root() -> Path:

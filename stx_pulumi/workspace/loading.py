@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +37,8 @@ def workspace_spec(ws: Workspace, settings: Mapping[str, Any], app: str, env: st
             if mine:
                 raise SpecError([f"{ws.root / 'Pulumi.yaml'}: {p}" for p in mine]
                                 ) from None
-    spec = build_spec(settings, app=app, env=env, source=source)
-    return replace(spec, context=ws.relative(spec.source),
-                   settings_digest=settings_digest(settings))
+    return build_spec(settings, app=app, env=env, source=source,
+                      context=ws.relative(source.path), digest=settings_digest(settings))
 
 def settings_digest(settings: Mapping[str, Any]) -> str:
     """A digest of the settings as stored (every value as text, JSON maps read), the app
