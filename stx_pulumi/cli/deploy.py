@@ -729,7 +729,7 @@ def verify(
         return
 
     def work(run: Any) -> None:
-        from stx_pulumi.ops.status import url_text
+        from stx_pulumi.model.outputs import url_text
 
         run.outputs, report = _verify_deployed(*stack_ref(run.arg, run.env), wait_timeout,
                                                poll_interval)

@@ -152,7 +152,7 @@ def _backend_stacks(ws: Any) -> list[str]:
 
 def fill(run: Any, result: Any) -> None:
     """What an engine operation did, into the app's run."""
-    from stx_pulumi.ops.status import url_text
+    from stx_pulumi.model.outputs import url_text
 
     run.changes = result.changes
     run.outputs = result.outputs

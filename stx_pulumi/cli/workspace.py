@@ -103,8 +103,8 @@ def init(
 @command("install-cli")
 def install_cli() -> None:
     """Install the Pulumi CLI matching the Pulumi SDK into stx-pulumi's folder (needs internet)."""
-    from stx_pulumi.engine.stacks import install_cli as install
-    from stx_pulumi.engine.stacks import sdk_version
+    from stx_pulumi.engine.cli import install_cli as install
+    from stx_pulumi.engine.cli import sdk_version
 
     render.info(f"installing the Pulumi CLI {sdk_version()}...")
     render.info(f"installed {install(os.environ)}")

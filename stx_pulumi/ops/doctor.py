@@ -213,7 +213,7 @@ def require(ws: Workspace, spec: AppSpec, environ: Mapping[str, str], *,
 
 
 def pulumi_check(environ: Mapping[str, str]) -> Check:
-    from stx_pulumi.engine.stacks import find_cli  # imports pulumi.automation
+    from stx_pulumi.engine.cli import find_cli  # imports pulumi.automation
 
     try:
         command = find_cli(environ)

@@ -156,6 +156,7 @@ def setup(ws: Workspace, environ: Mapping[str, str], spec: TeamSpec,
 def _setup(ws: Workspace, environ: Mapping[str, str], spec: TeamSpec,
            config: list[tuple[str, str]], files: Workspace, *, dry_run: bool, on_event: Any,
            say: Callable[[str], None]) -> Outcome:
+    from stx_pulumi.engine.move import move
     from stx_pulumi.engine.stacks import Engine
 
     here_url = ws.backend_url(environ)
@@ -188,7 +189,7 @@ def _setup(ws: Workspace, environ: Mapping[str, str], spec: TeamSpec,
         for name, here, there in [*moves, *((n, apps_here, apps_there) for n in names)]:
             shown = f"team ({TEAM_PROJECT})" if here is team_here else name
             say(f"moving {shown} into {spec.backend_url}")
-            done = here.move(name, there, spec.secrets_provider)
+            done = move(here, name, there, spec.secrets_provider)
             (outcome.moved if done else outcome.already).append(shown)
     except StxError as err:
         err.hint = (f"the workspace stays on {here_url} (its stacks as they were); run "
