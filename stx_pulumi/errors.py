@@ -15,6 +15,8 @@ Nothing below the CLI prints: code raises these, the CLI renders them.
 from __future__ import annotations
 
 import re
+import threading
+import time
 
 # Every exit code stx-pulumi returns and what it means: the README's table is generated from
 # this mapping (tests/readme.py) and each class below names its code from it.
@@ -114,3 +116,12 @@ def shown(value: object, limit: int = 80) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
+
+
+def pause(seconds: float, stop: threading.Event | None = None) -> None:
+    """Wait `seconds`. A set `stop` (the fleet this work runs in was interrupted) ends the wait
+    with KeyboardInterrupt at once, as Ctrl-C ends it in a single command."""
+    if stop is None:
+        time.sleep(seconds)
+    elif stop.wait(seconds):
+        raise KeyboardInterrupt

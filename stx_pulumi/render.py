@@ -337,6 +337,10 @@ class Progress(_LiveTable):
         self.live: Any = None
         self.reporter = REPORTER.get()  # events arrive on automation's thread: keep it now
 
+    def clear(self) -> None:
+        """Forget the rows so far: the next operation has its own."""
+        self.rows.clear()
+
     def _live_wanted(self) -> bool:  # inside a fleet the app's line shows the progress
         return self.reporter is None and super()._live_wanted()
 

@@ -1,12 +1,12 @@
 """Event windows: `event add`, `event list`, `event remove`. A window is kept in the stack config
 (`stx:events`) and scheduled in Google Cloud by the next `up` (or at once with `--up`)."""
 
-import os
 from typing import Annotated, Any
 
 import typer
 
 from stx_pulumi import render
+from stx_pulumi.cli.deploying import deploy_app
 from stx_pulumi.cli.options import (
     AppArg,
     DeployOptions,
@@ -20,7 +20,7 @@ from stx_pulumi.cli.options import (
     stack_of,
     stack_ref,
 )
-from stx_pulumi.errors import InputError, SpecError, shown
+from stx_pulumi.errors import InputError, shown
 
 event_app = typer.Typer(
     help="Event windows: warm before a class, back to the base scaling after, scheduled in "
@@ -62,33 +62,14 @@ def add(
     json_output: JsonOpt = False,
 ) -> None:
     """Schedule a class: its scaling from --start minus --warm until --end."""
-    from stx_pulumi.model import events
+    from stx_pulumi.model.events import clock
+    from stx_pulumi.ops import events
 
-    values = {"start": start, "end": end, "tz": tz, "warm": warm, "users": users,
-              "min": min_instances, "max": max_instances, "book": book}
-    labels = {"name": "--name", "start": "--start", "end": "--end", "tz": "--tz",
-              "warm": "--warm", "users": "--users", "min": "--min", "max": "--max",
-              "book": "--book"}
-    problems: list[str] = []
-    window = events.read_window(name or "w", values, labels, problems, allow_long=long)
-    if window and not name:
-        window = events.Window(**{**window.__dict__, "name": events.default_name(window.start)})
-    now = events.clock()
-    if window and window.start <= now:
-        problems.append(f"--start: {window.start:%Y-%m-%d %H:%M} {window.tz} is not in the "
-                        "future")
-    elif window:
-        problems += [p for p in [events.ahead_problem(window, now, "--start")] if p]
-    if problems or window is None:
-        raise SpecError(problems)
+    window = events.new_window(name, {
+        "start": start, "end": end, "tz": tz, "warm": warm, "users": users,
+        "min": min_instances, "max": max_instances, "book": book}, long, clock())
     ws, stack = stack_of(app_name, env)
-    stored = (ws.stack_config(stack).get("stx:events") or {}) if ws.exists else {}
-    if window.name in stored:  # over or not: a new window never merges into an old one
-        raise InputError(f"--name: the stack already has a window {window.name}: `stx-pulumi "
-                         f"event remove` it first, or choose another --name")
-    clash = [w.name for w in events.overlaps(window, events.stored_windows(stored, []))]
-    if clash:
-        raise InputError(f"--start/--end: overlaps the window {clash[0]} of {stack}")
+    events.place(ws, stack, window)
     options = DeployOptions(env=env)
     overrides = {"stx:events": {window.name: window.as_config()}}
     spec, _ = load_spec_for(app_name, options, overrides, (), placeholder=not up)
@@ -96,14 +77,11 @@ def add(
         raise InputError(f"{spec.stack} is not deployed yet: pass --up to deploy it with the "
                          "window")
     cost = _show_window(spec, window, json_output and up)
-    if not up:  # with --up, the update's preflight checks it
-        _check_capacity(ws, spec, window, quiet=json_output)
-    if up:
-        from stx_pulumi.cli.deploy import deploy_app
-
+    if up:  # the update's preflight checks the capacity
         deploy_app(app_name, options, overrides, (), yes=yes,
                    message=f"event add {window.name}", json_output=json_output)
         return
+    events.check_capacity(ws, spec, window, render, quiet=json_output)
     _write(ws, spec.stack, [(f"stx:events.{window.name}.{k}", v)
                             for k, v in window.as_config().items()], [])
     if json_output:
@@ -118,6 +96,7 @@ def list_(app_name: AppArg = None, env: EnvOpt = None, json_output: JsonOpt = Fa
     """The stack's windows, the scaling in force now, and what each window costs."""
     from stx_pulumi.model.cost import windows_cost
     from stx_pulumi.model.prices import Prices
+    from stx_pulumi.ops.events import job_states
 
     stack_ref(app_name, env)  # the stack must exist
     spec, _ = load_spec_for(app_name, DeployOptions(env=env), {}, (), placeholder=True)
@@ -125,7 +104,7 @@ def list_(app_name: AppArg = None, env: EnvOpt = None, json_output: JsonOpt = Fa
             "scaling": {svc.book or svc.name: spec.scaling(svc).__dict__
                         for svc in spec.services},
             "events": windows_cost(spec, Prices()), "expired": list(spec.expired),
-            "jobs": _job_states(spec)}
+            "jobs": job_states(spec)}
     if json_output:
         render.print_json(data)
     else:
@@ -138,20 +117,13 @@ def test(app_name: AppArg = None, env: EnvOpt = None, json_output: JsonOpt = Fal
 
     Every job exists, enabled and timed as planned; the scheduler account holds its rights on
     each service for each window."""
-    from stx_pulumi.cloud import google
-    from stx_pulumi.errors import GoogleError, PrerequisiteError, VerificationError
-    from stx_pulumi.model import jobs
+    from stx_pulumi.errors import VerificationError
     from stx_pulumi.model.checks import FAIL
+    from stx_pulumi.ops.events import prove
 
     stack_ref(app_name, env)
     spec, _ = load_spec_for(app_name, DeployOptions(env=env), {}, (), placeholder=True)
-    if not spec.windows:
-        raise InputError(f"{spec.stack} has no event window to test (`stx-pulumi event add`)")
-    client = google.required(os.environ)
-    try:
-        checks = jobs.check(spec, client)
-    except GoogleError as err:
-        raise PrerequisiteError(f"Google refused a read: {err}") from None
+    checks = prove(spec)
     failed = any(c.status == FAIL for c in checks)
     if json_output:
         render.print_json({"stack": spec.stack, "result": "failed" if failed else "passed",
@@ -179,59 +151,11 @@ def remove(
                          + (f" (windows: {', '.join(sorted(names))})" if names else ""))
     key = f"stx:events.{name}"
     if up:
-        from stx_pulumi.cli.deploy import deploy_app
-
         deploy_app(app_name, DeployOptions(env=env), {}, (f"events.{name}",), yes=yes,
                    message=f"event remove {name}", json_output=json_output)
         return
     _write(ws, stack, [], [key])
     render.info(f"event {name} removed from {stack}: `stx-pulumi up` deletes its jobs")
-
-
-def _job_states(spec: Any) -> dict[str, str]:
-    """Each planned job's last attempt as Cloud Scheduler reports it; said plainly when it
-    cannot be asked (no credentials, or no answer)."""
-    from stx_pulumi.cloud import google
-    from stx_pulumi.errors import GoogleError
-    from stx_pulumi.model import jobs
-
-    planned = jobs.planned(spec)
-    if not planned:
-        return {}
-    try:
-        client = google.connect(os.environ)
-        return {job.name: jobs.last_attempt(client.scheduler_job(
-            spec.project, spec.region, job.name)) for job in planned}
-    except GoogleError as err:
-        return {job.name: f"not checked: {err}" for job in planned}
-
-
-def _check_capacity(ws: Any, spec: Any, window: Any, quiet: bool) -> None:
-    """What Cloud Run would refuse at warm time is refused now (exit 2, naming the limit): a
-    window whose max the region's quota cannot give. Windows of the project's other stacks
-    that overlap it add up (a warning); a peak that raises a revision ceiling is said."""
-
-    from stx_pulumi.cli.deploy import ceiling_changes
-    from stx_pulumi.cloud import google
-    from stx_pulumi.errors import GoogleError
-    from stx_pulumi.model.capacity import revision_ceiling
-    from stx_pulumi.model.checks import FAIL, WARN
-    from stx_pulumi.ops.doctor import project_quota_check
-
-    others = tuple(w for w in spec.windows if w.name != window.name)
-    for notice in ceiling_changes(spec, {svc.name: revision_ceiling(spec.peak(svc, others))
-                                         for svc in spec.services}):
-        render.info(notice.replace("this up makes", "the next up makes"))
-    try:
-        client = google.connect(os.environ)
-    except GoogleError as err:
-        render.warning(f"the region's Cloud Run quota was not checked ({err}): `up` checks it")
-        return
-    check = project_quota_check(ws, spec, client, os.environ)
-    if check.status == FAIL:
-        raise InputError(f"--max/--users: {check.detail}", hint=check.fix)
-    if check.status == WARN and not quiet:
-        render.warning(check.detail)
 
 
 def _write(ws: Any, stack: str, updates: list[tuple[str, str]], removed: list[str]) -> None:

@@ -62,7 +62,7 @@ def rollback(
 
     Its revisions take all traffic, or its image is deployed again; every later `up` keeps it
     until `up --unpin`."""
-    from stx_pulumi.cli.deploy import deploy_app
+    from stx_pulumi.cli.deploying import deploy_app
     from stx_pulumi.model import releases
 
     spec, _, found, now = _releases(app_name, env)
@@ -132,7 +132,7 @@ def promote(
 
     The serving release of --from must be good; its image is copied into --to's registry
     (no Docker), deployed, and kept until `up --unpin`."""
-    from stx_pulumi.cli.deploy import deploy_app
+    from stx_pulumi.cli.deploying import deploy_app
     from stx_pulumi.cli.options import confirm_protected
     from stx_pulumi.cloud import google, registry
     from stx_pulumi.errors import PrerequisiteError

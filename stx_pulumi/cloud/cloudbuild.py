@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import io
 import tarfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from stx_pulumi.cloud.google import Google
-from stx_pulumi.errors import EngineError, GoogleError
+from stx_pulumi.errors import EngineError, GoogleError, pause
 
 DOCKER_STEP = "gcr.io/cloud-builders/docker"  # Google's Docker builder image
 BUILD_TIMEOUT_S = 1800
@@ -57,7 +58,8 @@ def build_request(spec: Any, bucket: str, name: str) -> dict[str, Any]:
 
 
 def build(client: Google, spec: Any, files: Sequence[str],
-          on_progress: Callable[[str], None] = lambda _: None, poll_s: float = 5.0) -> str:
+          on_progress: Callable[[str], None] = lambda _: None, poll_s: float = 5.0,
+          stop: threading.Event | None = None) -> str:
     """Upload the context, build, wait; the pushed image by digest. A failed build is an
     EngineError with the failing step's last log lines and the build's log URL."""
     name = f"{spec.app}-{spec.env}/{spec.image_tag}.tar.gz"
@@ -86,7 +88,7 @@ def build(client: Google, spec: Any, files: Sequence[str],
         if time.monotonic() - start > BUILD_TIMEOUT_S + 120:
             raise EngineError(f"the cloud build did not finish within {BUILD_TIMEOUT_S}s",
                               hint=f"build log: {log_url}")
-        time.sleep(min(poll_s, 1 + time.monotonic() - start))  # a quick first look
+        pause(min(poll_s, 1 + time.monotonic() - start), stop)  # a quick first look
         operation = client.call("GET", "cloudbuild", f"v1/{operation['name']}")
         on_progress(f"building {spec.image_tag} in Cloud Build: "
                     f"{time.monotonic() - start:.0f}s")

@@ -49,7 +49,6 @@ class Run:
     arg: str = ""  # APP as given (a name or a folder)
     on_change: Callable[[Run, str | None], None] | None = None
     stopping: threading.Event | None = None
-    worker: threading.Thread | None = None
 
     @property
     def stack(self) -> str:
@@ -63,12 +62,8 @@ class Run:
 
     # the reporter interface render uses inside a fleet (render.REPORTER)
     def note(self, text: str) -> None:
-        """A message of the operation: the current step, and a line of its log. In the
-        worker's own thread it is where an interrupted fleet stops waiting (verification)."""
+        """A message of the operation: the current step, and a line of its log."""
         self.say(text)
-        if (self.stopping is not None and self.stopping.is_set()
-                and threading.current_thread() is self.worker):
-            raise KeyboardInterrupt
 
     def say(self, text: str) -> None:
         self.step = text
@@ -124,14 +119,14 @@ class Fleet:
             return
         token = render.REPORTER.set(run)
         run.state, run.started = "running", time.monotonic()
-        run.stopping, run.worker = self.interrupting, threading.current_thread()
+        run.stopping = self.interrupting
         run.say("started")
         try:
             work(run)
             run.state = "succeeded"
         except StxError as err:
             self._failed(run, err.exit_code, err.message, err.hint)
-        except KeyboardInterrupt:  # raised by `note` once the fleet is interrupted
+        except KeyboardInterrupt:  # a wait given `run.stopping` once the fleet is interrupted
             self._failed(run, 1, "", None)
         except Exception as err:  # one app's bug never takes the others down
             self._failed(run, 1, f"unexpected error: {type(err).__name__}: {err}", None)

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from stx_pulumi.errors import pause
 from stx_pulumi.model.checks import FAIL, PASS, SKIP, WARN, Check
 
 HEALTH_PATH = "/_stcore/health"
@@ -87,6 +89,7 @@ def verify(
     interval_s: float = 10,
     environ: Mapping[str, str] | None = None,
     on_progress: Callable[[str], None] = lambda _: None,
+    stop: threading.Event | None = None,
 ) -> Report:
     """Check the deployed service described by the stack `outputs`."""
     import httpx
@@ -111,7 +114,7 @@ def verify(
     per_request = min(10.0, timeout_s)
     with httpx.Client(headers=headers, follow_redirects=False,
                       timeout=httpx.Timeout(per_request, connect=min(5.0, per_request))) as client:
-        health = wait_healthy(client, url, timeout_s, interval_s, on_progress)
+        health = wait_healthy(client, url, timeout_s, interval_s, on_progress, stop)
         report.checks.append(health)
         if health.status == FAIL:
             return report
@@ -122,8 +125,10 @@ def verify(
 
 
 def wait_healthy(client: Any, url: str, timeout_s: float, interval_s: float,
-                 on_progress: Callable[[str], None]) -> Check:
-    """Poll the health path until it answers 200, or the timeout passes."""
+                 on_progress: Callable[[str], None], stop: threading.Event | None = None
+                 ) -> Check:
+    """Poll the health path until it answers 200, or the timeout passes (or `stop` is set:
+    KeyboardInterrupt)."""
     start = time.monotonic()
     attempt, last = 0, "no answer yet"
     while True:
@@ -143,7 +148,7 @@ def wait_healthy(client: Any, url: str, timeout_s: float, interval_s: float,
                          "a large course exports its HTML before the port opens: look at the "
                          "logs, or wait longer with --wait-timeout")
         on_progress(f"waiting for {url}{HEALTH_PATH}: {last}, {elapsed:.0f}s of {timeout_s:g}s")
-        time.sleep(interval_s)
+        pause(interval_s, stop)
 
 
 def smoke_checks(client: Any, url: str, serve_mode: str) -> list[Check]:
