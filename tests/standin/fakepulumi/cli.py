@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import re
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,9 @@ VALUE_FLAGS = {"--stack", "-s", "--color", "--exec-kind", "--client", "--event-l
 
 
 def main(argv: list[str]) -> int:
+    # Outside an engine operation the real CLI (Go) handles no SIGINT: it just ends, without
+    # a word (an update installs its own cancellation: update.Update.cancel).
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     if os.environ.get("STANDIN_LOG"):
         with open(os.environ["STANDIN_LOG"], "a", encoding="utf-8") as log:
             log.write(json.dumps(argv) + "\n")

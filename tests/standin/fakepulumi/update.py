@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -36,6 +37,18 @@ class Update:
         self.failed = False
         self.aliased: set[str] = set()
         self.lock = threading.Lock()
+        self.canceled = False
+
+    # The CLI's cancellation scope around an engine operation (pulumi/pulumi, pkg/cmd/pulumi
+    # cancellationScopeSource.NewScope): the first SIGINT prints "^C received; cancelling..."
+    # as a stdout event and cancels — no new step starts, the steps done are saved, the lock
+    # released, the update ends in error; a second SIGINT terminates at once.
+    def cancel(self, signum: int, frame: Any) -> None:
+        print("^C received; cancelling. If you would like to terminate immediately, press ^C "
+              "again.\nNote that terminating immediately may lead to orphaned resources and "
+              "other inconsistencies.", flush=True)
+        self.canceled = True
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
 
     def run(self) -> int:
         if not self.store.exists(self.stack):
@@ -47,6 +60,7 @@ class Update:
             self.events.close()  # the real CLI ends its event stream before it exits
             raise
         start = now()
+        signal.signal(signal.SIGINT, self.cancel)
         try:
             hold = float(os.environ.get("STANDIN_HOLD_LOCK") or 0)
             if hold and lock:
@@ -85,6 +99,9 @@ class Update:
                 lock.unlink(missing_ok=True)
         for kind, count in self.changes.items():
             print(f"    {kind}: {count}")
+        if self.canceled:
+            sys.stderr.write(f"error: {self.kind} canceled\n")
+            return 255
         if self.failed:
             sys.stderr.write(f"error: {self.kind} failed\n")
             return 255
@@ -213,6 +230,9 @@ class Update:
     def operate(self, op: str, res: dict[str, Any]) -> None:
         """A resource operation's time in a real cloud (STANDIN_LATENCY seconds, so that fleets
         are I/O-bound as real deploys are), logged to STANDIN_OPS_LOG with its interval."""
+        if self.canceled:  # a canceled update starts no new step
+            self.failed = True
+            raise Fail("update canceled")
         start = time.time()
         time.sleep(float(os.environ.get("STANDIN_LATENCY") or 0))
         if os.environ.get("STANDIN_OPS_LOG"):
