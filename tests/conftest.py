@@ -145,6 +145,16 @@ def pulumi_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     return standin
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The lanes: a test that runs the stand-in engine (the `pulumi_cli` fixture) or the CLI
+    as a process is end to end (`e2e`), whatever its module; `pytest` alone runs the fast
+    lane (pyproject's addopts), `pytest -m "not live"` every lane (what CI runs)."""
+    for item in items:
+        names = getattr(item, "fixturenames", ())
+        if "pulumi_cli" in names:
+            item.add_marker(pytest.mark.e2e)
+
+
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
     """`pytest -m live` reads only the live suite: a machine without a project skips it at
     once, without importing the rest."""

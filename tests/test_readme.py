@@ -9,7 +9,7 @@ import re
 import pytest
 import readme
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.readme
 
 
 @pytest.mark.parametrize("name", sorted(readme.BLOCKS))

@@ -48,6 +48,8 @@ from stx_pulumi.cli.options import (
 from stx_pulumi.errors import InputError
 
 if TYPE_CHECKING:
+    from stx_pulumi.engine.plan import Plan
+    from stx_pulumi.engine.state import OperationResult
     from stx_pulumi.ops.fleet import Run
     from stx_pulumi.ops.verify import Verification
     from stx_pulumi.workspace import Workspace
@@ -68,7 +70,7 @@ def plan(apps: AppsArg = None, all_apps: AllOpt = False, json_output: JsonOpt = 
         render.cost(result.spec, costs)
 
 
-def _plan(app_name: str | None, options: DeployOptions) -> tuple[Any, dict[str, Any]]:
+def _plan(app_name: str | None, options: DeployOptions) -> tuple["Plan", dict[str, Any]]:
     from stx_pulumi.engine.plan import run_plan
     from stx_pulumi.model.cost import estimate
     from stx_pulumi.model.prices import Prices
@@ -88,7 +90,8 @@ def _plans(apps: list[str], all_apps: bool, options: DeployOptions, json_output:
 
     ws = locate_workspace(Path.cwd(), os.environ)
     env = env_name(options.env, ws)
-    plans, codes = [], []
+    plans: list[dict[str, Any]] = []
+    codes: list[int] = []
     for app, arg in selected(ws, env, apps, all_apps, deployed=False):
         try:
             result, costs = _plan(arg, replace(options, env=env))
@@ -247,7 +250,7 @@ def refresh(apps: AppsArg = None, all_apps: AllOpt = False, env: EnvOpt = None,
         json_output=json_output, deployed=True)
 
 
-def _refresh(ws: Any, stack: str, quiet: bool) -> Any:
+def _refresh(ws: "Workspace", stack: str, quiet: bool) -> "OperationResult":
     engine, progress = open_engine(ws, f"refresh {stack}", quiet=quiet)
     with progress:
         return engine.refresh(stack)
@@ -286,7 +289,7 @@ def destroy(
                                                                    else ""))
 
 
-def _destroy(ws: Any, stack: str, unprotect: bool, remove: bool, quiet: bool,
+def _destroy(ws: "Workspace", stack: str, unprotect: bool, remove: bool, quiet: bool,
              confirm: bool) -> Any:
     """A protected stack (so its deployed state says) only with --unprotect, which lifts the
     protection first; `confirm`: the stack's name typed at the prompt."""

@@ -1,7 +1,7 @@
 """Event windows: `event add`, `event list`, `event remove`. A window is kept in the stack config
 (`stx:events`) and scheduled in Google Cloud by the next `up` (or at once with `--up`)."""
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -21,6 +21,11 @@ from stx_pulumi.cli.options import (
     stack_ref,
 )
 from stx_pulumi.errors import InputError, shown
+
+if TYPE_CHECKING:
+    from stx_pulumi.model.events import Window
+    from stx_pulumi.model.spec import AppSpec
+    from stx_pulumi.workspace import Workspace
 
 event_app = typer.Typer(
     help="Event windows: warm before a class, back to the base scaling after, scheduled in "
@@ -158,12 +163,12 @@ def remove(
     render.info(f"event {name} removed from {stack}: `stx-pulumi up` deletes its jobs")
 
 
-def _write(ws: Any, stack: str, updates: list[tuple[str, str]], removed: list[str]) -> None:
+def _write(ws: "Workspace", stack: str, updates: list[tuple[str, str]], removed: list[str]) -> None:
     engine, _ = open_engine(ws, quiet=True)
     engine.write_config(stack, updates, removed)
 
 
-def _show_window(spec: Any, window: Any, quiet: bool) -> dict[str, Any]:
+def _show_window(spec: "AppSpec", window: "Window", quiet: bool) -> dict[str, Any]:
     """The window and its cost, before anything is written (`quiet` under --json --up)."""
     from stx_pulumi.model.cost import window_cost
     from stx_pulumi.model.prices import Prices

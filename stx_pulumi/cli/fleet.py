@@ -9,12 +9,17 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from stx_pulumi import render
 from stx_pulumi.errors import InputError
+
+if TYPE_CHECKING:
+    from stx_pulumi.engine.state import OperationResult
+    from stx_pulumi.ops.fleet import Run
+    from stx_pulumi.workspace import Workspace
 
 AppsArg = Annotated[list[str] | None, typer.Argument(
     metavar="[APP]...", help="App name(s) or app folder(s). Default: the current folder. "
@@ -33,13 +38,13 @@ def several(apps: list[str] | None, all_apps: bool) -> bool:
 
 
 def one(apps: list[str] | None) -> str | None:
-    return (apps or [None])[0]
+    return apps[0] if apps else None
 
 
 def run_fleet(operation: str, apps: list[str] | None, all_apps: bool, env: str | None,
               work: Callable[[Any], None], *, parallel: int = 4, fail_fast: bool = False,
               json_output: bool = False, deployed: bool = False, again: str = "",
-              check: Callable[[Any], None] | None = None) -> None:
+              check: Callable[[Any], object] | None = None) -> None:
     """`operation` for the selected apps of the env: `work(run)` for each, `parallel` at a
     time; exit with the fleet's code. `deployed`: --all means the stacks in the backend (else
     the stack files); `again`: the options to repeat in the command printed after an
@@ -87,7 +92,7 @@ def repeated_options() -> str:
         from typer._click.core import ParameterSource
         from typer._click.globals import get_current_context
     except ImportError:  # pragma: no cover - older typer
-        from click.core import ParameterSource  # type: ignore[no-redef]
+        from click.core import ParameterSource  # type: ignore[assignment]
         from click.globals import get_current_context  # type: ignore[no-redef]
 
     ctx = get_current_context(silent=True)
@@ -109,7 +114,7 @@ def repeated_options() -> str:
     return "".join(f" {shlex.quote(w)}" for w in words)
 
 
-def _check_all(runs: list[Any], check: Callable[[Any], None]) -> None:
+def _check_all(runs: list[Any], check: Callable[[Any], object]) -> None:
     from stx_pulumi.errors import SpecError, StxError
 
     problems = []
@@ -123,7 +128,7 @@ def _check_all(runs: list[Any], check: Callable[[Any], None]) -> None:
         raise SpecError(problems, hint="nothing was run: fix these and run the command again")
 
 
-def selected(ws: Any, env: str, apps: list[str], all_apps: bool,
+def selected(ws: Workspace, env: str, apps: list[str], all_apps: bool,
               deployed: bool) -> list[tuple[str, str]]:
     """(app, APP as given) of each selected app; bad input is exit 2 before anything runs."""
     from stx_pulumi.ops.fleet import select, stack_file_apps
@@ -141,16 +146,17 @@ def selected(ws: Any, env: str, apps: list[str], all_apps: bool,
     return list(chosen.items())
 
 
-def _backend_stacks(ws: Any) -> list[str]:
+def _backend_stacks(ws: Workspace) -> list[str]:
     from stx_pulumi.cli.options import open_engine
 
     if not ws.exists:
         return []
     engine, _ = open_engine(ws, quiet=True)
-    return engine.stack_names()
+    names: list[str] = engine.stack_names()
+    return names
 
 
-def fill(run: Any, result: Any) -> None:
+def fill(run: Run, result: OperationResult) -> None:
     """What an engine operation did, into the app's run."""
     from stx_pulumi.model.outputs import url_text
 

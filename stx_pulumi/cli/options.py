@@ -9,10 +9,10 @@ import inspect
 import os
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer.core import TyperGroup
@@ -20,15 +20,21 @@ from typer.core import TyperGroup
 from stx_pulumi import __version__, render
 from stx_pulumi.errors import InputError, StxError, shown
 
+if TYPE_CHECKING:
+    from stx_pulumi.engine.stacks import Engine
+    from stx_pulumi.model.spec import AppSpec
+    from stx_pulumi.workspace import Workspace
+
 
 class _OneLineErrors(TyperGroup):
     """Usage errors (an unknown option, a value of the wrong type) as one `error:` line and a
     hint, like every other error, instead of a usage block; exit 2."""
 
-    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+    def main(self, *args: Any, standalone_mode: bool = True,
+             **kwargs: Any) -> Any:
         try:
             _ascii_numbers(kwargs.get("args", args[0] if args else None))
-            code = super().main(*args, standalone_mode=False, **kwargs)
+            code = super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[misc]
         except typer.TyperException as err:  # typer's (vendored click's) usage errors
             ctx = getattr(err, "ctx", None)
             path = ctx.command_path if ctx else "stx-pulumi"
@@ -141,7 +147,7 @@ PER_BOOK = {"min": ("stx:minInstances", "minInstances"),
 
 
 def _pairs(option: str, form: str, items: tuple[str, ...]) -> dict[str, str]:
-    out = {}
+    out: dict[str, str] = {}
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name:
@@ -233,11 +239,11 @@ _REPEATED = {"env_var", "secret_env", "book", *PER_BOOK}
 
 
 def command(*names: str, deploy_options: bool = False, target: typer.Typer | None = None,
-            **kwargs: Any) -> Callable[[Callable], Callable]:
+            **kwargs: Any) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """Register a command; add the shared deployment options; turn StxError into an exit code
     (and, with --json, into a JSON object on stdout too)."""
 
-    def decorate(fn: Callable) -> Callable:
+    def decorate(fn: Callable[..., None]) -> Callable[..., None]:
         sig = inspect.signature(fn)
         own = [p for p in sig.parameters.values() if p.name != "options"]
 
@@ -320,7 +326,7 @@ def confirm_protected(stack: str, yes: bool, action: str) -> None:
         raise InputError(f"{action} of {stack} cancelled")
 
 
-def stack_of(app_name: str | None, env: str | None) -> tuple[Any, str]:
+def stack_of(app_name: str | None, env: str | None) -> tuple["Workspace", str]:
     """(workspace, stack name) that APP and --env name, whether the stack exists or not."""
     from stx_pulumi.model.names import stack_name
     from stx_pulumi.workspace import locate_workspace, resolve_target
@@ -331,7 +337,7 @@ def stack_of(app_name: str | None, env: str | None) -> tuple[Any, str]:
     return ws, stack_name(resolve_target(app_name, cwd, ws, env).app, env)
 
 
-def stack_ref(app_name: str | None, env: str | None) -> tuple[Any, str]:
+def stack_ref(app_name: str | None, env: str | None) -> tuple["Workspace", str]:
     """(workspace, stack name) for commands about a stack that must already exist; its
     stack file is checked too, so a broken one is exit 2 naming the file."""
     ws, stack = stack_of(app_name, env)
@@ -342,7 +348,7 @@ def stack_ref(app_name: str | None, env: str | None) -> tuple[Any, str]:
     return ws, stack
 
 
-def env_name(env: str | None, ws: Any) -> str:
+def env_name(env: str | None, ws: "Workspace") -> str:
     """--env (an empty one is an error, never "the current env"), else STX_ENV, else the
     workspace's current env."""
     from stx_pulumi.model.names import env_problem
@@ -353,8 +359,8 @@ def env_name(env: str | None, ws: Any) -> str:
     return env
 
 
-def open_engine(ws: Any, operation: str | None = None, quiet: bool = False,
-            diff: bool = False) -> tuple[Any, Any]:
+def open_engine(ws: "Workspace", operation: str | None = None, quiet: bool = False,
+                diff: bool = False) -> tuple["Engine", render.Progress]:
     from stx_pulumi.engine.stacks import Engine
 
     progress = render.Progress(operation or "", diff=diff)
@@ -369,7 +375,8 @@ def open_engine(ws: Any, operation: str | None = None, quiet: bool = False,
 
 
 def load_spec_for(app_name: str | None, options: DeployOptions, overrides: dict[str, Any],
-          unset: Any, placeholder: bool = False) -> tuple[Any, Any]:
+          unset: Sequence[str], placeholder: bool = False
+                  ) -> tuple["AppSpec", "Workspace"]:
     from stx_pulumi.workspace import load_spec
 
     return load_spec(app_name, env=options.env, overrides=overrides, cwd=Path.cwd(),

@@ -1,7 +1,7 @@
 """Releases: `history` and `rollback` (and `up --unpin` to end one)."""
 
 import os
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -21,8 +21,14 @@ from stx_pulumi.cli.options import (
 )
 from stx_pulumi.errors import InputError
 
+if TYPE_CHECKING:
+    from stx_pulumi.engine.stacks import Engine
+    from stx_pulumi.model.releases import Release
+    from stx_pulumi.model.spec import AppSpec
 
-def _releases(app_name: str | None, env: str | None) -> tuple[Any, Any, list[Any], Any]:
+
+def _releases(app_name: str | None, env: str | None
+              ) -> tuple["AppSpec", "Engine", list["Release"], "Release | None"]:
     """(spec, engine, releases oldest first, the release serving now)."""
     from stx_pulumi.model import releases
 
@@ -99,7 +105,7 @@ def rollback(
                     "--unpin` (or `rollback --to latest`)")
 
 
-def _revisions_exist(spec: Any, target: Any) -> bool:
+def _revisions_exist(spec: "AppSpec", target: "Release") -> bool:
     """The fast path needs every one of the release's revisions still in Cloud Run; when it
     cannot be asked, the image is deployed again (no build either)."""
     from stx_pulumi.cloud import google

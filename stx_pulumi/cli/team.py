@@ -3,13 +3,17 @@
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from stx_pulumi import render
 from stx_pulumi.cli.options import JsonOpt, app, command
 from stx_pulumi.errors import InputError, PrerequisiteError, shown
+
+if TYPE_CHECKING:
+    from stx_pulumi.model.workflow import WorkflowSpec
+    from stx_pulumi.workspace import Workspace
 
 team_app = typer.Typer(help="The team's shared state, secrets key and CI identity.",
                        no_args_is_help=True)
@@ -120,7 +124,7 @@ def ci_github(
                 "required reviewers")
 
 
-def _workflow_spec(ws: Any, apps: tuple[str, ...]) -> tuple[Any, Path]:
+def _workflow_spec(ws: "Workspace", apps: tuple[str, ...]) -> tuple["WorkflowSpec", Path]:
     """The workflow's spec from the stack files (envs, apps) and the team stack's outputs
     (identity, protected envs), and the repository root it goes in."""
     from stx_pulumi.engine.stacks import Engine

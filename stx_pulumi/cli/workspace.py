@@ -2,7 +2,7 @@
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -17,6 +17,10 @@ from stx_pulumi.cli.options import (
     open_engine,
 )
 from stx_pulumi.errors import InputError
+
+if TYPE_CHECKING:
+    from stx_pulumi.engine.state import StackInfo
+    from stx_pulumi.workspace import Workspace
 
 
 @command()
@@ -57,8 +61,11 @@ def status(
     def wanted(info: Any) -> bool:
         return (app_name is None or info.app == app_name) and (env is None or info.env == env)
 
-    infos = engine.stacks(on_each=None if no_check else lambda info: wanted(info) and (
-        checks.start(info.stack, info.outputs)))
+    def probe(info: "StackInfo") -> None:
+        if wanted(info):
+            checks.start(info.stack, info.outputs)
+
+    infos = engine.stacks(on_each=None if no_check else probe)
     rows = [board.row(info, _config_or_empty(ws, info.stack), now)
             for info in sorted(infos, key=lambda i: (i.app, i.env)) if wanted(info)]
     checks.fill(rows)
@@ -68,7 +75,7 @@ def status(
         render.status_table(engine.backend, rows)
 
 
-def _config_or_empty(ws: Any, stack: str) -> dict[str, Any]:
+def _config_or_empty(ws: "Workspace", stack: str) -> dict[str, Any]:
     """A stack's config for its status row; a broken stack file does not hide the board (its
     own commands name it)."""
     try:
@@ -213,7 +220,7 @@ def _choose_project(found: list[tuple[str, str]]) -> str:
         raise InputError(f"--project: no project known on this machine; pass one of: {names}")
     for number, (project, name) in enumerate(found, 1):
         typer.echo(f"  {number}. {project}" + (f" ({name})" if name != project else ""))
-    choice = typer.prompt("Project number", type=int)
+    choice: int = typer.prompt("Project number", type=int)
     if not 1 <= choice <= len(found):
         raise InputError(f"project number: {choice} is not between 1 and {len(found)}")
     return found[choice - 1][0]

@@ -19,10 +19,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stx_pulumi.cloud.google import Google
 from stx_pulumi.errors import EngineError, GoogleError, pause
+
+if TYPE_CHECKING:
+    from stx_pulumi.model.spec import AppSpec
 
 DOCKER_STEP = "gcr.io/cloud-builders/docker"  # Google's Docker builder image
 BUILD_TIMEOUT_S = 1800
@@ -38,7 +41,7 @@ def context_archive(root: Path, files: Sequence[str]) -> bytes:
     return buffer.getvalue()
 
 
-def build_request(spec: Any, bucket: str, name: str) -> dict[str, Any]:
+def build_request(spec: AppSpec, bucket: str, name: str) -> dict[str, Any]:
     """The Build: `docker build` of the uploaded context for linux/amd64, the image pushed
     to the stack's registry with its tag, run as the stack's build account."""
     image = spec.image_name
@@ -57,7 +60,7 @@ def build_request(spec: Any, bucket: str, name: str) -> dict[str, Any]:
     }
 
 
-def build(client: Google, spec: Any, files: Sequence[str],
+def build(client: Google, spec: AppSpec, files: Sequence[str],
           on_progress: Callable[[str], None] = lambda _: None, poll_s: float = 5.0,
           stop: threading.Event | None = None) -> str:
     """Upload the context, build, wait; the pushed image by digest. A failed build is an
@@ -104,7 +107,7 @@ def build(client: Google, spec: Any, files: Sequence[str],
     return f"{spec.image_name.rsplit(':', 1)[0]}@{images[0]['digest']}"
 
 
-def _failure(client: Google, spec: Any, result: dict[str, Any],
+def _failure(client: Google, spec: AppSpec, result: dict[str, Any],
              operation: dict[str, Any]) -> str:
     """What failed: the build's status, its failing step and that step's last log lines."""
     status = result.get("status") or "FAILURE"

@@ -53,16 +53,17 @@ class _Mocks(pulumi_mocks.Mocks):
     def __init__(self, project: str) -> None:
         self.project = project
 
-    def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict]:
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         state = dict(args.inputs)
         if args.typ == "gcp:serviceaccount/account:Account":
             state["email"] = f"{args.inputs['accountId']}@{self.project}.iam.gserviceaccount.com"
         return f"{args.name}-id", state
 
-    def call(self, args: pulumi_mocks.MockCallArgs) -> dict:
+    def call(self, args: pulumi_mocks.MockCallArgs
+             ) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         if args.token == "gcp:organizations/getClientConfig:getClientConfig":
-            return {"accessToken": "offline-plan", "project": self.project}
-        return {}
+            return {"accessToken": "offline-plan", "project": self.project}, []
+        return {}, []
 
 
 class _RecordingMonitor(pulumi_mocks.MockMonitor):
@@ -70,8 +71,8 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
 
     def __init__(self, mocks: _Mocks) -> None:
         super().__init__(mocks)
-        self.registrations: list[tuple[Any, dict]] = []
-        self.outputs: dict[str, dict] = {}
+        self.registrations: list[tuple[Any, dict[str, Any]]] = []
+        self.outputs: dict[str, dict[str, Any]] = {}
 
     def RegisterResource(self, request: Any) -> Any:
         if request.type != STACK_TYPE:
@@ -109,7 +110,7 @@ def run_plan(spec: AppSpec) -> Plan:
     if spec.project_is_placeholder:
         plan.warnings.insert(0, f"{option_label('gcp:project')} is not set: the plan uses the "
                                 f"placeholder {PLACEHOLDER_PROJECT!r}")
-    component_urn = None
+    component_urn = ""
     for request, inputs in monitor.registrations:
         plan.resources.append(PlannedResource(
             type=request.type,

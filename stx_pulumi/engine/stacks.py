@@ -198,7 +198,7 @@ class Engine(Backend):
         stacks of every release record."""
         stack = self._stack(stack_name)
         with self._errors(stack_name):
-            resources = stack.export_stack().deployment.get("resources") or []
+            resources = (stack.export_stack().deployment or {}).get("resources") or []
         return any(r.get("type") == SERVICE_TYPE and
                    (r.get("inputs") or {}).get("deletionProtection") for r in resources)
 
@@ -219,7 +219,7 @@ class Engine(Backend):
             except InputError:
                 return None, []
             with self._errors(stack_name):
-                resources = stack.export_stack().deployment.get("resources") or []
+                resources = (stack.export_stack().deployment or {}).get("resources") or []
             self._state[stack_name] = (stack, resources)
         return self._state[stack_name]
 
@@ -297,9 +297,9 @@ class Engine(Backend):
         name = summary.name.rsplit("/", 1)[-1]
         app, env = split_stack_name(name)
         with self._errors(name):
-            outputs = {}
+            outputs: dict[str, Any] = {}
             if summary.resource_count or summary.resource_count is None:
-                resources = workspace.export_stack(summary.name).deployment.get(
+                resources = (workspace.export_stack(summary.name).deployment or {}).get(
                     "resources") or []
                 outputs = next((r.get("outputs") or {} for r in resources
                                 if r.get("type") == "pulumi:pulumi:Stack"), {})

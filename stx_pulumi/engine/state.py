@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -98,9 +99,7 @@ def urns(exported: Mapping[str, Any]) -> set[str]:
         "resources") or []}
 
 
-def parse_time(text: str) -> Any:
-    from datetime import datetime
-
+def parse_time(text: str) -> datetime:
     return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
 
 
@@ -147,5 +146,5 @@ def changes(summary: Mapping[str, int] | None) -> dict[str, int]:
     return {kind: int(summary.get(kind, 0)) for kind in CHANGE_KINDS}
 
 
-def when(moment: Any) -> str:
+def when(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC")

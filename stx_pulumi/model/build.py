@@ -9,12 +9,13 @@ hand it the same kind of mapping, keyed by config key; defaults come from the re
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from stx_pulumi.errors import SpecError, shown, whole_number
 from stx_pulumi.model import events
+from stx_pulumi.model.facts import SourceFacts
 from stx_pulumi.model.names import (
     APP_RE,
     LABEL_RE,
@@ -55,7 +56,6 @@ from stx_pulumi.model.spec import (
     SecretEnv,
     ServiceSpec,
 )
-from stx_pulumi.source import SourceFacts
 
 
 def build_spec(
@@ -141,7 +141,8 @@ def _services(reader: _Reader, settings: Mapping[str, Any], app: str, env: str, 
 
 
 def _cloudflare(reader: _Reader, settings: Mapping[str, Any],
-                served: list[ServiceSpec | None], problems: list[str], warnings: list[str]
+                served: Sequence[ServiceSpec | None], problems: list[str],
+                warnings: list[str]
                 ) -> tuple[str | None, bool]:
     zone = reader.text("stx:cloudflareZoneId") or None
     has_token = bool(settings.get("cloudflare:apiToken"))
@@ -168,7 +169,7 @@ def _environment(reader: _Reader, serve_mode: str, problems: list[str]
     return env_vars, secret_env
 
 
-def _windows(reader: _Reader, served: list[ServiceSpec | None], now: datetime,
+def _windows(reader: _Reader, served: Sequence[ServiceSpec | None], now: datetime,
              problems: list[str], warnings: list[str]) -> list[events.Window]:
     """The event windows, each held to what its services and Cloud Scheduler allow; those
     over are said (the next `up` drops them)."""
@@ -258,7 +259,8 @@ def _books(reader: _Reader, settings: Mapping[str, Any], app: str, env: str, reg
         if reader.text(key):
             problems.append(f"{option_label(key)}: not with stx:books (--book): give each book "
                             f"its own, e.g. {option} {next(iter(books))}=...")
-    out, domains = [], {}
+    out: list[ServiceSpec] = []
+    domains: dict[str, str] = {}
     for name, entry in sorted(books.items(), key=lambda item: str(item[0])):
         where = f"stx:books.{name}"
         entry = as_mapping(entry)

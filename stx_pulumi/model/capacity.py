@@ -80,7 +80,8 @@ def of_config(stack: str, config: Mapping[str, Any], now: datetime) -> list[Dema
     windows = [w for w in events.stored_windows(_map(config.get("stx:events")), [])
                if not w.expired(now)]
     books = _map(config.get("stx:books"))
-    services = [(f"{app}-{name}-{env}", str(name), _map(own)) for name, own in books.items()]
+    services: list[tuple[str, str | None, Mapping[str, Any]]] = [
+        (f"{app}-{name}-{env}", str(name), _map(own)) for name, own in books.items()]
     out = []
     for name, book, own in services or [(f"{app}-{env}", None, {})]:
         cpu = _int(own.get("cpu", config.get("stx:cpu")), 1)

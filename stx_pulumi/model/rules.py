@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from stx_pulumi.errors import shown
+from stx_pulumi.model.facts import SourceFacts
 from stx_pulumi.model.names import (
     ENV_NAME_RE,
     HOST_LABEL_RE,
@@ -28,7 +29,6 @@ from stx_pulumi.model.spec import (
     AppSpec,
     SecretEnv,
 )
-from stx_pulumi.source import SourceFacts
 
 
 def default_build_region(region: str) -> str:

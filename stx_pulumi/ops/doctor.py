@@ -168,12 +168,14 @@ def project_quota_check(ws: Workspace, spec: AppSpec, client: Google | None,
 
 
 def _spec_prerequisites(spec: AppSpec | None) -> list[Check]:
-    checks = []
-    if spec and spec.cloudflare_dns:
+    checks: list[Check] = []
+    if spec is None:
+        return checks
+    if spec.cloudflare_dns:
         checks.append(Check("cloudflare token", PASS, "configured") if spec.has_cloudflare_token
                       else Check("cloudflare token", FAIL, "a Cloudflare zone is set but no "
                                  "token", "set CLOUDFLARE_API_TOKEN"))
-    for domain in spec.domains if spec else []:
+    for domain in spec.domains:
         where = ("supports domain mappings" if spec.region in DOMAIN_MAPPING_REGIONS
                  else "has NO Cloud Run domain mappings")
         checks.append(Check("custom domain", WARN, f"{domain}: Google requires the domain "

@@ -1,7 +1,7 @@
 """Fleets: one operation over several apps of an env, in parallel and isolated.
 
 Each app's operation runs in a worker thread with its own engine, progress and messages (the
-`render.REPORTER` context variable routes them to the app's `Run`); one app's failure never
+`ops.report.REPORTER` context variable routes them to the app's `Run`); one app's failure never
 stops another (`fail_fast` only stops starting new ones). An interrupt stops every running
 engine (the CLI forwards it to each Pulumi process) and lets each finish its cleanup.
 No Pulumi here: the work function given to `run` does the operation.
@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stx_pulumi.errors import InputError, StxError
+from stx_pulumi.ops.report import REPORTER
 
 # A fleet's exit code: the first of these that occurred (a locked stack is the most urgent,
 # then an engine failure, a failed verification, a missing prerequisite, bad input), else 0.
@@ -60,7 +61,7 @@ class Run:
             return 0.0
         return (self.ended or time.monotonic()) - self.started
 
-    # the reporter interface render uses inside a fleet (render.REPORTER)
+    # the FleetReporter interface render uses inside a fleet (ops.report.REPORTER)
     def note(self, text: str) -> None:
         """A message of the operation: the current step, and a line of its log."""
         self.say(text)
@@ -97,10 +98,8 @@ class Fleet:
         self.interrupted = False
 
     def run(self, work: Callable[[Run], None], tick: Callable[[], None] = lambda: None) -> None:
-        from stx_pulumi import render
-
         pool = ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="fleet")
-        pending = {pool.submit(self._one, run, work, render) for run in self.runs}
+        pending = {pool.submit(self._one, run, work) for run in self.runs}
         try:
             while pending:
                 try:
@@ -113,11 +112,11 @@ class Fleet:
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
-    def _one(self, run: Run, work: Callable[[Run], None], render: Any) -> None:
+    def _one(self, run: Run, work: Callable[[Run], None]) -> None:
         if self.stop.is_set():
             run.state = "not started"
             return
-        token = render.REPORTER.set(run)
+        token = REPORTER.set(run)
         run.state, run.started = "running", time.monotonic()
         run.stopping = self.interrupting
         run.say("started")
@@ -132,7 +131,7 @@ class Fleet:
             self._failed(run, 1, f"unexpected error: {type(err).__name__}: {err}", None)
         finally:
             run.ended = time.monotonic()
-            render.REPORTER.reset(token)
+            REPORTER.reset(token)
             run.say(run.state if not run.error else f"{run.state}: {run.error}")
 
     def _failed(self, run: Run, code: int, message: str, hint: str | None) -> None:

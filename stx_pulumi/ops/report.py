@@ -4,7 +4,23 @@ per message on stderr), a fleet each app's row. Nothing here imports rich or Pul
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
+from contextvars import ContextVar
 from typing import Any, Protocol
+
+
+class FleetReporter(Protocol):
+    """An app's row in a fleet (ops.fleet.Run): what it is doing now, and its log lines."""
+
+    def note(self, text: str) -> None:
+        """A line of the app's log, and its current step."""
+
+    def quiet_step(self, text: str) -> None:
+        """What runs now, not worth a line of its own."""
+
+
+# Inside a fleet, the app's run whose operation this thread does: the renderer sends its
+# messages and progress there (one line per app) instead of to the terminal.
+REPORTER: ContextVar[FleetReporter | None] = ContextVar("stx_pulumi_reporter", default=None)
 
 
 class Reporter(Protocol):

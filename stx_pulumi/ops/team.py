@@ -11,11 +11,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stx_pulumi.errors import InputError, StxError
 from stx_pulumi.model.team import TEAM_PROJECT, TEAM_STACK, GitHubRepo, TeamSpec, check
 from stx_pulumi.workspace import Workspace
+
+if TYPE_CHECKING:
+    from stx_pulumi.engine.stacks import Engine
 
 
 def team_spec(ws: Workspace, environ: Mapping[str, str], *, project: str | None,
@@ -250,7 +253,7 @@ def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def _has_team(engine: Any) -> bool:
+def _has_team(engine: Engine) -> bool:
     """Whether the team's bucket exists and holds the team stack (a teammate's clone, or a
     setup whose switch did not happen)."""
     try:

@@ -14,10 +14,13 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stx_pulumi.errors import pause
 from stx_pulumi.model.checks import FAIL, PASS, SKIP, WARN, Check
+
+if TYPE_CHECKING:
+    import httpx
 
 HEALTH_PATH = "/_stcore/health"
 STREAMLIT_PATH = "/_stcore/host-config"  # answered by Streamlit only, proxied through `/`
@@ -61,8 +64,8 @@ class Verification:
 def verify_stack(stack: str, outputs: Mapping[str, Any], **options: Any) -> Verification:
     """Verify every service of the stack: the app's, or each book's in turn."""
     books = outputs.get("books") or {}
-    targets = {book: {**outputs, **values} for book, values in sorted(books.items())} or {
-        None: outputs}
+    targets: dict[str | None, Mapping[str, Any]] = {
+        book: {**outputs, **values} for book, values in sorted(books.items())} or {None: outputs}
     return Verification({book: verify(stack if book is None else f"{stack} book {book}", out,
                                       serve_mode=str(outputs.get("serve_mode") or "dual"),
                                       public=out.get("public") is not False, **options)
@@ -124,7 +127,7 @@ def verify(
     return report
 
 
-def wait_healthy(client: Any, url: str, timeout_s: float, interval_s: float,
+def wait_healthy(client: httpx.Client, url: str, timeout_s: float, interval_s: float,
                  on_progress: Callable[[str], None], stop: threading.Event | None = None
                  ) -> Check:
     """Poll the health path until it answers 200, or the timeout passes (or `stop` is set:
@@ -151,7 +154,7 @@ def wait_healthy(client: Any, url: str, timeout_s: float, interval_s: float,
         pause(interval_s, stop)
 
 
-def smoke_checks(client: Any, url: str, serve_mode: str) -> list[Check]:
+def smoke_checks(client: httpx.Client, url: str, serve_mode: str) -> list[Check]:
     """`/`, `/html/` (static export) and Streamlit itself, as the serve mode has them."""
     checks = [_root_check(client, url)]
     if serve_mode in ("dual", "static-only"):
@@ -161,7 +164,7 @@ def smoke_checks(client: Any, url: str, serve_mode: str) -> list[Check]:
     return checks
 
 
-def _root_check(client: Any, url: str) -> Check:
+def _root_check(client: httpx.Client, url: str) -> Check:
     try:
         response = client.get(url + "/")
     except Exception as err:
@@ -171,7 +174,7 @@ def _root_check(client: Any, url: str) -> Check:
     return Check("/", FAIL, f"HTTP {response.status_code}")
 
 
-def _static_check(client: Any, url: str) -> Check:
+def _static_check(client: httpx.Client, url: str) -> Check:
     try:
         response = client.get(url + "/html/", follow_redirects=True)
     except Exception as err:
@@ -184,7 +187,7 @@ def _static_check(client: Any, url: str) -> Check:
                  "check STX_SERVE_MODE and the image's nginx.conf")
 
 
-def _streamlit_check(client: Any, url: str) -> Check:
+def _streamlit_check(client: httpx.Client, url: str) -> Check:
     try:
         response = client.get(url + STREAMLIT_PATH)
         response.json()
@@ -198,7 +201,7 @@ def _streamlit_check(client: Any, url: str) -> Check:
                  "look for a Streamlit start-up error in the logs")
 
 
-def domain_check(client: Any, custom_url: str) -> Check:
+def domain_check(client: httpx.Client, custom_url: str) -> Check:
     try:
         response = client.get(custom_url.rstrip("/") + "/")
         if response.status_code < 400:

@@ -8,6 +8,7 @@ them would lose every stack's state or secrets.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import pulumi
@@ -87,13 +88,17 @@ def _github(spec: TeamSpec, repo: team.GitHubRepo, made: list[pulumi.Resource],
             made.append(serviceaccount.IAMMember(
                 f"{account_id}-from-github-{n}", service_account_id=account.name,
                 role="roles/iam.workloadIdentityUser",
-                member=pool.name.apply(lambda pool_name, s=subject: (
-                    f"principal://iam.googleapis.com/{pool_name}/subject/{s}"))))
+                member=pool.name.apply(functools.partial(_principal, subject=subject))))
         accounts[account_id] = account.email
     made += [pool, provider]
     return {"workloadIdentityProvider": provider.name, "deployer": accounts[team.DEPLOYER],
             "previewer": accounts[team.PREVIEWER], "repository": repo.name,
             "repositoryId": repo.id, "defaultBranch": repo.default_branch}
+
+
+def _principal(pool_name: str, subject: str) -> str:
+    """The workload identity of one GitHub subject (a branch's or an environment's runs)."""
+    return f"principal://iam.googleapis.com/{pool_name}/subject/{subject}"
 
 
 def _grant(prefix: str, member: Any, grants: tuple[Grant, ...], spec: TeamSpec,

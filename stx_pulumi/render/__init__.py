@@ -4,8 +4,8 @@ Output goes to stdout; errors and progress to stderr. Secrets print as "[secret]
 itself is a `Reporter` (ops.report): `info` and `warning` are its two messages.
 """
 
+from stx_pulumi.ops.report import REPORTER
 from stx_pulumi.render.console import (
-    REPORTER,
     error,
     info,
     ordered_outputs,

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import sys
-from contextvars import ContextVar
 from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 
 from stx_pulumi.errors import SpecError, StxError
+from stx_pulumi.ops.report import REPORTER  # inside a fleet: the app's Run
 
 TYPE_LABELS = {
     "stx:index:StreamtexApp": "StreamTeX app",
@@ -54,9 +54,6 @@ TEAM_NAMES = ("state", "stx-deployer-", "stx-previewer-", "member-")
 UNKNOWN = "(known after deploy)"
 
 
-# Inside a fleet, the app's run whose operation this thread does: its messages and progress go
-# there (one line per app) instead of to the terminal.
-REPORTER: ContextVar[Any] = ContextVar("stx_pulumi_reporter", default=None)
 
 
 def label(type_: str, name: str) -> str:

@@ -4,19 +4,22 @@ lines where stderr is no terminal."""
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
+from stx_pulumi.ops.report import REPORTER
 from stx_pulumi.render.console import (
     PAST,
-    REPORTER,
     STACK_TYPE,
     label,
     safe,
     stderr,
     stdout,
 )
+
+if TYPE_CHECKING:
+    from stx_pulumi.ops.fleet import Run
 
 
 class _LiveTable:
@@ -140,7 +143,7 @@ class FleetBoard(_LiveTable):
         for run in runs:
             run.on_change = self.changed
 
-    def changed(self, run: Any, text: str | None) -> None:
+    def changed(self, run: Run, text: str | None) -> None:
         if self.live is None and text is not None:
             with self.lock:
                 self.console.print(f"{safe(run.stack)}: {safe(text)}")

@@ -4,7 +4,7 @@ releases, logs, checks, the team."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
@@ -16,8 +16,14 @@ from stx_pulumi.render.console import (
     stdout,
 )
 
+if TYPE_CHECKING:
+    from stx_pulumi.engine.state import OperationResult
+    from stx_pulumi.model.spec import AppSpec
+    from stx_pulumi.ops.team import Outcome
+    from stx_pulumi.ops.verify import Verification
 
-def operation(result: Any) -> None:
+
+def operation(result: OperationResult) -> None:
     """The change summary of up, preview, refresh or destroy; the outputs after an up."""
     console = stdout()
     changed = {k: n for k, n in result.changes.items() if n and k != "same"}
@@ -121,7 +127,7 @@ def status_table(backend: str, rows: list[dict[str, Any]]) -> None:
     console.print(table)
 
 
-def cost(spec: Any, data: dict[str, Any]) -> None:
+def cost(spec: AppSpec, data: dict[str, Any]) -> None:
     """The event cost, or the scenario table (per book for books), then idle cost, warnings
     and assumptions."""
     console = stdout()
@@ -173,7 +179,7 @@ def _cost_table(console: Console, name: str, data: dict[str, Any]) -> None:
         console.print(f"[yellow]warning:[/] {safe(warning)}")
 
 
-def windows(spec: Any, data: dict[str, Any]) -> None:
+def windows(spec: AppSpec, data: dict[str, Any]) -> None:
     """`event list`: each window, what it costs, and the scaling in force now."""
     console = stdout()
     if not spec.windows:
@@ -230,7 +236,7 @@ def log_lines(entries: list[dict[str, Any]], several: bool = False) -> None:
         console.print(f"[{style}]{line}[/]" if style else line)
 
 
-def verification(verification: Any) -> None:
+def verification(verification: Verification) -> None:
     """The verification's checks, per book for books (on stderr: stdout may hold the
     deployment's result)."""
     for report in verification.reports.values():
@@ -250,7 +256,7 @@ def checks_table(title: str, checks: list[Any], console: Console | None = None) 
             console.print(f"       [dim]fix: {safe(check.fix)}[/]")
 
 
-def team_outcome(outcome: Any, dry_run: bool) -> None:
+def team_outcome(outcome: Outcome, dry_run: bool) -> None:
     """What `team setup` did, or with --dry-run would do."""
     console = stdout()
     changes = ", ".join(f"{n} {PAST[k]}" for k, n in outcome.team_changes.items()

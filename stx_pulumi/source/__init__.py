@@ -2,8 +2,8 @@
 build context, its .dockerignore and the image tag (`context`). The only code that reads the
 app's files; the spec decides what the facts mean."""
 
+from stx_pulumi.model.facts import SourceFacts
 from stx_pulumi.source.context import (
-    SourceFacts,
     docker_context,
     dockerignore_spec,
     has_uncommitted_changes,

@@ -13,10 +13,12 @@ import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pathspec
 
 from stx_pulumi.errors import InputError
+from stx_pulumi.model.facts import SourceFacts
 from stx_pulumi.source.dockerfile import read_dockerfile
 
 GIT_TIMEOUT_S = 10
@@ -24,35 +26,6 @@ GIT_TIMEOUT_S = 10
 # Files StreamTeX uses for deploy secrets and passwords: they must never ship in an image.
 SECRET_FILES = (".env", ".stx-deploy.env", ".stx-passwords.toml")
 
-
-
-@dataclass(frozen=True)
-class SourceFacts:
-    """Facts read from an app folder (the Docker build context)."""
-
-    path: Path
-    exists: bool
-    has_dockerfile: bool = False
-    dockerfile_serve_mode: str | None = None
-    exposed_ports: frozenset[int] = frozenset()
-    has_nginx: bool = False
-    is_streamtex: bool = False
-    copies_uv_lock: bool = False
-    has_uv_lock: bool = False
-    unignored_secret_files: tuple[str, ...] = ()  # secret files and keys the image would hold
-    heavy_folders: tuple[tuple[str, int], ...] = ()  # (folder, bytes) in the context, untagged
-    context_bytes: int = 0
-    largest_folders: tuple[tuple[str, int], ...] = ()  # the three largest top-level folders
-    image_tag: str | None = None
-    copies_context: bool = False         # the Dockerfile COPYs the build context (`COPY . DEST`)
-    books: tuple[tuple[str, str], ...] = ()  # FOLDER → "ok", "outside", "no-book", "ignored"
-    special_files: tuple[str, ...] = ()  # FIFOs, sockets, devices: skipped
-    escaping_links: tuple[tuple[str, str], ...] = ()  # (symlink, its target) out of the context
-
-    def folder_state(self, folder: str) -> str:
-        """What was found at FOLDER: "ok", "outside" (the build context), "no-book", or
-        "ignored" (its book.py is excluded by .dockerignore)."""
-        return dict(self.books).get(folder, "ok")
 
 
 def inspect_source(path: Path, folders: Sequence[str] = ()) -> SourceFacts:
@@ -88,7 +61,7 @@ def inspect_source(path: Path, folders: Sequence[str] = ()) -> SourceFacts:
     )
 
 
-def _folder_state(path: Path, folder: str, ignore: pathspec.PathSpec) -> str:
+def _folder_state(path: Path, folder: str, ignore: pathspec.PathSpec[Any]) -> str:
     target = (path / folder).resolve()
     if folder.startswith("/") or ".." in Path(folder).parts or not (
             target == path or path in target.parents):
@@ -99,7 +72,7 @@ def _folder_state(path: Path, folder: str, ignore: pathspec.PathSpec) -> str:
     return "ignored" if ignore.match_file(inside) else "ok"
 
 
-def dockerignore_spec(path: Path) -> pathspec.PathSpec:
+def dockerignore_spec(path: Path) -> pathspec.PathSpec[Any]:
     """The app's `.dockerignore` as a matcher of paths relative to the build context.
 
     Docker anchors every pattern at the context root, so each one is anchored before it is
@@ -143,7 +116,7 @@ class ContextScan:
     escaping: tuple[tuple[str, str], ...] = ()  # symlinks pointing out of the context
 
 
-def scan_context(root: Path, ignore: pathspec.PathSpec) -> ContextScan:
+def scan_context(root: Path, ignore: pathspec.PathSpec[Any]) -> ContextScan:
     """Every file Docker would send, and what should not be among them. Only regular files
     and symlinks are sent; a symlink is sent as a link (its target is never read)."""
     files, secrets, heavy, special, escaping = [], [], [], [], []
@@ -264,7 +237,7 @@ def content_hash(path: Path, scan: ContextScan) -> str:
     return digest.hexdigest()
 
 
-def _has_negation(ignore: pathspec.PathSpec) -> bool:
+def _has_negation(ignore: pathspec.PathSpec[Any]) -> bool:
     return any(getattr(p, "include", None) is False for p in ignore.patterns)
 
 

@@ -90,7 +90,8 @@ class Workspace:
         """True when a stack file holds an encryption salt or encrypted values."""
         for file in self.stacks_dir.glob("Pulumi.*.yaml"):
             data = load_yaml(file)
-            config = data.get("config") if isinstance(data.get("config"), dict) else {}
+            config = data.get("config")
+            config = config if isinstance(config, dict) else {}
             if "encryptionsalt" in data or any(
                     isinstance(v, dict) and "secure" in v for v in config.values()):
                 return True
@@ -214,7 +215,7 @@ class _StrictLoader(yaml.SafeLoader):
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
             raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed",
-                                              self.peek_event().start_mark)
+                                              self.peek_event().start_mark)  # type: ignore[no-untyped-call]
         return super().compose_node(parent, index)
 
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:

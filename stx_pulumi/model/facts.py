@@ -1,0 +1,35 @@
+"""What the spec knows of an app folder: facts read from it (by `source`), never the folder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class SourceFacts:
+    """Facts read from an app folder (the Docker build context)."""
+
+    path: Path
+    exists: bool
+    has_dockerfile: bool = False
+    dockerfile_serve_mode: str | None = None
+    exposed_ports: frozenset[int] = frozenset()
+    has_nginx: bool = False
+    is_streamtex: bool = False
+    copies_uv_lock: bool = False
+    has_uv_lock: bool = False
+    unignored_secret_files: tuple[str, ...] = ()  # secret files and keys the image would hold
+    heavy_folders: tuple[tuple[str, int], ...] = ()  # (folder, bytes) in the context, untagged
+    context_bytes: int = 0
+    largest_folders: tuple[tuple[str, int], ...] = ()  # the three largest top-level folders
+    image_tag: str | None = None
+    copies_context: bool = False         # the Dockerfile COPYs the build context (`COPY . DEST`)
+    books: tuple[tuple[str, str], ...] = ()  # FOLDER → "ok", "outside", "no-book", "ignored"
+    special_files: tuple[str, ...] = ()  # FIFOs, sockets, devices: skipped
+    escaping_links: tuple[tuple[str, str], ...] = ()  # (symlink, its target) out of the context
+
+    def folder_state(self, folder: str) -> str:
+        """What was found at FOLDER: "ok", "outside" (the build context), "no-book", or
+        "ignored" (its book.py is excluded by .dockerignore)."""
+        return dict(self.books).get(folder, "ok")
