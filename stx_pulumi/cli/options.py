@@ -9,8 +9,8 @@ import inspect
 import os
 import sys
 import traceback
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -19,6 +19,7 @@ from typer.core import TyperGroup
 
 from stx_pulumi import __version__, render
 from stx_pulumi.errors import InputError, StxError, shown
+from stx_pulumi.model.settings import SETTINGS, Setting
 
 if TYPE_CHECKING:
     from stx_pulumi.engine.stacks import Engine
@@ -72,81 +73,70 @@ _state = {"debug": False}
 
 @dataclass(frozen=True)
 class DeployOptions:
-    """The deployment options shared by plan, up, preview and cost."""
+    """The deployment options shared by plan, up, preview and cost: --env, and the value of
+    each registry setting's option as typed (`given`: setting key → value; unset ones left
+    out)."""
 
     env: str | None = None
-    path: Path | None = None
-    project: str | None = None
-    region: str | None = None
-    min: tuple[str, ...] = ()  # the options a book may set for itself: N or BOOK=N
-    max: tuple[str, ...] = ()
-    cpu: tuple[str, ...] = ()
-    memory: tuple[str, ...] = ()
-    concurrency: tuple[str, ...] = ()
-    timeout: tuple[str, ...] = ()
-    domain: tuple[str, ...] = ()
-    serve_mode: str | None = None
-    port: int | None = None
-    public: bool | None = None
-    cloudflare_zone: str | None = None
-    folder: str | None = None
-    book: tuple[str, ...] = ()
-    env_var: tuple[str, ...] = ()
-    secret_env: tuple[str, ...] = ()
-    builder: str | None = None
-    build_region: str | None = None
+    given: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def path(self) -> Path | None:
+        value = self.given.get("stx:path")
+        return Path(value) if value is not None else None
+
+    @property
+    def project(self) -> str | None:
+        value = self.given.get("gcp:project")
+        return str(value) if value is not None else None
 
     def overrides(self, cwd: Path) -> dict[str, Any]:
         """The options as stack config keys (unset options are left out); `--max 20` sets
         the app's value, `--max intro=100` book intro's (stx:books.intro.maxInstances)."""
-        for field in ("path", "project", "region", "serve_mode", "cloudflare_zone", "folder",
-                      "builder", "build_region"):
-            if getattr(self, field) is not None and not str(getattr(self, field)).strip():
-                raise InputError(f"--{field.replace('_', '-')}: empty: give a value or leave "
-                                 "the option out")
+        values: dict[str, Any] = {}
         books: dict[str, dict[str, str]] = {}
-        for name, folder in _pairs("--book", "NAME=FOLDER", self.book).items():
-            books.setdefault(name, {})["folder"] = folder
-        values: dict[str, Any] = {
-            "stx:path": str((cwd / self.path).resolve()) if self.path else None,
-            "gcp:project": self.project,
-            "gcp:region": self.region,
-            "stx:serveMode": self.serve_mode,
-            "stx:port": self.port,
-            "stx:public": self.public,
-            "stx:cloudflareZoneId": self.cloudflare_zone,
-            "stx:builder": self.builder,
-            "stx:buildRegion": self.build_region,
-            "stx:folder": self.folder,
-            "stx:envVars": _pairs("--env-var", "K=V", self.env_var),
-            "stx:secretEnv": _pairs("--secret-env", "VAR=SECRET[:VERSION]", self.secret_env),
-        }
-        for field, (key, book_key) in PER_BOOK.items():
-            seen: set[str] = set()
-            for item in getattr(self, field):
-                name, sep, value = item.rpartition("=")
-                if sep and not name:
-                    raise InputError(f"--{field}: {shown(item)} is not VALUE or BOOK=VALUE")
-                if name in seen:
-                    raise InputError(f"--{field}: given twice for "
-                                     + (f"book {name}" if name else "the app"))
-                seen.add(name)
-                if sep:
-                    books.setdefault(name, {})[book_key] = value
-                else:
-                    values[key] = value
-        values["stx:books"] = books
-        return {k: v for k, v in values.items() if v is not None and v != {}}
+        for setting in OPTION_SETTINGS:
+            value = self.given.get(setting.key)
+            if value is None or value == ():
+                continue
+            option = str(setting.option)
+            if isinstance(value, (str, Path)) and not str(value).strip():
+                raise InputError(f"{option}: empty: give a value or leave the option out")
+            if setting.key == "stx:path":
+                values[setting.key] = str((cwd / value).resolve())
+            elif setting.key == "stx:books":
+                for name, folder in _pairs(option, str(setting.metavar), value).items():
+                    books.setdefault(name, {})["folder"] = folder
+            elif setting.repeat:
+                values[setting.key] = _pairs(option, str(setting.metavar), value)
+            elif setting.per_book_option:
+                _per_book(setting, value, values, books)
+            else:
+                values[setting.key] = value
+        if books:
+            values["stx:books"] = books
+        return values
 
 
-# Options a book may set for itself (`--max intro=100`): field → (app key, key in the book).
-PER_BOOK = {"min": ("stx:minInstances", "minInstances"),
-            "max": ("stx:maxInstances", "maxInstances"), "cpu": ("stx:cpu", "cpu"),
-            "memory": ("stx:memory", "memory"), "concurrency": ("stx:concurrency", "concurrency"),
-            "timeout": ("stx:timeout", "timeout"), "domain": ("stx:domain", "domain")}
+def _per_book(setting: Setting, items: Sequence[str], values: dict[str, Any],
+              books: dict[str, dict[str, str]]) -> None:
+    """`--max 20` (the app's value) and `--max intro=100` (book intro's), each once."""
+    seen: set[str] = set()
+    for item in items:
+        name, sep, value = item.rpartition("=")
+        if sep and not name:
+            raise InputError(f"{setting.option}: {shown(item)} is not VALUE or BOOK=VALUE")
+        if name in seen:
+            raise InputError(f"{setting.option}: given twice for "
+                             + (f"book {name}" if name else "the app"))
+        seen.add(name)
+        if sep:
+            books.setdefault(name, {})[str(setting.book)] = value
+        else:
+            values[setting.key] = value
 
 
-def _pairs(option: str, form: str, items: tuple[str, ...]) -> dict[str, str]:
+def _pairs(option: str, form: str, items: Sequence[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for item in items:
         name, sep, value = item.partition("=")
@@ -159,83 +149,38 @@ def _pairs(option: str, form: str, items: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
-def _opt(*names: str, help: str, **kw: Any) -> Any:
-    return typer.Option(*names, help=help, rich_help_panel=DEPLOY_PANEL, **kw)
+# The deployment options, made from the settings registry (model.settings): one per setting
+# that has an option, in the registry's order, its help the setting's help and default.
+OPTION_SETTINGS = tuple(s for s in SETTINGS if s.option)
 
 
-_DEPLOY_PARAMS = [
-    inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=ann)
-    for name, ann, default in [
-        ("env", Annotated[str | None, _opt(
-            "--env", "-e", help="Environment (stack <app>.<env>). Default: STX_ENV, else the "
-            "workspace's current env, else dev.")], None),
-        ("path", Annotated[Path | None, _opt(
-            "--path", help="App folder (Docker build context). Default: APP when it is a "
-            "folder, else stx:path.")], None),
-        ("project", Annotated[str | None, _opt(
-            "--project", help="Google Cloud project. Default: gcp:project, "
-            "GOOGLE_CLOUD_PROJECT, then gcloud's project.")], None),
-        ("region", Annotated[str | None, _opt(
-            "--region", help="Cloud Run region. Default: europe-west1.")], None),
-        ("min", Annotated[list[str] | None, _opt(
-            "--min", metavar="[BOOK=]N", help="Minimum instances; 0 scales to zero. "
-            "Default: 0.")], None),
-        ("max", Annotated[list[str] | None, _opt(
-            "--max", metavar="[BOOK=]N", help="Maximum instances, 1-1000. Default: 10.")],
-         None),
-        ("cpu", Annotated[list[str] | None, _opt(
-            "--cpu", metavar="[BOOK=]N", help="vCPU per instance: 1, 2, 4, 6, 8. Default: 1.")],
-         None),
-        ("memory", Annotated[list[str] | None, _opt(
-            "--memory", metavar="[BOOK=]SIZE", help="Memory per instance (512Mi, 2Gi...). "
-            "Default: 512Mi.")], None),
-        ("concurrency", Annotated[list[str] | None, _opt(
-            "--concurrency", metavar="[BOOK=]N", help="Requests per instance, 1-1000. "
-            "Default: 80.")], None),
-        ("timeout", Annotated[list[str] | None, _opt(
-            "--timeout", metavar="[BOOK=]S", help="Request timeout in seconds, 1-3600. "
-            "Default: 3600.")], None),
-        ("serve_mode", Annotated[str | None, _opt(
-            "--serve-mode", help="dual, static-only or streamlit-only. Default: the "
-            "Dockerfile's STX_SERVE_MODE, else from its EXPOSE and Nginx.")], None),
-        ("port", Annotated[int | None, _opt(
-            "--port", help="Container port Cloud Run sends requests to. Default: 80 for "
-            "dual/static-only, 8501 for streamlit-only.")], None),
-        ("public", Annotated[bool | None, _opt(
-            "--public/--private", help="Public access (allUsers → run.invoker). "
-            "Default: public.", show_default=False)], None),
-        ("domain", Annotated[list[str] | None, _opt(
-            "--domain", metavar="[BOOK=]HOST", help="Custom domain (Cloud Run domain "
-            "mapping).")], None),
-        ("cloudflare_zone", Annotated[str | None, _opt(
-            "--cloudflare-zone", help="Cloudflare zone id: create the domain's CNAME there "
-            "(token: CLOUDFLARE_API_TOKEN).")], None),
-        ("folder", Annotated[str | None, _opt(
-            "--folder", help="FOLDER: the book's folder inside the build context, for a "
-            "repository of books sharing one Dockerfile.")], None),
-        ("book", Annotated[list[str] | None, _opt(
-            "--book", metavar="NAME=FOLDER", help="A book of the build context, served by "
-            "its own service <app>-NAME-<env> from the one image (repeatable). The options "
-            "marked BOOK= set one book's value.")], None),
-        ("builder", Annotated[str | None, _opt(
-            "--builder", help="Where the image is built: local (this machine's Docker), cloud "
-            "(Cloud Build, no Docker needed), auto: local when a Docker daemon answers, else "
-            "cloud. Default: auto.")], None),
-        ("build_region", Annotated[str | None, _opt(
-            "--build-region", help="Where Cloud Build runs. Default: the Cloud Run region when "
-            "every project may build there, else the nearest such region (some projects may "
-            "build only in us-central1, us-west2, europe-west1, asia-east1, "
-            "australia-southeast1, southamerica-east1).")], None),
-        ("env_var", Annotated[list[str] | None, _opt(
-            "--env-var", help="Extra environment variable K=V (repeatable).")], None),
-        ("secret_env", Annotated[list[str] | None, _opt(
-            "--secret-env", help="Env var from Secret Manager, VAR=SECRET[:VERSION] "
-            "(repeatable).")], None),
-    ]
-]
+def _annotation(setting: Setting) -> Any:
+    """The option's Python type: repeatable ones (a map, or `[BOOK=]VALUE`) are lists."""
+    if setting.repeat or setting.per_book_option:
+        return list[str] | None
+    if "/" in str(setting.option):
+        return bool | None
+    return {"stx:port": int | None, "stx:path": Path | None}.get(setting.key, str | None)
 
 
-_REPEATED = {"env_var", "secret_env", "book", *PER_BOOK}
+def _deploy_param(setting: Setting) -> inspect.Parameter:
+    default = "" if setting.shown in ("none", "") else f" Default: {setting.shown}."
+    extra: dict[str, Any] = {"metavar": setting.metavar} if setting.metavar else {}
+    if "/" in str(setting.option):
+        extra["show_default"] = False
+    option = typer.Option(str(setting.option), help=setting.help + default,
+                          rich_help_panel=DEPLOY_PANEL, **extra)
+    return inspect.Parameter(setting.param, inspect.Parameter.KEYWORD_ONLY, default=None,
+                             annotation=Annotated[_annotation(setting), option])
+
+
+_ENV_PARAM = inspect.Parameter("env", inspect.Parameter.KEYWORD_ONLY, default=None,
+                               annotation=Annotated[str | None, typer.Option(
+                                   "--env", "-e", rich_help_panel=DEPLOY_PANEL,
+                                   help="Environment (stack <app>.<env>). Default: STX_ENV, "
+                                   "else the workspace's current env, else dev.")])
+_DEPLOY_PARAMS = [_ENV_PARAM, *(_deploy_param(s) for s in OPTION_SETTINGS)]
+_KEYS = {s.param: s.key for s in OPTION_SETTINGS}
 
 
 def command(*names: str, deploy_options: bool = False, target: typer.Typer | None = None,
@@ -250,11 +195,11 @@ def command(*names: str, deploy_options: bool = False, target: typer.Typer | Non
         @functools.wraps(fn)
         def wrapper(**params: Any) -> Any:
             if deploy_options:
-                values = {p.name: params.pop(p.name) for p in _DEPLOY_PARAMS}
-                for name, value in values.items():
-                    if isinstance(value, list) or (value is None and name in _REPEATED):
-                        values[name] = tuple(value or ())
-                params["options"] = DeployOptions(**values)
+                env = params.pop("env")
+                given = {_KEYS[p.name]: params.pop(p.name) for p in _DEPLOY_PARAMS[1:]}
+                params["options"] = DeployOptions(env, {
+                    k: tuple(v) if isinstance(v, list) else v for k, v in given.items()
+                    if v is not None})
             try:
                 return fn(**params)
             except typer.Exit:
