@@ -1,7 +1,7 @@
-"""The README's shown outputs, made by running the commands for real.
+"""The shown outputs of the README and the docs, made by running the commands for real.
 
-    python tests/readme.py          # rewrite the generated blocks of README.md
-    python tests/readme.py --check  # exit 1 and show the difference when README.md drifted
+    python tests/readme.py          # rewrite the generated blocks of README.md and docs/*.md
+    python tests/readme.py --check  # exit 1 and show the difference when a page drifted
 
 Each block sits between `<!-- generated: NAME -->` and `<!-- end generated -->`. Commands run
 as processes in a temporary copy of the workspace with a fixed HOME and no Google settings,
@@ -32,6 +32,9 @@ from typing import Any
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
+# Every page that shows generated output: the README, then the docs (not their generated
+# reference pages, which docs/gen.py makes whole)
+PAGES = (README, *sorted((REPO / "docs").glob("*.md")))
 SHOWN_HOME = "~"  # the temporary HOME, as shown
 BLOCK = re.compile(r"(<!-- generated: ([\w-]+) -->\n)(.*?)(<!-- end generated -->)", re.S)
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -232,18 +235,12 @@ def team_grants() -> str:
     return "| account | role | scope | why |\n|---|---|---|---|\n" + "\n".join(rows) + "\n"
 
 
-def exit_codes() -> str:
-    from stx_pulumi.errors import EXIT_CODES
-
-    rows = "\n".join(f"| {code} | {meaning} |" for code, meaning in EXIT_CODES.items())
-    return f"| code | meaning |\n|---|---|\n{rows}\n"
-
-
 BLOCKS: dict[str, Callable[[], str]] = {
     "help": run_block(False, "stx-pulumi --help"),
     "plan": run_block(False, "stx-pulumi plan examples/hello-course --max 100"),
     "cost": run_block(False, "stx-pulumi cost examples/hello-course"),
     "doctor": run_block(True, "stx-pulumi doctor examples/hello-course"),
+    "up": run_block(True, "stx-pulumi up examples/hello-course --max 100 -m lab-1"),
     "deploy": run_block(True, "stx-pulumi up examples/hello-course --max 100 -m lab-1",
                         "stx-pulumi up hello-course --max 13 --no-verify",
                         "stx-pulumi preview hello-course --max 20 --diff",
@@ -265,13 +262,12 @@ BLOCKS: dict[str, Callable[[], str]] = {
                           "stx-pulumi rollback hello-course --yes -m broken-quiz",
                           "stx-pulumi history hello-course"),
     "fleet": fleet,
-    "exit-codes": exit_codes,
     "team": team,
     "team-grants": team_grants,
 }
 
 
-TABLES = ("exit-codes", "team-grants")  # markdown tables, not shown output
+TABLES = ("team-grants",)  # markdown tables, not shown output
 
 
 def render(text: str, only: str | None = None) -> str:
@@ -287,17 +283,25 @@ def render(text: str, only: str | None = None) -> str:
     return BLOCK.sub(replace, text)
 
 
+def page_of(name: str) -> Path:
+    """The page that shows block `name`."""
+    return next(page for page in PAGES if f"<!-- generated: {name} -->" in page.read_text(
+        encoding="utf-8"))
+
+
 def main(argv: list[str]) -> int:
-    current = README.read_text(encoding="utf-8")
-    fresh = render(current)
-    if "--check" in argv:
-        if fresh == current:
-            return 0
-        sys.stdout.writelines(difflib.unified_diff(
-            current.splitlines(True), fresh.splitlines(True), "README.md", "regenerated"))
-        return 1
-    README.write_text(fresh, encoding="utf-8")
-    return 0
+    drifted = 0
+    for page in PAGES:
+        current = page.read_text(encoding="utf-8")
+        fresh = render(current)
+        if "--check" not in argv:
+            page.write_text(fresh, encoding="utf-8")
+        elif fresh != current:
+            drifted = 1
+            sys.stdout.writelines(difflib.unified_diff(
+                current.splitlines(True), fresh.splitlines(True),
+                str(page.relative_to(REPO)), "regenerated"))
+    return drifted
 
 
 if __name__ == "__main__":
