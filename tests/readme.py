@@ -223,7 +223,7 @@ def team() -> str:
 
 
 def team_grants() -> str:
-    """The grants table of stx_pulumi/team.py, as the README lists it."""
+    """The grants table of stx_pulumi/model/team.py, as the README lists it."""
     from stx_pulumi.model import team as t
 
     rows = [f"| {who} | `{g.role}` | {g.scope}"

@@ -23,6 +23,7 @@ from stx_pulumi.model.jobs import (
     ACT_AS_ROLE,
     INVOKER_ROLE,
     UPDATE_ROLE,
+    Job,
     job_body,
     planned,
     scheduled_services,
@@ -73,7 +74,15 @@ def schedule(name: str, spec: AppSpec, served: list[Served], runtime_account: An
         deletion_protection=False,  # the provider's default is true: destroy would fail
         opts=child,
     )
-    jobs = [cloudscheduler.Job(
+    after = pulumi.ResourceOptions(parent=parent, depends_on=[flow, *rights])
+    return [account, *rights, flow, *(_job(spec, job, account.email, after)
+                                      for job in planned(spec))]
+
+
+def _job(spec: AppSpec, job: Job, caller: pulumi.Input[str],
+         opts: pulumi.ResourceOptions) -> cloudscheduler.Job:
+    """One window's job: at its time, it asks the workflow to set one service's scaling."""
+    return cloudscheduler.Job(
         job.name,
         name=job.name,
         project=spec.project,
@@ -92,8 +101,7 @@ def schedule(name: str, spec: AppSpec, served: list[Served], runtime_account: An
             body=job_body(job),
             headers={"Content-Type": "application/json"},
             oauth_token=cloudscheduler.JobHttpTargetOauthTokenArgs(
-                service_account_email=account.email, scope=SCOPE),
+                service_account_email=caller, scope=SCOPE),
         ),
-        opts=pulumi.ResourceOptions(parent=parent, depends_on=[flow, *rights]),
-    ) for job in planned(spec)]
-    return [account, *rights, flow, *jobs]
+        opts=opts,
+    )
