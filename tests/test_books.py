@@ -234,3 +234,15 @@ def test_plan_and_cost_show_every_book(workspace: Path) -> None:
     assert set(plan["cost"]["books"]) == {"intro", "advanced"}
     text = stx("cost", "course", "--path", "examples/course-books", *TWO_BOOKS).output
     assert "Cost of course.dev book intro" in text and "Cost of course.dev book advanced" in text
+
+
+def test_a_book_folder_as_path_names_the_root_and_the_folder_to_use(
+        workspace: Path) -> None:
+    """--path at a book of a repository of books (no Dockerfile there, one at the root):
+    the error gives the exact options, never "run `stx deploy docker` there"."""
+    shutil.copytree(BOOKS, workspace / "examples" / "course-books")
+    result = stx("plan", "course", "--path", "examples/course-books/manuals/intro")
+    assert result.exit_code == 2
+    root = (workspace / "examples" / "course-books").resolve()
+    assert f"--path {root} --folder manuals/intro" in result.output
+    assert "stx deploy docker" not in result.output

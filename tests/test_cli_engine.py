@@ -51,6 +51,18 @@ def test_preview_refresh_outputs_cancel_call_only_what_they_need(
         assert "config set" not in commands and "up" not in commands
 
 
+def test_building_is_said_only_when_an_image_is_built(workspace: Path,
+                                                     pulumi_cli: PulumiStandIn) -> None:
+    first = stx("up", "hello-course", "--yes", "--no-verify")
+    assert first.exit_code == 0 and "building examples/hello-course as src-" in first.output
+    for args in (["up", "hello-course", "--max", "7", "--yes", "--no-verify"],
+                 ["preview", "hello-course", "--max", "8"]):
+        again = stx(*args)  # the tag is deployed: a scale-only change builds nothing
+        assert again.exit_code == 0, again.output
+        assert "building " not in again.output, args
+        assert args[0] == "preview" or "is deployed already: nothing to build" in again.output
+
+
 def test_options_land_in_the_stack_file(workspace: Path, pulumi_cli: PulumiStandIn) -> None:
     result = stx("up", "hello-course", "--max", "100", "--min", "1", "--cpu", "2", "--memory",
                  "1Gi", "--concurrency", "50", "--timeout", "1800", "--region", "us-central1",
@@ -105,6 +117,18 @@ def test_token_is_stored_with_secret_and_never_printed(
     assert set_token and "--secret" in set_token[0] and "--plaintext" not in set_token[0]
     assert token not in (workspace / "stacks" / "Pulumi.hello-course.dev.yaml").read_text()
     assert list(stack_config(workspace)["cloudflare:apiToken"]) == ["secure"]
+
+
+def test_a_hung_config_set_is_an_error_not_a_hang(
+        workspace: Path, pulumi_cli: PulumiStandIn, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", "cf-secret-token-1234567")
+    monkeypatch.setenv("STANDIN_HANG_CONFIG_SET", "cloudflare:apiToken")
+    monkeypatch.setattr("stx_pulumi.engine.backend.CONFIG_TIMEOUT_S", 2)  # not 120 s here
+    result = stx("up", "hello-course", "--domain", "course.example.org", "--cloudflare-zone",
+                 ZONE, "--yes", "--no-verify")
+    assert result.exit_code == 1
+    assert "the Pulumi CLI gave no answer within 2s" in result.output
+    assert "cf-secret-token-1234567" not in result.output
 
 
 def test_env_switching_uses_another_stack_and_file(workspace: Path,
@@ -214,6 +238,15 @@ def test_destroy_remove_deletes_the_stack_and_its_file(workspace: Path,
     assert "hello-course.staging" not in [s["stack"] for s in stx_json("stacks")["stacks"]]
 
 
+def test_destroy_keeps_its_reason_in_the_stack_history(workspace: Path,
+                                                      pulumi_cli: PulumiStandIn) -> None:
+    assert stx("up", "hello-course", "--yes", "--no-verify").exit_code == 0
+    result = stx("destroy", "hello-course", "--yes", "-m", "end of term")
+    assert result.exit_code == 0, result.output
+    (info,) = [s for s in stx_json("stacks")["stacks"] if s["stack"] == "hello-course.dev"]
+    assert info["message"] == "end of term" and info["resource_count"] in (0, None)
+
+
 def test_message_is_recorded_and_stacks_lists_it(workspace: Path, pulumi_cli: PulumiStandIn,
                                                  deployed_app: FakeApp) -> None:
     assert stx("up", "hello-course", "--yes", "-m", "lab 3 for 1000 students").exit_code == 0
@@ -257,6 +290,31 @@ def test_init_records_the_backend_and_keeps_stack_config_dir(
     assert (shared / ".pulumi" / "stacks" / "stx-pulumi" / "hello-course.dev.json").is_file()
     assert (team / "stacks" / "Pulumi.hello-course.dev.yaml").is_file()
     assert yaml.safe_load((team / "Pulumi.yaml").read_text()) == project
+
+
+def test_a_workspace_inside_the_app_folder_never_ships_and_a_second_up_changes_nothing(
+        app_dir: Path, pulumi_cli: PulumiStandIn, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`cd course && stx-pulumi init && stx-pulumi up .`, as StreamTeX authors do: the
+    workspace's files are left out of the build context, so they never reach the image nor
+    move its tag."""
+    monkeypatch.chdir(app_dir)
+    (app_dir / ".dockerignore").unlink(missing_ok=True)
+    assert stx("init").exit_code == 0
+    ignored = (app_dir / ".dockerignore").read_text().splitlines()
+    assert {".pulumi-state/", "stacks/", "Pulumi.yaml", "__main__.py"} <= set(ignored)
+    first = stx_json("up", ".", "--yes", "--no-verify")
+    second = stx_json("up", ".", "--yes", "--no-verify")
+    assert first["changes"]["create"] > 0
+    assert {k: n for k, n in second["changes"].items() if n and k != "same"} == {}
+    from stx_pulumi.source import docker_context
+
+    sent = docker_context(app_dir)
+    assert not [f for f in sent if f.startswith((".pulumi-state/", "stacks/", "Pulumi.yaml"))]
+    # a workspace made before this release: refused with the fix, nothing changed
+    (app_dir / ".dockerignore").write_text("__pycache__/\n")
+    refused = stx("up", ".", "--yes", "--no-verify")
+    assert refused.exit_code == 2 and "would ship in the image" in refused.output
+    assert "run `stx-pulumi init` there again" in refused.output
 
 
 def test_without_a_workspace_the_home_one_is_made(tmp_path: Path, app_dir: Path,

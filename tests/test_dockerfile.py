@@ -157,7 +157,31 @@ def test_folder_warns_when_the_image_does_not_hold_the_context(tmp_path: Path) -
     (tmp_path / "Dockerfile").write_text("FROM python:3.12\nCOPY book.py /app/\nEXPOSE 8501\n")
     spec = build_spec({"gcp:project": "course-project-1", "stx:folder": "book"}, app="c",
                       env="dev", source=inspect_source(tmp_path, ["book"]))
-    assert any("does not copy the build context" in w for w in spec.warnings)
+    assert any("copies neither the build context" in w for w in spec.warnings)
+
+
+@pytest.mark.parametrize("copy", ["COPY manuals/ ./manuals/", "COPY ./manuals /app/manuals",
+                                  "COPY manuals/intro manuals/intro", "ADD manuals/* /app/m/",
+                                  "COPY --chown=1000 . ."])
+def test_a_copy_of_a_folder_holding_the_book_is_enough(tmp_path: Path, copy: str) -> None:
+    """The author's repository of books copies `manuals/` alone: no false warning."""
+    (tmp_path / "manuals" / "intro").mkdir(parents=True)
+    (tmp_path / "manuals" / "intro" / "book.py").write_text("")
+    (tmp_path / "Dockerfile").write_text(f"FROM python:3.12\nWORKDIR /app\n{copy}\n"
+                                         "EXPOSE 8501\n")
+    spec = build_spec({"gcp:project": "course-project-1", "stx:folder": "manuals/intro"},
+                      app="c", env="dev", source=inspect_source(tmp_path, ["manuals/intro"]))
+    assert not [w for w in spec.warnings if "FOLDER=" in w], spec.warnings
+
+
+def test_a_copy_from_another_stage_does_not_count(tmp_path: Path) -> None:
+    (tmp_path / "manuals" / "intro").mkdir(parents=True)
+    (tmp_path / "manuals" / "intro" / "book.py").write_text("")
+    (tmp_path / "Dockerfile").write_text("FROM python:3.12 AS b\nFROM python:3.12\n"
+                                         "COPY --from=b /manuals /manuals\nEXPOSE 8501\n")
+    spec = build_spec({"gcp:project": "course-project-1", "stx:folder": "manuals/intro"},
+                      app="c", env="dev", source=inspect_source(tmp_path, ["manuals/intro"]))
+    assert any("FOLDER=manuals/intro may not exist" in w for w in spec.warnings)
 
 
 def test_a_changed_port_of_a_deployed_stack_needs_yes(workspace: Path,

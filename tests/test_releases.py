@@ -260,3 +260,15 @@ def test_promote_to_an_env_never_deployed_changes_nothing(
     assert result.exit_code == 2, result.output
     assert "--to: hello-course.qa is not deployed" in result.output
     assert registry.manifests == before and registry.requests == []
+
+
+def test_rollback_in_a_class_can_skip_or_shorten_the_verification(
+        workspace: Path, two_releases: dict[str, Any], google: FakeGoogle) -> None:
+    """As `up`: --no-verify says at once what serves; a bad --wait-timeout changes nothing."""
+    bad = stx("rollback", "hello-course", "--yes", "--wait-timeout", "0")
+    assert bad.exit_code == 2 and "--wait-timeout: must be between 1 and 3600" in bad.output
+    assert stx_json("history", "hello-course")["pinned"] is None
+    result = stx("rollback", "hello-course", "--yes", "--no-verify")
+    assert result.exit_code == 0, result.output
+    assert "to release 1" in result.output and "verify hello-course" not in result.output
+    assert stx_json("history", "hello-course")["pinned"] == 1

@@ -42,7 +42,7 @@ def test_a_ready_project_is_recorded_once_and_a_second_run_changes_nothing(
     again = stx("setup")
     assert again.exit_code == 0, again.output
     assert "nothing to change: this machine and project are ready" in again.output
-    assert "next: stx-pulumi up ./my-course" in again.output
+    assert "next: stx-pulumi up APP_FOLDER (the folder of your course's Dockerfile)" in again.output
     assert snapshot(workspace, _home()) == before
     assert ready.enabled_now == []
 
@@ -135,6 +135,19 @@ def test_save_env_writes_the_choice_for_streamtex(workspace: Path, ready: FakeGo
     assert "GCP_REGISTRY=europe-docker" in text and "# StreamTeX" in text
     assert "GCP_PROJECT_ID=course-project-1" in text and "GCP_REGION=europe-west4" in text
     assert "wrote GCP_REGION=europe-west4 to .stx-deploy.env" in data["changed"]
+    assert not (workspace / ".gitignore").exists() or ".stx-deploy.env" not in (
+        workspace / ".gitignore").read_text()  # no git here: nothing to ignore it from
+    assert data["next"].startswith("stx-pulumi up APP_FOLDER")  # never a folder not there
+
+
+def test_save_env_in_a_git_tree_ignores_the_file(workspace: Path, ready: FakeGoogle) -> None:
+    (workspace / ".git").mkdir()
+    (workspace / ".gitignore").write_text("__pycache__/")  # no final newline
+    data = stx_json("setup", "--save-env")
+    assert (workspace / ".gitignore").read_text() == "__pycache__/\n.stx-deploy.env\n"
+    assert any(".gitignore" in change for change in data["changed"])
+    again = stx_json("setup", "--save-env")  # once only
+    assert not any(".gitignore" in change for change in again["changed"])
 
 
 def test_the_project_is_picked_from_a_list_at_a_real_terminal(

@@ -142,3 +142,13 @@ def test_a_huge_context_names_its_largest_folders(app_dir: Path) -> None:
         video.truncate(600_000_000)  # sparse: no disk used
     warning = next(w for w in _spec(app_dir).warnings if "every build sends it all" in w)
     assert "largest: videos 600 MB" in warning
+
+
+def test_the_largest_folders_count_a_heavy_folder_sent_whole(app_dir: Path) -> None:
+    """A fresh app's .venv (hundreds of MB, no .dockerignore) is named first, not `.`."""
+    (app_dir / ".dockerignore").unlink(missing_ok=True)
+    (app_dir / ".venv" / "lib").mkdir(parents=True)
+    with open(app_dir / ".venv" / "lib" / "torch.so", "wb") as lib:
+        lib.truncate(503_000_000)
+    warning = next(w for w in _spec(app_dir).warnings if "every build sends it all" in w)
+    assert "largest: .venv 503 MB" in warning

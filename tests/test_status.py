@@ -56,3 +56,6 @@ def test_logs_reads_the_services_lines_through_cloud_logging(
     assert query["resourceNames"] == ["projects/course-project-1"]
     assert 'resource.labels.service_name="hello-course-dev"' in query["filter"]
     assert stx("logs", "hello-course", "--since", "soon").exit_code == 2
+    google.log_entries = []  # a quiet service is said to be quiet, never an empty answer
+    quiet = stx("logs", "hello-course", "--since", "30m")
+    assert quiet.exit_code == 0 and "nothing was logged by hello-course-dev since" in quiet.output

@@ -42,6 +42,10 @@ def test_new_streamtex_app_plans_after_uv_lock(made_app: Path, monkeypatch: pyte
     result = runner.invoke(app, ["plan", "demo"])
     assert result.exit_code == 2
     assert "copies uv.lock" in result.output and "run `uv lock`" in result.output
+    no_uv = made_app.parent / "no-uv"  # a PATH without uv: say how to get it
+    no_uv.mkdir(exist_ok=True)
+    result = runner.invoke(app, ["plan", "demo"], env={"PATH": str(no_uv)})
+    assert result.exit_code == 2 and "uv is not installed: `pip install uv`" in result.output
 
     (made_app / "uv.lock").write_text("version = 1\n")  # what `uv lock` would write
     result = runner.invoke(app, ["plan", "demo", "--json"])

@@ -166,6 +166,8 @@ def test_dry_run_shows_the_move_and_changes_nothing(
     assert result.exit_code == 0, result.output
     assert "would move" in result.stdout and "hello-course.dev" in result.stdout
     assert f"would switch to gs://{BUCKET}" in result.stdout
+    # each resource is said to be what the run would do: nothing is "created"
+    assert "would create" in result.output and "created " not in result.output
     assert snapshot(with_secret) == before
     assert not (team_cloud / "gcs").exists()
 

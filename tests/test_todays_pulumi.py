@@ -47,9 +47,12 @@ def test_up_from_another_folder_updates_the_recorded_one_and_says_so(
     assert "building courses/hello-course as src-" in result.output
     config = yaml.safe_load((workspace / "stacks/Pulumi.hello-course.dev.yaml").read_text())
     assert config["config"]["stx:path"] == "courses/hello-course"
-    # a later scale-only up builds what was recorded last, not the first folder
-    assert "building courses/hello-course" in stx("up", "hello-course", "--max", "12", "--yes",
-                                                  "--no-verify").output
+    # a later scale-only up keeps what was recorded last, not the first folder: nothing built
+    later = stx("up", "hello-course", "--max", "12", "--yes", "--no-verify")
+    assert later.exit_code == 0 and "is deployed already: nothing to build" in later.output
+    image = next(r for r in resources(workspace, "hello-course.dev").values()
+                 if r["type"] == "docker:index/image:Image")
+    assert image["inputs"]["build"]["context"].endswith("courses/hello-course")
 
 
 def test_the_revision_ceiling_is_the_peak_and_raising_it_says_it_makes_a_revision(

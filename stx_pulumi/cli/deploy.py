@@ -267,6 +267,7 @@ def destroy(
     ] = False,
     remove: Annotated[bool, typer.Option(
         "--remove", help="Also delete the stack and its config file.")] = False,
+    message: MessageOpt = None,
     parallel: ParallelOpt = 4,
     fail_fast: FailFastOpt = False,
     json_output: JsonOpt = False,
@@ -276,21 +277,23 @@ def destroy(
         ws, stack = stack_ref(one(apps), env)
         if not yes and not interactive():
             raise InputError(f"destroy of {stack} needs confirmation: pass --yes")
-        show(_destroy(ws, stack, unprotect, remove, json_output, confirm=not yes),
+        show(_destroy(ws, stack, unprotect, remove, json_output, confirm=not yes,
+                      message=message),
               json_output)
         return
     if not yes:
         raise InputError("destroy of several apps needs --yes (each one's resources are "
                          "deleted, nothing asks again)")
     run_fleet("destroy", apps, all_apps, env, lambda run: fill(run, _destroy(
-        *stack_ref(run.arg, run.env), unprotect, remove, quiet=True, confirm=False)),
+        *stack_ref(run.arg, run.env), unprotect, remove, quiet=True, confirm=False,
+        message=message)),
         parallel=parallel, fail_fast=fail_fast, json_output=json_output, deployed=True,
         again=" --yes" + (" --unprotect" if unprotect else "") + (" --remove" if remove
                                                                    else ""))
 
 
 def _destroy(ws: "Workspace", stack: str, unprotect: bool, remove: bool, quiet: bool,
-             confirm: bool) -> Any:
+             confirm: bool, message: str | None = None) -> "OperationResult":
     """A protected stack (so its deployed state says) only with --unprotect, which lifts the
     protection first; `confirm`: the stack's name typed at the prompt."""
     from stx_pulumi.model.names import split_stack_name
@@ -307,7 +310,7 @@ def _destroy(ws: "Workspace", stack: str, unprotect: bool, remove: bool, quiet: 
             app_, env_ = split_stack_name(stack)
             spec, _ = load_spec_for(app_, DeployOptions(env=env_), {"stx:protected": False}, ())
             engine.unprotect(spec)
-        return engine.destroy(stack, remove=remove)
+        return engine.destroy(stack, remove=remove, message=message)
 
 
 @command()
@@ -458,12 +461,17 @@ def logs(
     ws, stack = stack_ref(app_name, env)
     engine, _ = open_engine(ws, quiet=True)
     project, services = use.services(stack, engine.outputs(stack))
+    seen = False
     for entries in use.read(google.required(os.environ), project, services, start, follow):
+        seen = seen or bool(entries)
         if json_output:
             for entry in entries:
                 render.print_json(entry)
         else:
             render.log_lines(entries, several=len(services) > 1)
+    if not seen:  # never a silent empty answer
+        render.info(f"nothing was logged by {', '.join(services)} since "
+                    f"{start:%Y-%m-%d %H:%M} UTC (--since {since.strip()})")
 
 
 @command()

@@ -6,6 +6,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from stx_pulumi import render
+from stx_pulumi.cli.deploying import (
+    NoVerifyOpt,
+    PollOpt,
+    WaitOpt,
+    check_wait,
+    deploy_app,
+)
 from stx_pulumi.cli.options import (
     AppArg,
     DeployOptions,
@@ -62,22 +69,26 @@ def rollback(
     message: MessageOpt = None,
     yes: YesOpt = False,
     env: EnvOpt = None,
+    no_verify: NoVerifyOpt = False,
+    wait_timeout: WaitOpt = 300,
+    poll_interval: PollOpt = 10,
     json_output: JsonOpt = False,
 ) -> None:
     """Serve an earlier release again in seconds, with no build.
 
     Its revisions take all traffic, or its image is deployed again; every later `up` keeps it
     until `up --unpin`."""
-    from stx_pulumi.cli.deploying import deploy_app
     from stx_pulumi.model import releases
 
+    check_wait(wait_timeout, poll_interval)
+    checks = {"verify": not no_verify, "wait": (wait_timeout, poll_interval)}
     spec, _, found, now = _releases(app_name, env)
     options = DeployOptions(env=env)
     if to == "latest":
         if spec.pin is None:
             raise InputError("--to latest: no rollback is in force (nothing pinned)")
         deploy_app(app_name, options, {}, ("pin",), yes=yes, message=message or "end rollback",
-                   json_output=json_output)
+                   json_output=json_output, **checks)
         return
     target = releases.target(found, spec.pin, to)
     fast = _revisions_exist(spec, target)
@@ -99,7 +110,7 @@ def rollback(
             raise InputError(f"rollback of {spec.stack} cancelled")
     deploy_app(app_name, options, {"stx:pin": pin}, ("pin",), yes=True,
                message=message or f"rollback to release {target.n}", json_output=json_output,
-               kind="rollback")
+               kind="rollback", **checks)
     if not json_output:
         render.info(f"back to the latest source: `stx-pulumi up {spec.app} --env {spec.env} "
                     "--unpin` (or `rollback --to latest`)")
@@ -132,19 +143,22 @@ def promote(
                                             "prod.")] = "",
     message: MessageOpt = None,
     yes: YesOpt = False,
+    no_verify: NoVerifyOpt = False,
+    wait_timeout: WaitOpt = 300,
+    poll_interval: PollOpt = 10,
     json_output: JsonOpt = False,
 ) -> None:
     """Ship to --to exactly the image serving in --from, copied by digest: no build.
 
     The serving release of --from must be good; its image is copied into --to's registry
     (no Docker), deployed, and kept until `up --unpin`."""
-    from stx_pulumi.cli.deploying import deploy_app
     from stx_pulumi.cli.options import confirm_protected
     from stx_pulumi.cloud import google, registry
     from stx_pulumi.errors import PrerequisiteError
     from stx_pulumi.model import releases
     from stx_pulumi.model.releases import RELEASE_TAG
 
+    check_wait(wait_timeout, poll_interval)
     if not source or not target_env or source == target_env:
         raise InputError("--from/--to: give two different envs, e.g. --from staging --to prod")
     _, _, _, serving = _releases(app_name, source)
@@ -175,4 +189,5 @@ def promote(
     pin = {"release": number, "digest": digest, "revisions": {}}
     deploy_app(app_name, DeployOptions(env=target_env), {"stx:pin": pin}, ("pin",), yes=True,
                message=message or f"promote release {serving.n} from {source}",
-               json_output=json_output, kind="promote")
+               json_output=json_output, kind="promote", verify=not no_verify,
+               wait=(wait_timeout, poll_interval))

@@ -57,7 +57,7 @@ def team_setup(
                        "it once the team's bucket is recorded there")
     spec, config = teamwork.team_spec(ws, os.environ, project=project, region=region,
                                       github=github, members=tuple(member or ()))
-    progress = render.Progress("team setup")
+    progress = render.Progress("team setup", preview=dry_run)  # a dry run creates nothing
     with progress:
         outcome = teamwork.setup(ws, os.environ, spec, config, dry_run=dry_run,
                                  on_event=progress, say=render.info)

@@ -194,8 +194,8 @@ def setup(
         confirm=lambda missing: yes or (interactive() and typer.confirm(
             f"Enable {', '.join(missing)}?", default=True)),
         on_wait=lambda s: render.info(f"enabling APIs: waiting for Google, {s:.0f}s"))
-    after = "." if (cwd / "Dockerfile").is_file() else "./my-course"
-    following = f"stx-pulumi up {after}"
+    following = "stx-pulumi up ." if (cwd / "Dockerfile").is_file() else (
+        "stx-pulumi up APP_FOLDER (the folder of your course's Dockerfile)")
     failed = [c for c in result.steps if c.status == FAIL]  # a quota the stacks outgrow
     if json_output:
         render.print_json({"project": result.project, "region": result.region,

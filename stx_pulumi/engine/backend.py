@@ -24,6 +24,7 @@ from stx_pulumi.model.names import split_stack_name
 from stx_pulumi.workspace import PROJECT_NAME, Workspace, create_workspace
 
 OnEvent = Callable[[auto.EngineEvent], None]
+CONFIG_TIMEOUT_S = 120  # one `pulumi config set`: a local file write, or one backend call
 
 
 class Backend:
@@ -164,8 +165,14 @@ class Backend:
         (the CLI reads a piped value: pulumi/pkg/cmd/pulumi/config, `config set`)."""
         argv = [self.command.command, "--non-interactive", "config", "set", key, "--secret",
                 "--stack", stack]
-        done = subprocess.run(argv, input=value, text=True, capture_output=True, check=False,
-                              cwd=self.files.root, env={**os.environ, **self.env_vars})
+        try:
+            done = subprocess.run(argv, input=value, text=True, capture_output=True,
+                                  check=False, cwd=self.files.root, timeout=CONFIG_TIMEOUT_S,
+                                  env={**os.environ, **self.env_vars})
+        except subprocess.TimeoutExpired:  # a hung CLI never hangs `up` after its update
+            raise EngineError(f"could not store {key} in {stack}: the Pulumi CLI gave no "
+                              f"answer within {CONFIG_TIMEOUT_S}s", hint="run `stx-pulumi up` "
+                              "again: the update itself is done") from None
         if done.returncode != 0:
             raise EngineError(f"could not store {key} in {stack}: "
                               f"{_first_error(done.stderr)}")

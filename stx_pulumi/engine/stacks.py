@@ -232,10 +232,12 @@ class Engine(Backend):
             on_event=self._event, target=urns, message="stx-pulumi: lift deletion "
             "protection before destroy", color="never"))
 
-    def destroy(self, stack_name: str, remove: bool = False) -> OperationResult:
+    def destroy(self, stack_name: str, remove: bool = False, message: str | None = None
+                ) -> OperationResult:
+        """Every resource deleted; `message` (why) kept in the stack's update history."""
         stack = self._stack(stack_name)
         result = self._run(stack_name, "destroy", lambda: stack.destroy(
-            on_event=self._event, color="never"))
+            on_event=self._event, color="never", message=message))
         if remove:
             with self._errors(stack_name):
                 stack.workspace.remove_stack(stack_name)

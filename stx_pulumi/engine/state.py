@@ -53,6 +53,7 @@ class Deployed:
     last_release: Mapping[str, Any] | None = None
     resources: frozenset[str] = frozenset()  # logical names
     ceilings: Mapping[str, int | None] = field(default_factory=dict)  # revision max, by service
+    context: str | None = None  # the build context the image was last built from
 
     def built(self, tag: str) -> str | None:
         """The image of `tag` a cloud build made and the services run: no new build."""
@@ -105,12 +106,13 @@ def parse_time(text: str) -> datetime:
 
 def deployed_of(resources: list[dict[str, Any]]) -> Deployed:
     """What exported resources record of the image and the services."""
-    tag = port = image = None
+    tag = port = image = context = None
     services, releases, ceilings = [], [], {}
     for res in resources:
         inputs = res.get("inputs") or {}
         if res.get("type") == IMAGE_TYPE:
             tag = str(inputs.get("imageName", "")).rsplit(":", 1)[-1]
+            context = (inputs.get("build") or {}).get("context")
         elif res.get("type") == SERVICE_TYPE:
             containers = (inputs.get("template") or {}).get("containers") or [{}]
             port = ((containers[0].get("ports") or {}).get("containerPort"))
@@ -123,7 +125,8 @@ def deployed_of(resources: list[dict[str, Any]]) -> Deployed:
             releases = list((res.get("outputs") or {}).get("releases") or [])
     names = frozenset(str(r.get("urn", "")).rsplit("::", 1)[-1] for r in resources)
     return Deployed(tag, int(port) if port else None, tuple(services), image,
-                    releases[-1] if releases else None, names, ceilings)
+                    releases[-1] if releases else None, names, ceilings,
+                    str(context) if context else None)
 
 
 def plain_outputs(outputs: Mapping[str, OutputValue]) -> dict[str, Any]:

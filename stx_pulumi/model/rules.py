@@ -109,13 +109,21 @@ def check_source(source: SourceFacts, problems: list[str]) -> None:
     if not source.exists:
         problems.append(f"{where}: app folder {source.path} does not exist")
         return
+    if not source.has_dockerfile and source.built_from is not None:
+        book = source.path.relative_to(source.built_from).as_posix()
+        problems.append(f"{where}: no Dockerfile in {source.path}, but {source.built_from} "
+                        "has one: a book of a repository of books builds from the root, "
+                        f"`--path {source.built_from} --folder {book}`")
+        return
     if not source.has_dockerfile:
         problems.append(f"{where}: no Dockerfile in {source.path} (for a StreamTeX app, "
                         "run `stx deploy docker` there)")
         return
     if source.is_streamtex and source.copies_uv_lock and not source.has_uv_lock:
+        get_uv = "" if source.has_uv else (" (uv is not installed: `pip install uv`, or "
+                                           "https://docs.astral.sh/uv/getting-started/)")
         problems.append(f"{where}: the Dockerfile copies uv.lock but {source.path} has none: "
-                        f"run `uv lock` in {source.path}")
+                        f"run `uv lock` in {source.path}{get_uv}")
     for name in source.unignored_secret_files:
         line = name if "/" not in name else f"**/{name.rsplit('/', 1)[1]}"
         problems.append(f"{where}: {name} would ship in the image (a secret): add the line "
@@ -136,10 +144,10 @@ def check_folder(folder: str | None, source: SourceFacts, problems: list[str],
     elif state == "ignored":
         problems.append(f"{where}: {folder}/book.py is excluded by {source.path / '.dockerignore'}"
                         ": the book would not be in the image")
-    elif not source.copies_context:
-        warnings.append(f"{where}: the Dockerfile in {source.path} does not copy the build "
-                        f"context into the image (COPY . DEST): FOLDER={folder} may not exist "
-                        "there")
+    elif not source.copies(folder):
+        warnings.append(f"{where}: the Dockerfile in {source.path} copies neither the build "
+                        f"context (COPY . DEST) nor a folder holding {folder} into the image: "
+                        f"FOLDER={folder} may not exist there")
 
 
 def context_problems(source: SourceFacts, problems: list[str], warnings: list[str]) -> None:

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stx_pulumi.errors import InputError, StxError
@@ -115,6 +116,8 @@ def _image(engine: Engine, ws: Workspace, spec: AppSpec, deployed: Deployed, bui
                     "built (`up --unpin` deploys it)")
     elif build.builder == "cloud":
         return cloud_build(engine, spec, deployed, watch, report, stop)
+    elif not builds(spec, deployed):
+        report.info(f"{spec.image_tag} is deployed already: nothing to build")
     else:
         report.info(f"building {ws.relative(spec.source)} as {spec.image_tag}")
     return build
@@ -136,16 +139,25 @@ def _update(engine: Engine, spec: AppSpec, build: Build, updates: list[tuple[str
 def preview_build(spec: AppSpec, ws: Workspace, engine: Engine, report: Reporter) -> Build:
     """Where a preview's image comes from: what is built where depends on what is deployed
     (a cloud-built image serving this tag is not built again)."""
-    build = Build.of(spec)
-    if spec.builder != "local":
-        deployed = engine.deployed(spec.stack)
-        build = builder(spec, deployed, report)
-        if build.builder == "cloud":
-            build = Build("cloud", deployed.built(spec.image_tag))
-    if spec.pin is None and not build.image:
+    deployed = engine.deployed(spec.stack)
+    build = builder(spec, deployed, report)
+    if build.builder == "cloud":
+        build = Build("cloud", deployed.built(spec.image_tag))
+    if spec.pin is None and not build.image and builds(spec, deployed):
         where = " in Cloud Build" if build.builder == "cloud" else ""
         report.info(f"building {ws.relative(spec.source)} as {spec.image_tag}{where}")
     return build
+
+
+def builds(spec: AppSpec, deployed: Deployed) -> bool:
+    """Whether this update builds the image: a new tag, or the same tag from another folder
+    (the image's context input changes; an absolute path of this same folder is kept, as
+    the engine's migration keeps it)."""
+    if deployed.image_tag != spec.image_tag or not deployed.context:
+        return True
+    recorded = Path(deployed.context)
+    same = recorded.is_absolute() and recorded.resolve() == spec.source
+    return not same and deployed.context != spec.build_context
 
 
 def refusals(spec: AppSpec, deployed: Deployed, yes: bool) -> None:

@@ -56,10 +56,11 @@ class Progress(_LiveTable):
     line per finished operation, on stderr.
     """
 
-    def __init__(self, operation: str, diff: bool = False) -> None:
+    def __init__(self, operation: str, diff: bool = False, preview: bool | None = None
+                 ) -> None:
         self.operation = operation
         self.diff = diff
-        self.preview = operation.startswith("preview")
+        self.preview = operation.startswith("preview") if preview is None else preview
         self.console = stderr()
         self.rows: dict[str, dict[str, Any]] = {}
         self.live: Any = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ def inspect_source(path: Path, folders: Sequence[str] = ()) -> SourceFacts:
         return SourceFacts(path=path, exists=False)
     dockerfile = path / "Dockerfile"
     if not dockerfile.is_file():
-        return SourceFacts(path=path, exists=True)
+        return SourceFacts(path=path, exists=True, built_from=_dockerfile_above(path))
     facts = read_dockerfile(dockerfile.read_text(encoding="utf-8", errors="replace"))
     ignore = dockerignore_spec(path)
     scan = scan_context(path, ignore)
@@ -49,12 +50,14 @@ def inspect_source(path: Path, folders: Sequence[str] = ()) -> SourceFacts:
         is_streamtex=(path / "book.py").is_file(),
         copies_uv_lock=facts.copies_uv_lock,
         has_uv_lock=(path / "uv.lock").is_file(),
+        has_uv=shutil.which("uv") is not None,
         unignored_secret_files=scan.secrets,
         heavy_folders=scan.heavy,
         context_bytes=scan.total_bytes,
         largest_folders=scan.largest,
         image_tag=image_tag(path, scan),
         copies_context=facts.copies_context_to is not None,
+        copied=facts.copied,
         books=tuple((folder, _folder_state(path, folder, ignore)) for folder in folders),
         special_files=scan.special,
         escaping_links=scan.escaping,
@@ -70,6 +73,20 @@ def _folder_state(path: Path, folder: str, ignore: pathspec.PathSpec[Any]) -> st
         return "no-book"
     inside = (target / "book.py").relative_to(path).as_posix()
     return "ignored" if ignore.match_file(inside) else "ok"
+
+
+def _dockerfile_above(path: Path) -> Path | None:
+    """The nearest folder above `path` with a Dockerfile, up to the repository's root (the
+    folder holding .git), else at most three levels up: the root of a repository of books."""
+    if (path / ".git").exists():
+        return None
+    in_repo = any((folder / ".git").exists() for folder in path.parents)
+    for level, folder in enumerate(path.parents):
+        if (folder / "Dockerfile").is_file():
+            return folder
+        if (folder / ".git").exists() or (not in_repo and level >= 2):
+            return None
+    return None
 
 
 def dockerignore_spec(path: Path) -> pathspec.PathSpec[Any]:

@@ -27,6 +27,7 @@ class DockerfileFacts:
     has_nginx: bool = False              # installed, copied in, or the base image
     copies_uv_lock: bool = False         # some stage COPYs or ADDs uv.lock
     copies_context_to: str | None = None  # where `COPY . DEST` puts the build context
+    copied: tuple[str, ...] = ()  # what the final stage's COPY/ADD take from the context
 
 
 def read_dockerfile(text: str) -> DockerfileFacts:
@@ -55,6 +56,7 @@ def read_dockerfile(text: str) -> DockerfileFacts:
         or any(_nginx_line(ins, value) for ins, value, _ in final),
         copies_uv_lock=copies_uv_lock,
         copies_context_to=_context_destination(final),
+        copied=_copied(final),
     )
 
 
@@ -83,6 +85,24 @@ def _nginx_line(instruction: str, value: str) -> bool:
     if instruction == "COPY" and "--from=" in value:
         return "nginx" in value.lower()  # the binary or config copied from an nginx stage
     return False
+
+
+def _copied(stage: list[tuple[str, str, dict[str, str]]]) -> tuple[str, ...]:
+    """The build-context sources of the stage's COPY and ADD (not `--from=` another stage or
+    image, not URLs), normalized: `manuals/`, `./manuals` → `manuals`; `.` for the whole."""
+    sources: list[str] = []
+    for instruction, value, env in stage:
+        if instruction not in ("COPY", "ADD"):
+            continue
+        flags = [p for p in value.split() if p.startswith("--")]
+        parts = [p for p in value.split() if not p.startswith("--")]
+        if any(f.startswith("--from") for f in flags) or len(parts) < 2:
+            continue
+        for src in parts[:-1]:
+            src = _substitute(src.strip("\"'[],"), env)
+            if "://" not in src:
+                sources.append(posixpath.normpath(src.removeprefix("./")) if src else ".")
+    return tuple(sources)
 
 
 def _context_destination(stage: list[tuple[str, str, dict[str, str]]]) -> str | None:

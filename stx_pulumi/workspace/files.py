@@ -326,12 +326,25 @@ def create_workspace(root: Path, backend: str | None = None) -> Workspace:
     if data.get("main") == MAIN_FILE and not main.exists():
         main.write_text(MAIN_PROGRAM, encoding="utf-8")
     (root / "stacks").mkdir(exist_ok=True)
-    ignore = root / ".gitignore"
-    lines = ignore.read_text(encoding="utf-8").splitlines() if ignore.is_file() else []
-    missing = [x for x in (f"{STATE_DIR}/", SETTINGS_FILE, f"{MOVE_DIR}/") if x not in lines]
-    if missing:
-        ignore.write_text("\n".join([*lines, *missing]) + "\n", encoding="utf-8")
+    _listed(root / ".gitignore", (f"{STATE_DIR}/", SETTINGS_FILE, f"{MOVE_DIR}/"))
+    if (root / "Dockerfile").is_file():  # a workspace in the app folder: never in the image
+        _listed(root / ".dockerignore", WORKSPACE_FILES)
     return Workspace(root.resolve())
+
+
+# A workspace's own files: in an app folder (`cd course && stx-pulumi init`) they would be in
+# the build context, move the content tag on every `up` and ship in the image.
+WORKSPACE_FILES = (f"{STATE_DIR}/", SETTINGS_FILE, f"{MOVE_DIR}/", "Pulumi.yaml", MAIN_FILE,
+                   "stacks/", "team/")
+
+
+def _listed(file: Path, entries: tuple[str, ...]) -> None:
+    """`entries` appended to an ignore file where missing (the file kept as it was else)."""
+    text = file.read_text(encoding="utf-8") if file.is_file() else ""
+    lines = text.splitlines()
+    missing = [x for x in entries if x not in lines]
+    if missing:
+        file.write_text("\n".join([*lines, *missing]) + "\n", encoding="utf-8")
 
 
 def create_team_files(ws: Workspace) -> Workspace:

@@ -29,6 +29,7 @@ def workspace_spec(ws: Workspace, settings: Mapping[str, Any], app: str, env: st
     them (a bad value there would break the next stack that does not)."""
     source = inspect_source((ws.root / str(settings["stx:path"])).resolve(),
                             _folders(settings))
+    _check_not_shipped(ws, source.path)
     if project:
         try:
             build_spec(merge_settings(settings, project), app=app, env=env, source=source)
@@ -39,6 +40,27 @@ def workspace_spec(ws: Workspace, settings: Mapping[str, Any], app: str, env: st
                                 ) from None
     return build_spec(settings, app=app, env=env, source=source,
                       context=ws.relative(source.path), digest=settings_digest(settings))
+
+def _check_not_shipped(ws: Workspace, context: Path) -> None:
+    """A workspace inside the build context must be left out of it by .dockerignore: else its
+    state, stack files and passphrase ship in the image, and every `up` builds anew (they
+    move the content tag)."""
+    from stx_pulumi.source import dockerignore_spec
+    from stx_pulumi.workspace.files import WORKSPACE_FILES
+
+    if ws.root != context and context not in ws.root.parents:
+        return
+    prefix = ws.root.relative_to(context).as_posix()
+    prefix = "" if prefix == "." else prefix + "/"
+    ignore = dockerignore_spec(context)
+    shipped = [f for f in WORKSPACE_FILES if (ws.root / f.rstrip("/")).exists()
+               and not ignore.match_file(prefix + f)]
+    if shipped:
+        raise InputError(f"{context / '.dockerignore'}: the workspace {ws.root} is inside the "
+                         f"build context and its {', '.join(shipped)} would ship in the image "
+                         "(and change its tag on every up)", hint="run `stx-pulumi init` "
+                         "there again (it adds them to .dockerignore), or add them yourself")
+
 
 def settings_digest(settings: Mapping[str, Any]) -> str:
     """A digest of the settings as stored (every value as text, JSON maps read), the app

@@ -17,7 +17,8 @@ STANDIN_LOG (argv of every call, JSON lines), STANDIN_FAIL_TYPE (a resource type
 create/update fails; only in stack STANDIN_FAIL_STACK when set), STANDIN_LATENCY (seconds each
 resource operation takes), STANDIN_OPS_LOG (each operation's interval, JSON lines),
 STANDIN_HOLD_LOCK (seconds an update holds the lock before it starts),
-STANDIN_KILL_SELF (the update dies as if SIGKILLed), STANDIN_SERVICE_URL,
+STANDIN_KILL_SELF (the update dies as if SIGKILLed), STANDIN_HANG_CONFIG_SET (the key whose
+`config set` never answers), STANDIN_SERVICE_URL,
 STANDIN_TRAFFIC_SPLIT, STANDIN_REVISION_NOT_READY, STANDIN_GCS (the folder of stand-in buckets:
 a `gs://` backend works once a Bucket resource made its folder), STANDIN_KMS (the folder of
 stand-in KMS keys: `gcpkms://` secrets work once a CryptoKey resource made its key),

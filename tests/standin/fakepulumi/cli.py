@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -357,6 +358,8 @@ class Cli:
         data["config"] = config
         if sub == "set":
             key = self.positional[2]
+            if os.environ.get("STANDIN_HANG_CONFIG_SET") == key:  # a CLI that never answers
+                time.sleep(3600)
             if len(self.positional) > 3:
                 value = self.positional[3]
             elif not sys.stdin.isatty():  # the real CLI reads a piped value from stdin
