@@ -81,6 +81,9 @@ def test_rollback_moves_traffic_to_the_previous_revision_without_a_build_and_up_
     assert state[SERVICE]["outputs"]["latestCreatedRevision"] == revision_before  # no revision
     history = stx_json("history", "hello-course")
     assert history["pinned"] == 1 and history["releases"][0]["kind"] == "rollback"
+    # what serves is release 1's image: its tag, not the source's (v2)
+    assert history["releases"][0]["tag"] == two_releases["v1"]["image_tag"]
+    assert stx_json("outputs", "hello-course")["image_tag"] == two_releases["v1"]["image_tag"]
     assert history["releases"][0]["revisions"] == {SERVICE: v1_revision}  # what serves
     assert history["releases"][0]["digest"] == two_releases["v1"]["image"]
     assert [r["n"] for r in history["releases"] if r["serving"]] == [1]
@@ -204,6 +207,12 @@ def test_promote_ships_the_exact_image_serving_in_the_source_env(
     assert prod["template"]["containers"][0]["image"] == f"{target}@{digest}"
     history = stx_json("history", "hello-course", "--env", "prod")
     assert history["releases"][0]["kind"] == "promote" and history["pinned"] == 2
+    # the records say what serves: dev's tag, not prod's source; never "by a rollback"
+    assert history["releases"][0]["tag"] == dev_and_prod["dev"]["image_tag"]
+    assert stx_json("outputs", "hello-course", "--env", "prod")["image_tag"] == (
+        dev_and_prod["dev"]["image_tag"])
+    assert "release 2 promoted (image src-" in result.output
+    assert "by a rollback" not in result.output
 
 
 def test_promote_refuses_an_arm_image_a_missing_one_or_no_good_release(

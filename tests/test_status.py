@@ -59,3 +59,15 @@ def test_logs_reads_the_services_lines_through_cloud_logging(
     google.log_entries = []  # a quiet service is said to be quiet, never an empty answer
     quiet = stx("logs", "hello-course", "--since", "30m")
     assert quiet.exit_code == 0 and "nothing was logged by hello-course-dev since" in quiet.output
+
+
+def test_status_shows_custom_domains_and_a_destroyed_stack_as_such(
+        workspace: Path, pulumi_cli: PulumiStandIn) -> None:
+    assert stx("up", "hello-course", "--domain", "course.example.org", "--yes",
+               "--no-verify").exit_code == 0
+    assert stx("up", "hello-course", "--env", "staging", "--yes", "--no-verify").exit_code == 0
+    assert stx("destroy", "hello-course", "--env", "staging", "--yes").exit_code == 0
+    text = stx("status", "--no-check").output
+    assert "https://course.example.org" in text
+    staging = next(line for line in text.splitlines() if " staging " in f" {line} ")
+    assert "nothing deployed" in staging and "0–0" not in staging

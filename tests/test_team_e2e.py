@@ -224,6 +224,15 @@ def test_ci_github_writes_a_valid_pinned_workflow_and_keeps_user_edits(
     assert "-      cancel-in-progress: true" in result.output
     assert stx("ci", "github", "--force").exit_code == 0
     assert file.read_text() == edited
+    # what CI installs: this exact version by default, or what --install names
+    assert 'INSTALL: "stx-pulumi==0.1.0"' in edited
+    bad = stx("ci", "github", "--install", "stx-pulumi; rm -rf /")
+    assert bad.exit_code == 2 and "--install:" in bad.output and file.read_text() == edited
+    spec = "git+https://github.com/my-school/stx-pulumi@v0.2.0"
+    file.unlink()  # the generated file alone, validated as GitHub and zizmor read it
+    assert stx("ci", "github", "--install", spec).exit_code == 0
+    assert f'INSTALL: "{spec}"' in file.read_text()
+    validate_github(ws)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])

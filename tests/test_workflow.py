@@ -99,3 +99,15 @@ def test_a_hostile_env_or_app_name_is_refused_and_would_be_inert_anyway(name: st
     steps = [s for job in data["jobs"].values() for s in job["steps"] if "env" in s]
     assert any(s["env"].get("STX_ENV") == name for s in steps)  # the value, as it is
     assert any(s["env"].get("APPS") == name for s in steps)
+
+
+def test_this_repositorys_release_workflow_is_valid_and_publishes_without_a_token() -> None:
+    """tag → build → PyPI by trusted publishing: GitHub's schema and zizmor (offline) accept
+    it, and no password or token is anywhere in it."""
+    from conftest import REPO
+
+    validate_github(REPO)
+    text = (REPO / ".github" / "workflows" / "release.yml").read_text()
+    code = "\n".join(line.split("#")[0] for line in text.splitlines())  # comments aside
+    assert "id-token: write" in code and "pypa/gh-action-pypi-publish@" in code
+    assert "password" not in code and "secrets." not in code

@@ -95,7 +95,7 @@ def rollback(
     # fast: the revisions run the image they were made with; the template stays as deployed
     digest = (now.digest if now and spec.pin is None else spec.pin.digest if spec.pin
               else target.digest) if fast else target.digest
-    pin = {"release": target.n, "digest": digest,
+    pin = {"release": target.n, "digest": digest, "tag": target.tag,
            "revisions": dict(target.revisions) if fast else {}}
     how = (f"all traffic to its revision(s) {', '.join(target.revisions.values())}" if fast
            else f"its image {target.digest.rsplit('@', 1)[-1][:19]}… deployed again (its "
@@ -186,7 +186,7 @@ def promote(
         digest = registry.copy(client, serving.digest, path, tag=f"{RELEASE_TAG}{number}")
     except registry.RegistryError as err:
         raise PrerequisiteError(f"the registry refused the copy: {err}") from None
-    pin = {"release": number, "digest": digest, "revisions": {}}
+    pin = {"release": number, "digest": digest, "revisions": {}, "tag": serving.tag}
     deploy_app(app_name, DeployOptions(env=target_env), {"stx:pin": pin}, ("pin",), yes=True,
                message=message or f"promote release {serving.n} from {source}",
                json_output=json_output, kind="promote", verify=not no_verify,

@@ -82,6 +82,11 @@ def ci_github(
         "--apps", help="Only these apps (repeatable). Default: every app of each env.")] = None,
     force: Annotated[bool, typer.Option(
         "--force", help="Replace a generated block that was edited by hand.")] = False,
+    install: Annotated[str | None, typer.Option(
+        "--install", help="What the workflow installs with pip: a requirement "
+        "(stx-pulumi==0.2.0), a git URL (git+https://github.com/ORG/stx-pulumi@TAG) or a path "
+        "in the repository (./tools/stx-pulumi). Default: this exact version from PyPI.")
+    ] = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Write .github/workflows/stx-pulumi.yml: previews on pull requests, the changed apps
@@ -89,8 +94,11 @@ def ci_github(
     from stx_pulumi.model import workflow
     from stx_pulumi.workspace import locate_workspace
 
+    if install is not None and not workflow.SAFE_RE.fullmatch(install):
+        raise InputError(f"--install: {shown(install)} is not a requirement, git URL or path "
+                         "(letters, digits and @._/:=<>~+- only)")
     ws = locate_workspace(Path.cwd(), os.environ)
-    spec, root = _workflow_spec(ws, tuple(apps or ()))
+    spec, root = _workflow_spec(ws, tuple(apps or ()), install)
     if not (root / ".git").exists():
         render.warning(f"{ws.root} is in no git repository: the workflow is written there; "
                        "move .github/ to the repository's root")
@@ -124,7 +132,8 @@ def ci_github(
                 "required reviewers")
 
 
-def _workflow_spec(ws: "Workspace", apps: tuple[str, ...]) -> tuple["WorkflowSpec", Path]:
+def _workflow_spec(ws: "Workspace", apps: tuple[str, ...], install: str | None = None
+                   ) -> tuple["WorkflowSpec", Path]:
     """The workflow's spec from the stack files (envs, apps) and the team stack's outputs
     (identity, protected envs), and the repository root it goes in."""
     from stx_pulumi.engine.stacks import Engine
@@ -152,7 +161,7 @@ def _workflow_spec(ws: "Workspace", apps: tuple[str, ...]) -> tuple["WorkflowSpe
         provider=team["workloadIdentityProvider"], deployer=team["deployer"],
         previewer=team["previewer"], default_branch=team.get("defaultBranch") or "main",
         envs=tuple(sorted({split_stack_name(s)[1] for s in stacks} - set(protected))),
-        protected=protected, apps=apps, install=f"stx-pulumi=={_version()}",
+        protected=protected, apps=apps, install=install or f"stx-pulumi=={_version()}",
         directory=Path(os.path.relpath(ws.root, root)).as_posix()), root
 
 

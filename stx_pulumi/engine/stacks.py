@@ -55,8 +55,10 @@ class Engine(Backend):
         resources = self._selected(spec.stack)[1]
         stack = self._ready(spec, _program(spec, build, cloudflare_token, carried, build_turn))
         migration = self._migration(resources, spec)
+        served = spec.pin.served_tag(migration.releases, spec.image_tag) if spec.pin else (
+            spec.image_tag)
         carried["migration"] = replace(migration, record=releases.record(
-            list(migration.releases), spec.image_tag, message, kind, self.environ, spec.now,
+            list(migration.releases), served, message, kind, self.environ, spec.now,
             spec.settings_digest))
         self._state.pop(spec.stack, None)  # the update changes it
         # Scheduled jobs change the services' scaling behind Pulumi's back: with event windows,

@@ -19,7 +19,7 @@ import configparser
 import getpass
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -60,6 +60,16 @@ class Pin:
     release: int
     digest: str
     revisions: Mapping[str, str] = field(default_factory=dict)
+    tag: str | None = None  # the image tag of what serves (pins of earlier releases: none)
+
+    def served_tag(self, previous: Sequence[Any], default: str) -> str:
+        """The tag of the image this pin serves: its own, else the pinned release's record,
+        else `default` — never the source's tag next to another release's digest."""
+        if self.tag:
+            return self.tag
+        found = [r.get("tag") for r in previous
+                 if isinstance(r, Mapping) and r.get("n") == self.release and r.get("tag")]
+        return str(found[-1]) if found else default
 
 
 def history(outputs: Mapping[str, Any], tags: Mapping[str, str]) -> list[Release]:
@@ -161,8 +171,10 @@ def read_pin(value: Any, problems: list[str]) -> Pin | None:
         except ValueError:
             value = None
     try:
+        tag = value.get("tag")
         pin = Pin(release=int(value["release"]), digest=str(value["digest"]),
-                  revisions={str(k): str(v) for k, v in (value.get("revisions") or {}).items()})
+                  revisions={str(k): str(v) for k, v in (value.get("revisions") or {}).items()},
+                  tag=str(tag) if tag else None)
     except (TypeError, KeyError, ValueError):
         problems.append(f"stx:pin: {shown(value)} is not a rollback pin (release, digest, "
                         "revisions): run `stx-pulumi up --unpin`")

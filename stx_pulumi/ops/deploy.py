@@ -76,7 +76,7 @@ def up(spec: AppSpec, ws: Workspace, engine: Engine, watch: Watch, request: UpRe
     passphrase_notice(engine, report)
     for notice in notices:
         report.info(notice)
-    build = _image(engine, ws, spec, deployed, build, watch, report, stop)
+    build = _image(engine, ws, spec, deployed, build, watch, report, stop, request.kind)
     result = _update(engine, spec, build, updates, request, config, watch, build_turn)
     for notice in result.notices:
         report.info(notice)
@@ -109,11 +109,15 @@ def _checked(engine: Engine, spec: AppSpec, request: UpRequest, report: Reporter
 
 
 def _image(engine: Engine, ws: Workspace, spec: AppSpec, deployed: Deployed, build: Build,
-           watch: Watch, report: Reporter, stop: threading.Event | None) -> Build:
+           watch: Watch, report: Reporter, stop: threading.Event | None, kind: str = "up"
+           ) -> Build:
     """Where the services' image comes from, said before the update; a cloud build done."""
     if spec.pin is not None:
-        report.info(f"pinned to release {spec.pin.release} by a rollback: the source is not "
-                    "built (`up --unpin` deploys it)")
+        n = spec.pin.release
+        what = {"promote": f"release {n} promoted", "rollback": f"rolled back to release {n}"
+                }.get(kind, f"pinned to release {n}")
+        image = f" (image {spec.pin.tag})" if spec.pin.tag else ""
+        report.info(f"{what}{image}: the source is not built (`up --unpin` deploys it)")
     elif build.builder == "cloud":
         return cloud_build(engine, spec, deployed, watch, report, stop)
     elif not builds(spec, deployed):

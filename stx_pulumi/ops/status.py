@@ -31,6 +31,9 @@ def row(info: Any, config: Mapping[str, Any], now: datetime) -> dict[str, Any]:
         "stack": info.stack, "app": info.app, "env": info.env,
         "urls": urls(out),
         "custom_urls": [v["custom_url"] for v in [out, *books.values()] if v.get("custom_url")],
+        "custom": {b: v.get("custom_url") for b, v in books.items() if v.get("custom_url")} or (
+            {"": out["custom_url"]} if out.get("custom_url") else {}),
+        "deployed": bool(out.get("image") or books),  # a destroyed stack keeps no outputs
         "min_instances": scaling.min_instances if not books else None,
         "max_instances": scaling.max_instances if not books else None,
         "scaling": scaling.source,

@@ -130,8 +130,10 @@ class StreamtexApp(_Component):
     def _outputs(self, spec: AppSpec, digest: pulumi.Input[str],
                  migration: Migration) -> dict[str, Any]:
         """The stack's outputs: the image, where and how it serves, the releases kept."""
+        tag = spec.pin.served_tag(migration.releases, spec.image_tag) if spec.pin else (
+            spec.image_tag)
         outputs: dict[str, Any] = {
-            "image": digest, "image_tag": spec.image_tag, "region": spec.region,
+            "image": digest, "image_tag": tag, "region": spec.region,
             "project": spec.project, "serve_mode": spec.serve_mode, "port": spec.port,
             "protected": spec.protected}
         if spec.pin:

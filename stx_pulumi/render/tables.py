@@ -112,7 +112,10 @@ def status_table(backend: str, rows: list[dict[str, Any]]) -> None:
         for i, (book, url) in enumerate(urls.items()):
             state = health.get(book) if isinstance(health, dict) else health
             scaling = (f"{r['min_instances']}–{r['max_instances']}" if r["min_instances"]
-                       is not None else "per book")
+                       is not None else "per book") if r["deployed"] else "nothing deployed"
+            custom = r["custom"].get(book)
+            if custom:
+                url = f"{url} {custom}" if url else custom
             if r["scaling"] != "base":
                 scaling += f" ({r['scaling']})"
             if r["pinned_release"]:
@@ -212,8 +215,9 @@ def history(stack: str, rows: list[dict[str, Any]], pin: Any) -> None:
         table.add_row("▶" if row["serving"] else "", str(row["n"]), row["time"],
                       safe(row["who"]), row["kind"], safe(row["tag"]), verified,
                       safe(row["message"] or "-"))
-    console.print(f"[bold]{stack}[/]" + (f": pinned to release {pin.release} by a rollback "
-                                          "(`up --unpin` ends it)" if pin else ""))
+    console.print(f"[bold]{stack}[/]" + (f": pinned to release {pin.release}"
+                                          + (f", image {safe(pin.tag)}" if pin.tag else "")
+                                          + " (`up --unpin` ends it)" if pin else ""))
     console.print(table)
 
 
