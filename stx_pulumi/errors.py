@@ -18,8 +18,8 @@ import re
 import threading
 import time
 
-# Every exit code stx-pulumi returns and what it means: the README's table is generated from
-# this mapping (tests/readme.py) and each class below names its code from it.
+# Every exit code stx-pulumi returns and what it means: docs/reference/exit-codes.md is made
+# from this mapping (docs/gen.py) and each class below names its code from it.
 EXIT_CODES: dict[int, str] = {
     0: "success",
     1: "the Pulumi engine reported a failure (the failing resource and message are shown), "

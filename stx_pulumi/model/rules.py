@@ -65,7 +65,7 @@ def upload_problem(spec: AppSpec) -> str | None:
 def serving(mode: str | None, port: int | None, source: SourceFacts,
             problems: list[str]) -> tuple[str, int]:
     """What serves and on which port: the user's --serve-mode/--port, else the Dockerfile's
-    STX_SERVE_MODE, else its EXPOSE and whether it has Nginx (the README's table). An image
+    STX_SERVE_MODE, else its EXPOSE and whether it has Nginx (docs/configuring.md's table). An image
     that says neither is a problem naming both options."""
     where = f"the Dockerfile in {source.path}"
     if mode is None and source.dockerfile_serve_mode:

@@ -2,7 +2,7 @@
 least-privilege grants (one table), and which GitHub tokens may act as them.
 
 The team stack (`program/team.py`) creates what this module names; `team setup` moves state
-into its bucket; `ci github` writes the workflow that uses it; the README lists the table.
+into its bucket; `ci github` writes the workflow that uses it; docs/team.md lists the table.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class Grant:
     condition: str | None = None
 
 
-# Everything `stx-pulumi up` of any app needs, and nothing it does not (the README's table).
+# Everything `stx-pulumi up` of any app needs, and nothing it does not (docs/team.md's table).
 DEPLOYER_GRANTS = (
     Grant("roles/run.admin", "project", "create and update Cloud Run services and their domain "
           "mappings, and make services public (a service's IAM policy needs run.admin)"),

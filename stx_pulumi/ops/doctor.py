@@ -98,8 +98,8 @@ def scheduler_check(client: Google | None, project: str) -> Check:
     if hard:
         return Check("scheduler", FAIL, f"missing on {project}: {', '.join(hard)}",
                      "grant roles/cloudscheduler.admin, roles/workflows.editor and "
-                     "roles/resourcemanager.projectIamAdmin on the project (see the README's "
-                     "event windows permissions)")
+                     "roles/resourcemanager.projectIamAdmin on the project (see docs/events.md, "
+                     "the permissions)")
     if missing:
         return Check("scheduler", WARN, f"not granted project-wide: {', '.join(missing)} "
                      "(fine if granted on the accounts and services themselves)")
@@ -125,8 +125,8 @@ def build_check(client: Google | None, project: str) -> Check:
     if missing:
         return Check("cloud build", FAIL, f"missing on {project}: {', '.join(missing)}",
                      "grant roles/cloudbuild.builds.editor, roles/storage.admin, "
-                     "roles/iam.serviceAccountUser and roles/iam.serviceAccountAdmin (see the "
-                     "README's builders section)")
+                     "roles/iam.serviceAccountUser and roles/iam.serviceAccountAdmin (see "
+                     "docs/building.md)")
     return Check("cloud build", PASS, "may build in Cloud Build as the stack's build account")
 
 
