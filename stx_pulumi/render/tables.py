@@ -73,35 +73,37 @@ def outputs_table(outputs: dict[str, Any], indent: str = "  ") -> None:
 
 
 def stacks_table(backend: str, infos: list[Any]) -> None:
+    table = _backend_table(backend, bool(infos), ("app", "env", "last update", "result",
+                                                  "message", "resources", "url"))
+    if table is None:
+        return
+    for s in infos:
+        table.add_row(safe(s.app), safe(s.env), s.last_update or "-", s.result or "-",
+                      safe(s.message or "-"), str(s.resource_count or 0), safe(s.url or "-"))
+    stdout().print(table)
+
+
+def _backend_table(backend: str, any_stack: bool, columns: tuple[str, ...]) -> Any:
+    """The backend's line, then an empty table of `columns` (None, said so, with no stack)."""
     from rich.table import Table
 
     console = stdout()
     console.print(f"[dim]backend {safe(backend)}[/]")
-    if not infos:
+    if not any_stack:
         console.print("no stacks yet: `stx-pulumi up APP` creates one")
-        return
+        return None
     table = Table(box=None, padding=(0, 2))
-    for column in ("app", "env", "last update", "result", "message", "resources", "url"):
+    for column in columns:
         table.add_column(column)
-    for s in infos:
-        table.add_row(safe(s.app), safe(s.env), s.last_update or "-", s.result or "-",
-                      safe(s.message or "-"), str(s.resource_count or 0), safe(s.url or "-"))
-    console.print(table)
+    return table
 
 
 def status_table(backend: str, rows: list[dict[str, Any]]) -> None:
     """`status`: one line per app and env (a line per book under it)."""
-    from rich.table import Table
-
-    console = stdout()
-    console.print(f"[dim]backend {safe(backend)}[/]")
-    if not rows:
-        console.print("no stacks yet: `stx-pulumi up APP` creates one")
+    table = _backend_table(backend, bool(rows), ("app", "env", "url", "instances", "image",
+                                                 "last update", "health", "next event"))
+    if table is None:
         return
-    table = Table(box=None, padding=(0, 2))
-    for column in ("app", "env", "url", "instances", "image", "last update", "health",
-                   "next event"):
-        table.add_column(column)
     for r in rows:
         if r.get("error"):
             table.add_row(safe(r["app"]), safe(r["env"]), "-", "-", "-", "-",
@@ -127,7 +129,7 @@ def status_table(backend: str, rows: list[dict[str, Any]]) -> None:
                           f"{r['last_update'] or '-'} {r['result'] or ''}".strip() if first
                           else "", safe(state or "-"),
                           safe(r["next_event"] or "-") if first else "")
-    console.print(table)
+    stdout().print(table)
 
 
 def cost(spec: AppSpec, data: dict[str, Any]) -> None:
