@@ -15,8 +15,10 @@ Nothing below the CLI prints: code raises these, the CLI renders them.
 from __future__ import annotations
 
 import re
-import threading
-import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import threading
 
 # Every exit code stx-pulumi returns and what it means: docs/reference/exit-codes.md is made
 # from this mapping (docs/gen.py) and each class below names its code from it.
@@ -122,6 +124,8 @@ def pause(seconds: float, stop: threading.Event | None = None) -> None:
     """Wait `seconds`. A set `stop` (the fleet this work runs in was interrupted) ends the wait
     with KeyboardInterrupt at once, as Ctrl-C ends it in a single command."""
     if stop is None:
+        import time
+
         time.sleep(seconds)
     elif stop.wait(seconds):
         raise KeyboardInterrupt

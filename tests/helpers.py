@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,20 @@ def state(workspace: Path, stack: str) -> dict[str, Any]:
 def resources(workspace: Path, stack: str) -> dict[str, dict[str, Any]]:
     """The stack's cloud resources (not the component) by logical name."""
     return {r["name"]: r for r in state(workspace, stack)["resources"] if r["custom"]}
+
+
+def refused(workspace: Path, setup: Callable[[Path], None], args: tuple[str, ...],
+            named: str) -> Result:
+    """`stx-pulumi ARGS` after `setup(workspace)`: exit 2 naming `named`, and not one file of
+    the workspace or the home created, changed or removed. The result, for more checks."""
+    setup(workspace)
+    home = Path(os.environ["STX_PULUMI_HOME"])
+    before = snapshot(workspace, home)
+    result = stx(*args)
+    assert result.exit_code == 2, result.output
+    assert named in result.output
+    assert snapshot(workspace, home) == before
+    return result
 
 
 def snapshot(*roots: Path) -> dict[str, str]:

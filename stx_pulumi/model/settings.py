@@ -10,7 +10,6 @@ Everything else is made from it: the deployment options of `plan`, `preview`, `u
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -181,6 +180,8 @@ def key_problems(config: Mapping[str, Any]) -> list[str]:
             continue
         if namespace == "gcp" and name.endswith("CustomEndpoint"):
             continue
+        import difflib  # only for an unknown key: off the start-up path
+
         close = difflib.get_close_matches(str(key), [*ours, *known[namespace]], n=1,
                                           cutoff=0.6)
         hint = f"; did you mean {close[0]}?" if close else ""

@@ -38,13 +38,3 @@ class Watch(AbstractContextManager[Any], Protocol):
 
     def clear(self) -> None:
         """Forget the rows shown so far: the next operation has its own."""
-
-
-class Silent:
-    """A reporter that keeps nothing (tests, and work whose messages nobody reads)."""
-
-    def info(self, message: str) -> None:
-        pass
-
-    def warning(self, message: str) -> None:
-        pass

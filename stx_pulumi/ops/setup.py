@@ -204,13 +204,8 @@ def _record(ws: Workspace, cwd: Path, save_env: bool, out: Setup) -> None:
 def _ignore_in_git(cwd: Path, out: Setup) -> None:
     """In a git work tree, .stx-deploy.env is listed in the folder's .gitignore: it holds
     deploy settings (and, for StreamTeX, may hold secrets) that never belong in a commit."""
-    if not any((folder / ".git").exists() for folder in (cwd, *cwd.resolve().parents)):
-        return
-    ignore = cwd / ".gitignore"
-    lines = ignore.read_text(encoding="utf-8").splitlines() if ignore.is_file() else []
-    if any(line.strip().lstrip("/") == DEPLOY_ENV for line in lines):
-        return
-    with ignore.open("a", encoding="utf-8") as out_file:
-        prefix = "\n" if lines and ignore.read_bytes()[-1:] != b"\n" else ""
-        out_file.write(f"{prefix}{DEPLOY_ENV}\n")
-    out.changed.append(f"added {DEPLOY_ENV} to .gitignore (it never belongs in a commit)")
+    from stx_pulumi.source import in_git_work_tree
+    from stx_pulumi.workspace.files import list_in
+
+    if in_git_work_tree(cwd.resolve()) and list_in(cwd / ".gitignore", (DEPLOY_ENV,)):
+        out.changed.append(f"added {DEPLOY_ENV} to .gitignore (it never belongs in a commit)")

@@ -8,8 +8,9 @@ from stx_pulumi.source.context import (
     dockerignore_spec,
     has_uncommitted_changes,
     image_tag,
+    in_git_work_tree,
     inspect_source,
 )
 
 __all__ = ["SourceFacts", "docker_context", "dockerignore_spec", "has_uncommitted_changes",
-           "image_tag", "inspect_source"]
+           "image_tag", "in_git_work_tree", "inspect_source"]

@@ -278,13 +278,13 @@ def _clean_git_commit(path: Path) -> str | None:
         return None
 
 
-def _in_git_work_tree(path: Path) -> bool:
+def in_git_work_tree(path: Path) -> bool:
     """A `.git` at or above `path`: only then is git asked (outside one, no subprocess)."""
     return any((folder / ".git").exists() for folder in (path, *path.parents))
 
 
 def _git(path: Path, *args: str) -> str | None:
-    if not _in_git_work_tree(path.resolve()):
+    if not in_git_work_tree(path.resolve()):
         return None
     try:
         result = subprocess.run(

@@ -326,25 +326,27 @@ def create_workspace(root: Path, backend: str | None = None) -> Workspace:
     if data.get("main") == MAIN_FILE and not main.exists():
         main.write_text(MAIN_PROGRAM, encoding="utf-8")
     (root / "stacks").mkdir(exist_ok=True)
-    _listed(root / ".gitignore", (f"{STATE_DIR}/", SETTINGS_FILE, f"{MOVE_DIR}/"))
+    list_in(root / ".gitignore", MACHINE_FILES)
     if (root / "Dockerfile").is_file():  # a workspace in the app folder: never in the image
-        _listed(root / ".dockerignore", WORKSPACE_FILES)
+        list_in(root / ".dockerignore", WORKSPACE_FILES)
     return Workspace(root.resolve())
 
 
+# What stays on this machine (never committed): the local state, the machine's settings, a move
+MACHINE_FILES = (f"{STATE_DIR}/", SETTINGS_FILE, f"{MOVE_DIR}/")
 # A workspace's own files: in an app folder (`cd course && stx-pulumi init`) they would be in
 # the build context, move the content tag on every `up` and ship in the image.
-WORKSPACE_FILES = (f"{STATE_DIR}/", SETTINGS_FILE, f"{MOVE_DIR}/", "Pulumi.yaml", MAIN_FILE,
-                   "stacks/", "team/")
+WORKSPACE_FILES = (*MACHINE_FILES, "Pulumi.yaml", MAIN_FILE, "stacks/", "team/")
 
 
-def _listed(file: Path, entries: tuple[str, ...]) -> None:
-    """`entries` appended to an ignore file where missing (the file kept as it was else)."""
-    text = file.read_text(encoding="utf-8") if file.is_file() else ""
-    lines = text.splitlines()
+def list_in(file: Path, entries: tuple[str, ...]) -> bool:
+    """`entries` appended to an ignore file where missing (the file kept as it was else);
+    True when it changed."""
+    lines = file.read_text(encoding="utf-8").splitlines() if file.is_file() else []
     missing = [x for x in entries if x not in lines]
     if missing:
         file.write_text("\n".join([*lines, *missing]) + "\n", encoding="utf-8")
+    return bool(missing)
 
 
 def create_team_files(ws: Workspace) -> Workspace:
