@@ -299,9 +299,12 @@ def test_a_workspace_inside_the_app_folder_never_ships_and_a_second_up_changes_n
     move its tag."""
     monkeypatch.chdir(app_dir)
     (app_dir / ".dockerignore").unlink(missing_ok=True)
-    assert stx("init").exit_code == 0
+    init = stx("init")
+    assert init.exit_code == 0 and "wrote .dockerignore" in init.output
     ignored = (app_dir / ".dockerignore").read_text().splitlines()
     assert {".pulumi-state/", "stacks/", "Pulumi.yaml", "__main__.py"} <= set(ignored)
+    # a fresh app's .dockerignore is StreamTeX's: its environment and secrets stay out too
+    assert {".venv", ".git", ".stx-deploy.env", "**/__pycache__"} <= set(ignored)
     first = stx_json("up", ".", "--yes", "--no-verify")
     second = stx_json("up", ".", "--yes", "--no-verify")
     assert first["changes"]["create"] > 0
@@ -338,3 +341,70 @@ def test_json_failure_is_one_object_too(workspace: Path, pulumi_cli: PulumiStand
     data = json.loads(result.stdout)
     assert data["result"] == "failed" and data["exit_code"] == 1
     assert "Permission denied" in data["error"]
+
+
+def test_a_fresh_app_gets_a_streamtex_dockerignore_when_asked_and_never_unasked(
+        workspace: Path, pulumi_cli: PulumiStandIn) -> None:
+    """A `stx project new` app has no .dockerignore: its .venv goes into every build and a
+    .stx-deploy.env would ship. With no terminal and no --yes nothing is written (the refusal
+    stays and says how); `up --yes` writes StreamTeX's and deploys."""
+    app = workspace / "examples" / "hello-course"
+    (app / ".dockerignore").unlink()
+    (app / ".venv" / "lib").mkdir(parents=True)
+    (app / ".venv" / "lib" / "big.so").write_bytes(b"x" * 1000)
+    (app / ".stx-deploy.env").write_text("COOLIFY_TOKEN=not-for-the-image\n")
+    refused = stx("plan", "hello-course")
+    assert refused.exit_code == 2, refused.output
+    assert ".stx-deploy.env would ship in the image" in refused.output
+    assert "has no .dockerignore: .stx-deploy.env, .venv go into every build" in refused.output
+    assert "`up --yes`" in refused.output
+    assert not (app / ".dockerignore").exists()  # never written unasked
+    result = stx("up", "hello-course", "--yes", "--no-verify")
+    assert result.exit_code == 0, result.output
+    assert "writing" in result.output and ".stx-deploy.env, .venv stay out" in result.output
+    ignored = (app / ".dockerignore").read_text().splitlines()
+    assert {".venv", ".git", ".stx-deploy.env", ".env", ".stx-passwords.toml"} <= set(ignored)
+    from stx_pulumi.source import docker_context
+
+    sent = docker_context(app)
+    assert "book.py" in sent and "uv.lock" in sent and "nginx.conf" in sent
+    assert not [f for f in sent if f.startswith((".venv/", ".stx-deploy.env"))]
+    # an app that has a .dockerignore is never rewritten: a secret it lets through is refused
+    (app / ".dockerignore").write_text(".venv\n")
+    again = stx("up", "hello-course", "--yes", "--no-verify")
+    assert again.exit_code == 2 and ".stx-deploy.env would ship" in again.output
+    assert (app / ".dockerignore").read_text() == ".venv\n"
+
+
+def test_on_a_terminal_plan_offers_to_write_the_dockerignore(workspace: Path) -> None:
+    """On a real terminal (a pty), the author is asked; a yes writes it and the plan goes on."""
+    import pty
+    import select
+    import subprocess
+    import sys
+
+    app = workspace / "examples" / "hello-course"
+    (app / ".dockerignore").unlink()
+    (app / ".venv").mkdir()
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "stx_pulumi", "plan", "hello-course"],
+                            stdin=secondary, stdout=secondary, stderr=secondary, cwd=workspace)
+    os.close(secondary)
+    seen = b""
+    answered = False
+    while True:
+        ready, _, _ = select.select([primary], [], [], 60)
+        assert ready, f"no output for 60 s: {seen.decode(errors='replace')}"
+        try:
+            chunk = os.read(primary, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+        if not answered and b"Write a StreamTeX .dockerignore there?" in seen:
+            os.write(primary, b"y\n")
+            answered = True
+    os.close(primary)
+    assert proc.wait(timeout=60) == 0, seen.decode(errors="replace")
+    assert answered and ".venv" in (app / ".dockerignore").read_text().splitlines()

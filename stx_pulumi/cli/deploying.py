@@ -46,7 +46,7 @@ def run_up(app_name: str | None, options: DeployOptions, overrides: Mapping[str,
     from stx_pulumi.ops.deploy import UpRequest, up
 
     check_wait(*request.get("wait", (300, 10)))
-    spec, ws = load_spec_for(app_name, options, dict(overrides), unset)
+    spec, ws = load_spec_for(app_name, options, dict(overrides), unset, yes=yes)
     for warning in spec.warnings:
         render.warning(warning)
     if spec.protected:

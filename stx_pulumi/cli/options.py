@@ -320,11 +320,27 @@ def open_engine(ws: "Workspace", operation: str | None = None, quiet: bool = Fal
 
 
 def load_spec_for(app_name: str | None, options: DeployOptions, overrides: dict[str, Any],
-          unset: Sequence[str], placeholder: bool = False
+                  unset: Sequence[str], placeholder: bool = False, yes: bool = False
                   ) -> tuple["AppSpec", "Workspace"]:
+    """The spec of APP; an app folder with no .dockerignore gets a StreamTeX one when the
+    user says so (`yes`: --yes; else a confirmation on a terminal; never unasked in CI)."""
     from stx_pulumi.workspace import load_spec
 
     return load_spec(app_name, env=options.env, overrides=overrides, cwd=Path.cwd(),
                      environ=os.environ, unset=tuple(unset),
-                     allow_placeholder_project=placeholder)
+                     allow_placeholder_project=placeholder,
+                     offer=lambda path, found: _write_dockerignore(path, found, yes))
+
+
+def _write_dockerignore(path: Path, found: tuple[str, ...], yes: bool) -> bool:
+    left_out = ", ".join(found)
+    if yes or (interactive() and typer.confirm(
+            f"{path} has no .dockerignore: {left_out} would go into every build. Write a "
+            "StreamTeX .dockerignore there?", default=True)):
+        render.info(f"writing {path / '.dockerignore'}: {left_out} stay out of the image")
+        return True
+    if not interactive():
+        render.info(f"{path} has no .dockerignore: {left_out} go into every build (`up "
+                    "--yes`, or a yes on a terminal, writes a StreamTeX one)")
+    return False
 

@@ -100,7 +100,11 @@ def init(
                     secrets_provider is not None and secrets_provider_problem(secrets_provider)):
         if problem:
             raise InputError(problem)
+    fresh_app = (Path.cwd() / "Dockerfile").is_file() and not Path(".dockerignore").exists()
     ws = create_workspace(Path.cwd(), backend)
+    if fresh_app:
+        render.info("wrote .dockerignore: the app's secrets, environments and caches and this "
+                    "workspace's files stay out of the image")
     if secrets_provider:
         ws.save_settings(secretsProvider=secrets_provider)
     render.info(f"workspace {ws.root}: backend {ws.backend_url(os.environ)}, secrets "

@@ -10,7 +10,10 @@ from stx_pulumi.source.context import (
     image_tag,
     in_git_work_tree,
     inspect_source,
+    missing_dockerignore,
+    write_dockerignore,
 )
 
 __all__ = ["SourceFacts", "docker_context", "dockerignore_spec", "has_uncommitted_changes",
-           "image_tag", "in_git_work_tree", "inspect_source"]
+           "image_tag", "in_git_work_tree", "inspect_source", "missing_dockerignore",
+           "write_dockerignore"]

@@ -101,6 +101,11 @@ def dockerignore_spec(path: Path) -> pathspec.PathSpec[Any]:
     except UnicodeDecodeError as err:
         raise InputError(f"{file}: not UTF-8 text (byte {err.start} is "
                          f"{err.object[err.start]:#04x})") from None
+    return dockerignore_spec_of(lines)
+
+
+def dockerignore_spec_of(lines: Sequence[str]) -> pathspec.PathSpec[Any]:
+    """.dockerignore lines as a matcher (each pattern anchored at the context root)."""
     anchored = []
     for raw in lines:
         line = raw.strip()
@@ -111,6 +116,41 @@ def dockerignore_spec(path: Path) -> pathspec.PathSpec[Any]:
         pattern = "/" + pattern.lstrip("/").removeprefix("./")
         anchored.append(("!" if negate else "") + pattern)
     return pathspec.GitIgnoreSpec.from_lines(anchored)
+
+
+# A StreamTeX app's .dockerignore: StreamTeX's own (`stx deploy docker` writes it:
+# streamtex/cli/deploy_cmd.py, generate_dockerignore) and the caches a `stx project new` app's
+# .gitignore lists. Nothing the generated Dockerfile COPYs (.stx-version, pyproject.toml,
+# uv.lock, book.py, blocks/, static/, .streamlit/, nginx.conf, entrypoint.sh) is left out.
+STREAMTEX_DOCKERIGNORE = (*SECRET_FILES, ".git", ".venv", "**/__pycache__", "**/*.pyc",
+                          ".stx_cache", ".ruff_cache", ".pytest_cache", "node_modules", ".claude")
+
+
+def missing_dockerignore(path: Path) -> tuple[str, ...]:
+    """What a StreamTeX .dockerignore would leave out of an app folder that has a Dockerfile and
+    no .dockerignore (its top-level names); () when it has one, or nothing to leave out."""
+    path = path.resolve()
+    if not (path / "Dockerfile").is_file() or (path / ".dockerignore").exists():
+        return ()
+    ignore = dockerignore_spec_of(STREAMTEX_DOCKERIGNORE)
+    try:
+        names = sorted(entry.name for entry in path.iterdir())
+    except OSError:
+        return ()
+    return tuple(name for name in names if ignore.match_file(name)
+                 or ignore.match_file(name + "/"))
+
+
+def write_dockerignore(path: Path, extra: Sequence[str] = ()) -> Path:
+    """Write a StreamTeX app's .dockerignore in `path` (`extra`: more entries, such as a
+    workspace's own files); never over an existing one."""
+    file = path / ".dockerignore"
+    lines = ["# Written by stx-pulumi for a StreamTeX app: secrets, environments and caches",
+             "# never go into the image nor into a cloud build's upload.",
+             *STREAMTEX_DOCKERIGNORE, *(x for x in extra if x not in STREAMTEX_DOCKERIGNORE)]
+    with file.open("x", encoding="utf-8") as out:
+        out.write("\n".join(lines) + "\n")
+    return file
 
 
 # Folders that never belong in an image: their size is reported and they never count in the

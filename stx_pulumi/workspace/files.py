@@ -328,7 +328,12 @@ def create_workspace(root: Path, backend: str | None = None) -> Workspace:
     (root / "stacks").mkdir(exist_ok=True)
     list_in(root / ".gitignore", MACHINE_FILES)
     if (root / "Dockerfile").is_file():  # a workspace in the app folder: never in the image
-        list_in(root / ".dockerignore", WORKSPACE_FILES)
+        if (root / ".dockerignore").exists():
+            list_in(root / ".dockerignore", WORKSPACE_FILES)
+        else:  # a fresh app: StreamTeX's entries too (its .venv, .git, secrets)
+            from stx_pulumi.source import write_dockerignore
+
+            write_dockerignore(root, WORKSPACE_FILES)
     return Workspace(root.resolve())
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,13 +22,17 @@ from stx_pulumi.workspace.machine import with_machine_defaults
 
 
 def workspace_spec(ws: Workspace, settings: Mapping[str, Any], app: str, env: str,
-                   project: Mapping[str, Any] | None = None) -> AppSpec:
+                   project: Mapping[str, Any] | None = None,
+                   offer: DockerignoreOffer | None = None) -> AppSpec:
     """The validated spec of `settings`, whose paths are relative to this workspace: the
     app folder is read (FOLDER inside it too) and the image builds from it, relative.
     `project`: Pulumi.yaml's own settings, checked even where the stack file overrides
-    them (a bad value there would break the next stack that does not)."""
-    source = inspect_source((ws.root / str(settings["stx:path"])).resolve(),
-                            _folders(settings))
+    them (a bad value there would break the next stack that does not). `offer`: asked
+    whether to write a StreamTeX .dockerignore into an app folder that has none."""
+    path = (ws.root / str(settings["stx:path"])).resolve()
+    if offer is not None:
+        _offer_dockerignore(ws, path, offer)
+    source = inspect_source(path, _folders(settings))
     _check_not_shipped(ws, source.path)
     if project:
         try:
@@ -40,6 +44,24 @@ def workspace_spec(ws: Workspace, settings: Mapping[str, Any], app: str, env: st
                                 ) from None
     return build_spec(settings, app=app, env=env, source=source,
                       context=ws.relative(source.path), digest=settings_digest(settings))
+
+# Asked (app folder, what a StreamTeX .dockerignore would leave out) whether to write one;
+# answers True to write it. The CLI's answer: --yes, or a confirmation on a terminal.
+DockerignoreOffer = Callable[[Path, tuple[str, ...]], bool]
+
+
+def _offer_dockerignore(ws: Workspace, path: Path, offer: DockerignoreOffer) -> None:
+    from stx_pulumi.source import missing_dockerignore, write_dockerignore
+    from stx_pulumi.workspace.files import WORKSPACE_FILES
+
+    found = missing_dockerignore(path)
+    if found and offer(path, found):
+        entries: list[str] = []
+        if ws.root == path or path in ws.root.parents:  # the workspace is in the context
+            prefix = ws.root.relative_to(path).as_posix()
+            entries = [("" if prefix == "." else prefix + "/") + f for f in WORKSPACE_FILES]
+        write_dockerignore(path, entries)
+
 
 def _check_not_shipped(ws: Workspace, context: Path) -> None:
     """A workspace inside the build context must be left out of it by .dockerignore: else its
@@ -148,6 +170,7 @@ def load_spec(
     environ: Mapping[str, str],
     unset: Sequence[str] = (),
     allow_placeholder_project: bool = False,
+    offer: DockerignoreOffer | None = None,
 ) -> tuple[AppSpec, Workspace]:
     """The spec of `<app>.<env>`: the stack config, then `overrides`, then defaults.
 
@@ -180,7 +203,7 @@ def load_spec(
         raise InputError(f"{option_label('stx:path')}: no app folder known for "
                          f"{stack_name(target.app, env)}: give APP as a folder or --path")
     spec = workspace_spec(ws, with_machine_defaults(settings, environ, ws), target.app,
-                          env, project)
+                          env, project, offer)
     if spec.project_is_placeholder and not allow_placeholder_project:
         raise InputError(f"{option_label('gcp:project')}: no Google Cloud project: pass "
                          "--project, set GOOGLE_CLOUD_PROJECT, or run `gcloud config set "
