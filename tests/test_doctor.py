@@ -223,3 +223,49 @@ def test_real_streamtex_app(streamtex_app: Path, pulumi_cli: PulumiStandIn) -> N
     (streamtex_app / ".dockerignore").write_text(".env\n.stx-deploy.env\n.stx-passwords.toml\n")
     code, _ = doctor()
     assert code == 0
+
+
+def _wheel(folder: Path, name: str, release: str) -> None:
+    """A minimal valid wheel of `name` `release` (metadata only) for a local index."""
+    import zipfile
+
+    dist = f"{name.replace('-', '_')}-{release}"
+    with zipfile.ZipFile(folder / f"{dist}-py3-none-any.whl", "w") as wheel:
+        wheel.writestr(f"{dist}.dist-info/METADATA",
+                       f"Metadata-Version: 2.1\nName: {name}\nVersion: {release}\n")
+        wheel.writestr(f"{dist}.dist-info/WHEEL", "Wheel-Version: 1.0\nGenerator: tests\n"
+                       "Root-Is-Purelib: true\nTag: py3-none-any\n")
+        wheel.writestr(f"{dist}.dist-info/RECORD", "")
+
+
+def test_a_workflow_installing_what_pip_cannot_resolve_is_named(
+        workspace: Path, pulumi_cli: PulumiStandIn, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`ci github` once wrote `pip install stx-pulumi==0.1.0`, never published: every CI run
+    failed at its first step. doctor asks this machine's pip (a local index of one release)."""
+    index = tmp_path / "index"
+    index.mkdir()
+    _wheel(index, "stx-pulumi", "0.0.9")
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)  # this index alone, not the machine's
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(index))
+    (workspace / ".git").mkdir()  # the repository root holds the workflow
+    workflow = workspace / ".github" / "workflows" / "stx-pulumi.yml"
+    workflow.parent.mkdir(parents=True)
+
+    def installs(spec: str) -> dict:
+        workflow.write_text("on: push\njobs:\n  deploy:\n    runs-on: ubuntu-latest\n"
+                            "    steps:\n      - name: Install\n        env:\n"
+                            f"          INSTALL: '{spec}'\n        run: pip install \"$INSTALL\"\n")
+        code, checks = doctor("hello-course")
+        assert code == 0, checks  # a warning: this machine can still deploy
+        return checks["CI install"]
+
+    unpublished = installs("stx-pulumi==0.1.0")
+    assert unpublished["status"] == "warn"
+    assert "stx-pulumi==0.1.0, which pip cannot resolve on this machine" in unpublished["detail"]
+    assert "ci github --install" in unpublished["fix"]
+    assert installs("stx-pulumi==0.0.9")["status"] == "pass"
+    assert installs("./no-such-folder")["status"] == "warn"
+    workflow.unlink()
+    assert "CI install" not in doctor("hello-course")[1]  # no workflow, no check

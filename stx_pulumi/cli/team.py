@@ -156,21 +156,13 @@ def _workflow_spec(ws: "Workspace", apps: tuple[str, ...], install: str | None =
         raise InputError("--github: the team stack has no GitHub identity: run `stx-pulumi "
                          "team setup --github owner/repo` first")
     protected = tuple(team.get("protectedEnvs") or ("prod",))
-    root = _repository_root(ws.root)
+    root = ws.repository_root()
     return WorkflowSpec(
         provider=team["workloadIdentityProvider"], deployer=team["deployer"],
         previewer=team["previewer"], default_branch=team.get("defaultBranch") or "main",
         envs=tuple(sorted({split_stack_name(s)[1] for s in stacks} - set(protected))),
         protected=protected, apps=apps, install=install or f"stx-pulumi=={_version()}",
         directory=Path(os.path.relpath(ws.root, root)).as_posix()), root
-
-
-def _repository_root(start: Path) -> Path:
-    """The git repository holding the workspace (the workspace itself when none)."""
-    for folder in [start, *start.parents]:
-        if (folder / ".git").exists():
-            return folder
-    return start
 
 
 def _version() -> str:

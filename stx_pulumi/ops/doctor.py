@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -60,6 +61,7 @@ def prerequisites(ws: Workspace, spec: AppSpec | None, environ: Mapping[str, str
             spec and not spec.project_is_placeholder) else None
         building = pool.submit(build_check, client, project) if (
             spec and spec.builder == "cloud" and project) else None
+        install = pool.submit(install_check, ws, environ)
         checks = [cli.result(), daemon.result(), creds]
         checks.append(Check("project", PASS, project) if project else Check(
             "project", FAIL, "no Google Cloud project", "run `stx-pulumi setup` (it lists "
@@ -70,6 +72,7 @@ def prerequisites(ws: Workspace, spec: AppSpec | None, environ: Mapping[str, str
         checks += [scheduling.result()] if scheduling else []
         checks += [building.result()] if building else []
         checks += [quota.result()] if quota else []
+        checks += [c for c in [install.result()] if c is not None]
     return checks + _spec_prerequisites(spec)
 
 
@@ -363,6 +366,54 @@ def _file_from_env(name: str, var: str, environ: Mapping[str, str], fix: str) ->
     if Path(file).is_file():
         return Check(name, PASS, f"{var}={file}")
     return Check(name, FAIL, f"{var} names {file}, which does not exist", fix)
+
+
+def install_check(ws: Workspace, environ: Mapping[str, str]) -> Check | None:
+    """Whether the install line of the workflow `ci github` wrote names what pip resolves on
+    this machine (an unpublished version fails every CI run at its first step). pip has no
+    API: "the only supported way to use pip is via subprocess" (pip's docs, "Using pip from
+    your program"), so this is `pip install --dry-run`, bounded in time."""
+    from stx_pulumi.model.workflow import WORKFLOW_FILE
+    from stx_pulumi.workspace import load_yaml
+
+    root = ws.repository_root()
+    file = root / WORKFLOW_FILE
+    if not file.is_file():
+        return None
+    name = "CI install"
+    try:
+        spec = _install_spec(load_yaml(file))
+    except InputError as err:
+        return Check(name, WARN, err.message)
+    fix = ("publish that version, or run `stx-pulumi ci github --install SPEC` with one that "
+           "resolves (a requirement, a git URL or a path in the repository)")
+    if spec is None:
+        return None
+    if spec.startswith((".", "/")):
+        found = (root / spec).exists()
+        return Check(name, PASS if found else WARN, f"{WORKFLOW_FILE} installs {spec}"
+                     + ("" if found else f", which is not in {root}"), None if found else fix)
+    if "://" in spec or spec.startswith("git+"):
+        return Check(name, SKIP, f"{WORKFLOW_FILE} installs {spec} (a URL: not fetched here)")
+    ok, out = _run([sys.executable, "-m", "pip", "install", "--dry-run", "--no-deps",
+                    "--ignore-installed", "--quiet", "--disable-pip-version-check", spec],
+                   environ, timeout=60)
+    if ok:
+        return Check(name, PASS, f"{WORKFLOW_FILE} installs {spec}: pip resolves it here")
+    return Check(name, WARN, f"{WORKFLOW_FILE} installs {spec}, which pip cannot resolve on "
+                 f"this machine ({_first(out)}): every CI run would fail at its first step", fix)
+
+
+def _install_spec(data: Mapping[str, object]) -> str | None:
+    """The INSTALL env of a workflow's install step."""
+    jobs = data.get("jobs")
+    for job in jobs.values() if isinstance(jobs, dict) else ():
+        steps = job.get("steps") if isinstance(job, dict) else None
+        for step in steps if isinstance(steps, list) else ():
+            env = step.get("env") if isinstance(step, dict) else None
+            if isinstance(env, dict) and isinstance(env.get("INSTALL"), str):
+                return str(env["INSTALL"])
+    return None
 
 
 def _run(argv: list[str], environ: Mapping[str, str], timeout: float = 30) -> tuple[bool, str]:

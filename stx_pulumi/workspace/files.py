@@ -36,6 +36,14 @@ class Workspace:
     def stacks_dir(self) -> Path:
         return self.root / "stacks"
 
+    def repository_root(self) -> Path:
+        """The git repository holding the workspace (the workspace itself when none): where
+        `ci github` writes the workflow."""
+        for folder in [self.root, *self.root.parents]:
+            if (folder / ".git").exists():
+                return folder
+        return self.root
+
     def stack_file(self, stack: str) -> Path:
         return self.stacks_dir / f"Pulumi.{stack}.yaml"
 
