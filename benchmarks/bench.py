@@ -17,6 +17,11 @@
              `status --no-check` of 8 apps × 2 envs ≤ 2 s, and with its health checks (URLs
              that never answer) ≤ 2 s + the check timeout.
 
+- rehearse:  500 simulated students held at once (ramped over 10 s, a rerun every 5 s for
+             40 s) against a Streamlit-speaking server in its own process: every one served
+             with no error, the generator's own CPU ≤ 50 % of one core (measured apart from
+             the server's, so a report can tell which side was the bottleneck).
+
 Prints each measurement and exits 1 when a target is missed.
 """
 
@@ -243,8 +248,38 @@ def bench_scan(runs: int) -> tuple[bool, list[str]]:
     return secs < 2, [f"scan 20,000 files {secs:6.3f} s   (target < 2 s)"]
 
 
+def bench_rehearse(runs: int) -> tuple[bool, list[str]]:
+    import resource
+
+    from stx_pulumi.ops.rehearse import RehearseRequest, run
+
+    server = subprocess.Popen([sys.executable, str(TESTS / "streamlit_servers.py"), "ok"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        url = server.stdout.readline().strip()
+        most = [0]
+
+        def tick(report: object) -> None:
+            most[0] = max(most[0], report.connected)  # type: ignore[attr-defined]
+
+        report = run(url, RehearseRequest(500, 10, 40, 5, 30, 3), tick)
+    finally:
+        server.terminate()
+        server.wait()
+    child = resource.getrusage(resource.RUSAGE_CHILDREN)
+    share = report.generator_cpu_s / report.elapsed_s
+    met = report.served == 500 and not report.errors and most[0] == 500 and share <= 0.5
+    return met, [f"rehearse 500     held {most[0]} at once, {report.served} served, "
+                 f"{report.runs} runs, errors {report.errors or 'none'}",
+                 f"                 generator CPU {report.generator_cpu_s:5.1f} s "
+                 f"({share:.0%} of one core; target ≤ 50 %), server CPU "
+                 f"{child.ru_utime + child.ru_stime:5.1f} s over {report.elapsed_s:.0f} s"]
+
+
 BENCHES = {"help": bench_help, "plan": bench_plan, "preflight": bench_preflight,
-           "scale-up": bench_scale_up, "scan": bench_scan, "fleet": bench_fleet}
+           "scale-up": bench_scale_up, "scan": bench_scan, "fleet": bench_fleet,
+           "rehearse": bench_rehearse}
 
 
 def main() -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -162,3 +163,14 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
             collection_path.name.startswith("test_")):
         return collection_path.name != "test_live.py"
     return None
+
+
+@pytest.fixture
+def streamtex_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    stx_cli = shutil.which("stx") or str(Path(sys.executable).parent / "stx")
+    if not os.path.exists(stx_cli):
+        pytest.skip("the streamtex package is not installed (pip install -e '.[streamtex]')")
+    subprocess.run([stx_cli, "project", "new", "demo", "--no-git", "--no-sync", "--no-claude"],
+                   cwd=tmp_path, check=True, capture_output=True, timeout=120)
+    monkeypatch.chdir(tmp_path / "demo")
+    return tmp_path / "demo"

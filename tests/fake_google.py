@@ -59,6 +59,10 @@ class FakeGoogle(LocalServer):
         self.image_tags: dict[str, str] = {}  # Artifact Registry: tag → version
         self.revisions: set[str] | None = set()  # Cloud Run revisions that exist (None: all)
         self.log_entries: list[dict[str, Any]] = []  # Cloud Logging: entries:list answers
+        # Cloud Monitoring: instance_count's descriptor delay, and each minute's instances
+        self.ingest_delay = "0s"
+        self.instance_points: list[tuple[str, int]] = []
+        self.series_queries: list[dict[str, str]] = []
         self.log_queries: list[dict[str, Any]] = []
         self.policies: dict[str, dict[str, Any]] = {}
         self.requests: list[tuple[str, str, str]] = []  # method, path, discovery id
@@ -229,6 +233,20 @@ class FakeGoogle(LocalServer):
             if self.revisions is None or revision in self.revisions:
                 return 200, {"name": name}
             return 404, {"error": {"message": "Revision not found."}}
+        if method == "monitoring.projects.metricDescriptors.get":
+            metric = name.split("/metricDescriptors/", 1)[1]
+            return 200, {"name": name, "type": metric, "metricKind": "GAUGE",
+                         "valueType": "INT64", "metadata": {"samplePeriod": "60s",
+                                                            "ingestDelay": self.ingest_delay}}
+        if method == "monitoring.projects.timeSeries.list":
+            self.series_queries.append(query)
+            points = [{"interval": {"startTime": t, "endTime": t},
+                       "value": {"int64Value": str(n)}} for t, n in reversed(
+                           self.instance_points)]  # newest first, as Google answers
+            return 200, {"timeSeries": [{
+                "metric": {"type": "run.googleapis.com/container/instance_count"},
+                "resource": {"type": "cloud_run_revision"}, "metricKind": "GAUGE",
+                "valueType": "INT64", "points": points}] if points else []}
         if method == "cloudscheduler.projects.locations.jobs.get":
             job = self.jobs.get(name.rsplit("/", 1)[1])
             return (200, job) if job else (404, {"error": {"message": "Job not found."}})

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import sys
 from importlib.metadata import version
 from pathlib import Path
 
@@ -196,17 +194,6 @@ def test_up_stops_with_3_before_the_engine(workspace: Path, pulumi_cli: PulumiSt
     assert "docker: the Docker daemon is not reachable" in result.output
     assert "stack select" not in pulumi_cli.commands()
     assert not (workspace / ".pulumi-state" / ".pulumi").exists()
-
-
-@pytest.fixture
-def streamtex_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    stx_cli = shutil.which("stx") or str(Path(sys.executable).parent / "stx")
-    if not os.path.exists(stx_cli):
-        pytest.skip("the streamtex package is not installed (pip install -e '.[streamtex]')")
-    subprocess.run([stx_cli, "project", "new", "demo", "--no-git", "--no-sync", "--no-claude"],
-                   cwd=tmp_path, check=True, capture_output=True, timeout=120)
-    monkeypatch.chdir(tmp_path / "demo")
-    return tmp_path / "demo"
 
 
 @pytest.mark.streamtex

@@ -5,6 +5,7 @@
     workspace  stacks, init, install-cli, env
     events     event add, event list, event test, event remove
     releases   history, rollback
+    rehearse   rehearse (a class of simulated students)
     team       team setup, ci github
 
 Importing this package must stay cheap: Pulumi is imported inside the commands that need it.
@@ -19,6 +20,7 @@ from typing import Any
 from stx_pulumi.cli import (  # noqa: F401  (registers the commands)
     deploy,
     events,
+    rehearse,
     releases,
     team,
     workspace,

@@ -81,6 +81,7 @@ def add(
     if not up and not ws.stack_initialized(spec.stack):
         raise InputError(f"{spec.stack} is not deployed yet: pass --up to deploy it with the "
                          "window")
+    suggested = events.rehearsed(ws, spec, window, render) if max_instances is None else None
     cost = _show_window(spec, window, json_output and up)
     if up:  # the update's preflight checks the capacity
         deploy_app(app_name, options, overrides, (), yes=yes,
@@ -91,7 +92,8 @@ def add(
                             for k, v in window.as_config().items()], [])
     if json_output:
         render.print_json({"stack": spec.stack, "event": window.name,
-                           "window": window.as_config(), "cost": cost, "result": "saved"})
+                           "window": window.as_config(), "cost": cost, "result": "saved",
+                           "rehearsed_max": suggested})
     else:
         render.info(f"event {window.name} saved in {spec.stack}: `stx-pulumi up` schedules it")
 

@@ -49,15 +49,21 @@ def _releases(app_name: str | None, env: str | None
 @command()
 def history(app_name: AppArg = None, env: EnvOpt = None, json_output: JsonOpt = False) -> None:
     """The app's releases, newest first, marking the one serving now."""
-    spec, _, found, now = _releases(app_name, env)
+    import json
+
+    from stx_pulumi.ops.rehearse import REHEARSAL_TAG
+
+    spec, engine, found, now = _releases(app_name, env)
     rows = [{**release.__dict__, "revisions": dict(release.revisions),
              "serving": now is not None and release.n == now.n}
             for release in reversed(found)]
+    kept = engine.tags(spec.stack).get(REHEARSAL_TAG)
+    rehearsal = json.loads(kept) if kept else None
     if json_output:
         render.print_json({"stack": spec.stack, "pinned": spec.pin.release if spec.pin else None,
-                           "releases": rows})
+                           "releases": rows, "rehearsal": rehearsal})
     else:
-        render.history(spec.stack, rows, spec.pin)
+        render.history(spec.stack, rows, spec.pin, rehearsal)
 
 
 @command()

@@ -51,6 +51,7 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
     "cloudscheduler": ("https://cloudscheduler.googleapis.com", "STX_SCHEDULER_ENDPOINT"),
     "iam": ("https://iam.googleapis.com", "STX_IAM_ENDPOINT"),
     "logging": ("https://logging.googleapis.com", "STX_LOGGING_ENDPOINT"),
+    "monitoring": ("https://monitoring.googleapis.com", "STX_MONITORING_ENDPOINT"),
     "run": ("https://run.googleapis.com", "STX_RUN_ENDPOINT"),
     "serviceusage": ("https://serviceusage.googleapis.com", "STX_SERVICEUSAGE_ENDPOINT"),
     # as Google's own storage clients honour it (a host, or a URL)
@@ -59,6 +60,7 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
     # Artifact Registry's Docker registry API: `https://<region>-docker.pkg.dev`
     "registry": ("https://{host}", "STX_REGISTRY_ENDPOINT"),
 }
+INSTANCE_COUNT = "run.googleapis.com/container/instance_count"
 KEY_PERMISSIONS = ("cloudkms.cryptoKeyVersions.useToEncrypt",
                    "cloudkms.cryptoKeyVersions.useToDecrypt")
 BUCKET_PERMISSIONS = ("storage.objects.create", "storage.objects.get", "storage.objects.list",
@@ -398,6 +400,47 @@ class Google:
             "resourceNames": [f"projects/{project}"], "filter": query, "orderBy": order,
             "pageSize": limit})
         return list(data.get("entries") or [])
+
+    # -- Cloud Monitoring ----------------------------------------------------------------------
+
+    def ingest_delay(self, project: str, metric: str) -> float | None:
+        """Seconds after sampling before a point of `metric` is visible (its descriptor's
+        `metadata.ingestDelay`), None when Google does not say."""
+        data = self.call("GET", "monitoring", f"v3/projects/{project}/metricDescriptors/"
+                         f"{metric}")
+        delay = str((data.get("metadata") or {}).get("ingestDelay") or "")
+        try:
+            return float(delay.removesuffix("s")) if delay.endswith("s") else None
+        except ValueError:
+            return None
+
+    def instance_counts(self, project: str, region: str, service: str, start: str, end: str
+                        ) -> list[tuple[str, int]]:
+        """(end of minute, instances) of a Cloud Run service between `start` and `end`
+        (RFC 3339): `run.googleapis.com/container/instance_count`, every revision and state
+        summed, the highest sample of each minute (timeSeries.list), oldest first."""
+        query = (f'metric.type="{INSTANCE_COUNT}" AND resource.type="cloud_run_revision" '
+                 f'AND resource.labels.service_name="{service}" '
+                 f'AND resource.labels.location="{region}"')
+        params = [("filter", query), ("interval.startTime", start), ("interval.endTime", end),
+                  ("aggregation.alignmentPeriod", "60s"),
+                  ("aggregation.perSeriesAligner", "ALIGN_MAX"),
+                  ("aggregation.crossSeriesReducer", "REDUCE_SUM"), ("view", "FULL")]
+        points: dict[str, int] = {}
+        token = ""
+        for _ in range(20):  # pages; a rehearsal's hours of minutes fit in one or two
+            data = self.call("GET", "monitoring", f"v3/projects/{project}/timeSeries",
+                             params + ([("pageToken", token)] if token else []))
+            for series in data.get("timeSeries") or []:
+                for point in series.get("points") or []:
+                    value = point.get("value") or {}
+                    count = value.get("int64Value", value.get("doubleValue", 0))
+                    when = str((point.get("interval") or {}).get("endTime"))
+                    points[when] = points.get(when, 0) + round(float(count))
+            token = str(data.get("nextPageToken") or "")
+            if not token:
+                break
+        return sorted(points.items())
 
     def tag_image(self, digest: str, tag: str) -> None:
         """Tag the image `digest` (`R-docker.pkg.dev/P/REPO/PKG@sha256:…`) as `tag` through the

@@ -194,6 +194,12 @@ class Engine(Backend):
                         int(number) not in kept | {release}):
                     stack.remove_tag(key)
 
+    def set_tag(self, stack_name: str, key: str, value: str) -> None:
+        """Keep `value` as the stack's tag `key` in the backend."""
+        stack = self._stack(stack_name)
+        with self._errors(stack_name):
+            stack.set_tag(key, value)
+
     def protection(self, stack_name: str) -> bool:
         """Whether a deployed service is protected, from the stack's state (never from the
         editable stack file): the services' deletionProtection in the exported state, which

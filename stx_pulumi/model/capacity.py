@@ -37,6 +37,8 @@ class Demand:
     gib: float
     base: int
     windows: tuple[tuple[datetime, datetime, int], ...] = ()  # (warm-up, end, max), UTC
+    concurrency: int = 80  # sessions an instance takes
+    book: str | None = None
 
     @property
     def peak(self) -> int:
@@ -90,7 +92,8 @@ def of_config(stack: str, config: Mapping[str, Any], now: datetime) -> list[Dema
         memory = str(own.get("memory", config.get("stx:memory")) or "512Mi")
         spans = tuple((w.warm_at.astimezone(UTC), w.end.astimezone(UTC),
                        w.scaling(concurrency, base)[1]) for w in windows if w.covers(book))
-        out.append(Demand(stack, name, cpu, gib_of(memory, cpu), base, spans))
+        out.append(Demand(stack, name, cpu, gib_of(memory, cpu), base, spans, concurrency,
+                          book))
     return out
 
 

@@ -79,6 +79,31 @@ def check_capacity(ws: Workspace, spec: AppSpec, window: events.Window, report: 
         report.warning(check.detail)
 
 
+def rehearsed(ws: Workspace, spec: AppSpec, window: events.Window, report: Reporter
+              ) -> int | None:
+    """The --max the stack's last rehearsal suggested, when this window's is lower (said
+    through `report`); None when there is no rehearsal, no suggestion, or no engine here."""
+    import json
+
+    from stx_pulumi.engine.stacks import Engine
+    from stx_pulumi.errors import StxError
+    from stx_pulumi.ops.rehearse import REHEARSAL_TAG
+
+    try:
+        kept = Engine(ws, os.environ).tags(spec.stack).get(REHEARSAL_TAG)
+        last = json.loads(kept) if kept else {}
+    except (StxError, ValueError):
+        return None
+    suggested = last.get("suggested_max") if isinstance(last, dict) else None
+    highest = max(window.scaling(s.concurrency, s.max_instances)[1] for s in spec.services)
+    if not isinstance(suggested, int) or suggested <= highest:
+        return None
+    report.warning(f"the rehearsal of {last.get('at')} ({last.get('students')} students) "
+                   f"suggested --max {suggested}; this window allows {highest}: pass "
+                   f"--max {suggested} to follow it")
+    return suggested
+
+
 def job_states(spec: AppSpec) -> dict[str, str]:
     """Each planned job's last attempt as Cloud Scheduler reports it; said plainly when it
     cannot be asked (no credentials, or no answer)."""

@@ -201,11 +201,14 @@ def windows(spec: AppSpec, data: dict[str, Any]) -> None:
         console.print(f"{month} with its events and the idle month: ${total:.2f}")
 
 
-def history(stack: str, rows: list[dict[str, Any]], pin: Any) -> None:
-    """`history`: the releases, newest first, the serving one marked."""
+def history(stack: str, rows: list[dict[str, Any]], pin: Any,
+            rehearsal: dict[str, Any] | None = None) -> None:
+    """`history`: the releases, newest first, the serving one marked; the last rehearsal."""
     from rich.table import Table
 
     console = stdout()
+    if rehearsal:
+        console.print(rehearsal_line(rehearsal))
     if not rows:
         console.print(f"{stack}: no release recorded yet (`stx-pulumi up` records one)")
         return
@@ -221,6 +224,17 @@ def history(stack: str, rows: list[dict[str, Any]], pin: Any) -> None:
                                           + (f", image {safe(pin.tag)}" if pin.tag else "")
                                           + " (`up --unpin` ends it)" if pin else ""))
     console.print(table)
+
+
+def rehearsal_line(kept: dict[str, Any]) -> str:
+    """The last rehearsal, as the stack keeps it, on one line."""
+    verdict = "ready" if kept.get("ok") else "not ready"
+    line = (f"last rehearsal {safe(kept.get('at'))}: {kept.get('served')} of "
+            f"{kept.get('students')} students served, p95 {kept.get('p95_s')}s at --max "
+            f"{kept.get('max')}: {verdict}")
+    if kept.get("suggested_max"):
+        line += f" (it suggested --max {kept['suggested_max']})"
+    return line
 
 
 def log_lines(entries: list[dict[str, Any]], several: bool = False) -> None:
