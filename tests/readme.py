@@ -235,6 +235,43 @@ def team_grants() -> str:
     return "| account | role | scope | why |\n|---|---|---|---|\n" + "\n".join(rows) + "\n"
 
 
+def rehearse() -> str:
+    """A rehearsal of the example app under a real `streamlit run` on loopback (no cloud),
+    and, when the pages are written and Chromium is here, a screenshot of its HTML report."""
+    from streamlit_servers import StreamlitRun
+
+    with session(False) as s, StreamlitRun(s.root / "examples" / "hello-course",
+                                           s.root.parent / "sessions.log") as server:
+        shown = s.run(f"stx-pulumi rehearse --url {server.url} --users 20 --ramp 2s "
+                      "--duration 10s --think 1s --report rehearsal.html 2>/dev/null")
+        chromium = shutil.which("chromium")
+        if SCREENSHOTS and chromium:
+            subprocess.run(
+                [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--hide-scrollbars",
+                 f"--user-data-dir={s.root.parent / 'chromium'}", "--window-size=900,1150",
+                 f"--screenshot={REPO / 'docs' / 'img' / 'rehearsal-report.png'}",
+                 (s.root / "rehearsal.html").as_uri()],
+                capture_output=True, timeout=120, check=True)
+        return shown.replace(server.url, "http://127.0.0.1:8080")
+
+
+SCREENSHOTS = False  # pictures are made when the pages are written (main, without --check)
+# Blocks whose numbers are measured (latencies, counts of runs, CPU): the drift check compares
+# their shape, the numbers aside.
+MEASURED = {"rehearse": re.compile(r"\d+(\.\d+)?(s|%)|\d+ script runs")}
+
+
+def shape(text: str) -> str:
+    """`text` with the numbers of measured blocks blanked (what --check compares)."""
+    def blank(match: re.Match[str]) -> str:
+        rule = MEASURED.get(match.group(2))
+        return match.group(0) if rule is None else rule.sub("#", match.group(0))
+
+    return BLOCK.sub(blank, text)
+
+
 BLOCKS: dict[str, Callable[[], str]] = {
     "help": run_block(False, "stx-pulumi --help"),
     "plan": run_block(False, "stx-pulumi plan examples/hello-course --max 100"),
@@ -264,6 +301,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "fleet": fleet,
     "team": team,
     "team-grants": team_grants,
+    "rehearse": rehearse,
 }
 
 
@@ -290,13 +328,15 @@ def page_of(name: str) -> Path:
 
 
 def main(argv: list[str]) -> int:
+    global SCREENSHOTS
+    SCREENSHOTS = "--check" not in argv
     drifted = 0
     for page in PAGES:
         current = page.read_text(encoding="utf-8")
         fresh = render(current)
         if "--check" not in argv:
             page.write_text(fresh, encoding="utf-8")
-        elif fresh != current:
+        elif shape(fresh) != shape(current):
             drifted = 1
             sys.stdout.writelines(difflib.unified_diff(
                 current.splitlines(True), fresh.splitlines(True),

@@ -381,3 +381,23 @@ def test_without_a_project_the_live_suite_skips_each_test_with_one_line() -> Non
     assert len(skipped) == 7 and all(line.endswith(
         "live: set STX_LIVE_PROJECT to a scratch Google Cloud project to run it")
         for line in skipped)
+
+
+def test_a_rehearsal_has_real_sessions_and_reads_the_instances(
+        target: Target, request: pytest.FixtureRequest) -> None:
+    """20 students on the deployed example (through its Nginx, websocket included); Cloud
+    Monitoring's instance count once its ingest delay has passed, and what it cost. Locally
+    the stand-in service answers Streamlit's protocol and the fake Monitoring one minute."""
+    if isinstance(target, Local):
+        from streamlit_servers import Misbehaving
+
+        server = Misbehaving("ok").__enter__()
+        request.addfinalizer(lambda: server.__exit__(None, None, None))
+        target.monkeypatch.setenv("STANDIN_SERVICE_URL", server.url)
+        target.fake.instance_points = [(datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), 1)]
+    target.up("--max", "3", "--no-verify")  # the rehearsal is the check
+    report = target.json("rehearse", target.app, "--env", "dev", "--users", "20", "--ramp",
+                         "5s", "--duration", "40s" if target.name == "live" else "8s",
+                         "--think", "2s")
+    assert report["served"] == 20 and report["errors"] == {}, report
+    assert report["instances"]["peak"] >= 1 and report["cost_usd"] > 0

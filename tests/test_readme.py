@@ -23,7 +23,8 @@ def test_readme_outputs_are_what_the_commands_print_now(name: str) -> None:
     page = readme.page_of(name)
     current = page.read_text(encoding="utf-8")
     fresh = readme.render(current, only=name)
-    diff = "".join(difflib.unified_diff(current.splitlines(True), fresh.splitlines(True)))
+    diff = "".join(difflib.unified_diff(readme.shape(current).splitlines(True),
+                                        readme.shape(fresh).splitlines(True)))
     assert not diff, f"{page.name} drifted: run `python tests/readme.py` and commit it\n{diff}"
 
 

@@ -89,6 +89,8 @@ def rehearsed(ws: Workspace, spec: AppSpec, window: events.Window, report: Repor
     from stx_pulumi.errors import StxError
     from stx_pulumi.ops.rehearse import REHEARSAL_TAG
 
+    if not ws.stack_initialized(spec.stack):  # nothing rehearsed (and no engine to make)
+        return None
     try:
         kept = Engine(ws, os.environ).tags(spec.stack).get(REHEARSAL_TAG)
         last = json.loads(kept) if kept else {}

@@ -79,7 +79,7 @@ def rehearsal(report: Rehearsal, verdict: Verdict, url: str, notes: list[str]) -
         out.print(f"cost of the rehearsal: ${report.cost_usd:.4f}")
     for note in notes:
         out.print(f"note: {safe(note)}")
-    mark = "[green]ok[/]" if verdict.ok else "[red]not ready[/]"
+    mark = "[green]ready[/]" if verdict.ok else "[red]not ready[/]"
     out.print(f"verdict: {mark}")
     for line in verdict.lines:
         out.print(f"  {safe(line)}")
