@@ -63,6 +63,8 @@ class FakeGoogle(LocalServer):
         self.ingest_delay = "0s"
         self.instance_points: list[tuple[str, int]] = []
         self.series_queries: list[dict[str, str]] = []
+        self.alerts: list[dict[str, Any]] = []  # Cloud Monitoring: the alerts open now
+        self.currency = "USD"  # Cloud Billing: the billing account's currency
         self.log_queries: list[dict[str, Any]] = []
         self.policies: dict[str, dict[str, Any]] = {}
         self.requests: list[tuple[str, str, str]] = []  # method, path, discovery id
@@ -233,6 +235,12 @@ class FakeGoogle(LocalServer):
             if self.revisions is None or revision in self.revisions:
                 return 200, {"name": name}
             return 404, {"error": {"message": "Revision not found."}}
+        if method == "monitoring.projects.alerts.list":
+            assert query.get("filter") == 'state = "OPEN"', query
+            return 200, {"alerts": self.alerts}
+        if method == "cloudbilling.billingAccounts.get":
+            return 200, {"name": name, "open": True, "currencyCode": self.currency,
+                         "displayName": "School billing"}
         if method == "monitoring.projects.metricDescriptors.get":
             metric = name.split("/metricDescriptors/", 1)[1]
             return 200, {"name": name, "type": metric, "metricKind": "GAUGE",

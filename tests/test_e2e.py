@@ -99,9 +99,12 @@ def test_5_prod_is_a_separate_protected_stack(deployed: Path) -> None:
     assert prod["hello-course-prod"]["inputs"]["deletionProtection"] is True
     assert resources(deployed, "hello-course.dev")[SERVICE]["inputs"]["deletionProtection"] is False
 
+    # a protected env is watched: 2 uptime checks, 5 alert policies, a dashboard
+    watching = [n for n, r in prod.items() if r["type"].startswith("gcp:monitoring/")]
+    assert len(watching) == 8 and len(prod) == 5 + 8
     refused = stx("destroy", "hello-course", "--yes")
     assert refused.exit_code == 2 and "--unprotect" in refused.output
-    assert len(resources(deployed, "hello-course.prod")) == 5
+    assert len(resources(deployed, "hello-course.prod")) == 5 + 8
 
     result = stx("destroy", "hello-course", "--yes", "--unprotect")
     assert result.exit_code == 0, result.output

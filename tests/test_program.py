@@ -46,12 +46,18 @@ class Recorder(pulumi.runtime.Mocks):
             state["name"] = ("projects/123456789012/locations/global/workloadIdentityPools/"
                              f"{args.inputs['workloadIdentityPoolId']}/providers/"
                              + args.inputs["workloadIdentityPoolProviderId"])
+        if args.typ == "gcp:monitoring/notificationChannel:NotificationChannel":
+            state["name"] = f"projects/{PROJECT}/notificationChannels/{args.name}"
+        if args.typ == "gcp:monitoring/uptimeCheckConfig:UptimeCheckConfig":
+            state["uptimeCheckId"] = f"{args.name}-check"
         if args.typ == "gcp:cloudrun/domainMapping:DomainMapping":
             state["statuses"] = [{"resourceRecords": [
                 {"name": "course", "type": "CNAME", "rrdata": "ghs.googlehosted.com."}]}]
         return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
+        if args.token == "gcp:organizations/getProject:getProject":  # the budget's filter
+            return {"number": "123456789012", "projectId": args.args["projectId"]}
         assert args.token == "gcp:organizations/getClientConfig:getClientConfig"
         return {"accessToken": "ya29.google-access-token", "project": PROJECT}
 

@@ -126,15 +126,16 @@ def test_ctrl_c_stops_cleanly_with_a_partial_report(tmp_path: Path) -> None:
             [sys.executable, "-m", "stx_pulumi", "rehearse", "--url", server.url, "--users",
              "5", "--ramp", "0s", "--duration", "60s", "--think", "0.5s", "--json"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 30
-        while server.reruns < 10 and time.monotonic() < deadline:
+        deadline = time.monotonic() + 120  # a loaded machine imports slowly
+        while server.reruns < 10 and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.1)
+        assert server.reruns >= 10, proc.stderr.read() if proc.stderr else ""
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=20)
     assert proc.returncode == 1, err
     report = json.loads(out)
     assert report["interrupted"] is True and report["runs"] >= 5
-    assert report["elapsed_s"] < 30
+    assert report["elapsed_s"] < 60  # stopped, not run to its end
 
 
 def test_the_html_report_carries_the_runs_numbers(tmp_path: Path) -> None:

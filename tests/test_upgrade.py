@@ -177,3 +177,27 @@ def test_a_stack_of_the_last_release_upgrades_with_nothing_changed(
     data = stx_json("up", "hello-course", "--yes", "--no-verify")
     assert data["changes"] == {"create": 0, "update": 0, "replace": 0, "delete": 0,
                                "same": len(before) + 1}
+
+
+WATCH_RELEASE = "e0ed235"  # the last release before alerts, dashboards and budgets (issue 27)
+
+
+def test_a_protected_stack_of_the_last_release_gains_alerts_with_one_up(
+        workspace: Path, pulumi_cli: PulumiStandIn, tmp_path: Path) -> None:
+    """Its policies, uptime checks and dashboard are created; nothing is replaced or deleted,
+    and a dev stack of that release changes nothing (alerts are on by default in protected
+    envs only)."""
+    previous = release(WATCH_RELEASE, tmp_path)
+    for env in ("prod", "dev"):
+        old = run_previous(previous, workspace, "up", "hello-course", "--env", env, "--yes",
+                           "--no-verify")
+        assert old.returncode == 0, old.stderr
+    before = resources(workspace, "hello-course.prod")
+    data = stx_json("up", "hello-course", "--env", "prod", "--yes", "--no-verify")
+    assert data["changes"]["replace"] == 0 and data["changes"]["delete"] == 0
+    after = resources(workspace, "hello-course.prod")
+    added = {r["type"].rsplit(":", 1)[1] for name, r in after.items() if name not in before}
+    assert added == {"UptimeCheckConfig", "AlertPolicy", "Dashboard"}
+    assert set(before) <= set(after)  # every resource of the last release is still there
+    dev = stx_json("up", "hello-course", "--yes", "--no-verify")
+    assert {k: n for k, n in dev["changes"].items() if n and k != "same"} == {}

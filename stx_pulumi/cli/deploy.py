@@ -55,9 +55,12 @@ if TYPE_CHECKING:
     from stx_pulumi.workspace import Workspace
 
 @command(deploy_options=True)
-def plan(apps: AppsArg = None, all_apps: AllOpt = False, json_output: JsonOpt = False, *,
-         options: DeployOptions) -> None:
+def plan(apps: AppsArg = None, all_apps: AllOpt = False, json_output: JsonOpt = False,
+         yes: YesOpt = False, *, options: DeployOptions) -> None:
     """Show the resources `up` would create, offline: no Pulumi CLI, Docker or cloud needed."""
+    from stx_pulumi.model.cost import over_budget
+    from stx_pulumi.model.prices import Prices
+
     if several(apps, all_apps):
         refuse_path(options)
         _plans(apps or [], all_apps, options, json_output)
@@ -68,6 +71,10 @@ def plan(apps: AppsArg = None, all_apps: AllOpt = False, json_output: JsonOpt = 
     else:
         render.plan_tree(result)
         render.cost(result.spec, costs)
+    problem = over_budget(result.spec, Prices())
+    if problem and not yes:  # shown, then refused: the plan would bust the budget
+        render.error(InputError(problem))
+        raise typer.Exit(2)
 
 
 def _plan(app_name: str | None, options: DeployOptions) -> tuple["Plan", dict[str, Any]]:

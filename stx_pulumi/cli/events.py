@@ -67,7 +67,9 @@ def add(
     json_output: JsonOpt = False,
 ) -> None:
     """Schedule a class: its scaling from --start minus --warm until --end."""
+    from stx_pulumi.model.cost import over_budget
     from stx_pulumi.model.events import clock
+    from stx_pulumi.model.prices import Prices
     from stx_pulumi.ops import events
 
     window = events.new_window(name, {
@@ -81,6 +83,9 @@ def add(
     if not up and not ws.stack_initialized(spec.stack):
         raise InputError(f"{spec.stack} is not deployed yet: pass --up to deploy it with the "
                          "window")
+    budget = over_budget(spec, Prices())
+    if budget and not yes:
+        raise InputError(budget)
     suggested = events.rehearsed(ws, spec, window, render) if max_instances is None else None
     cost = _show_window(spec, window, json_output and up)
     if up:  # the update's preflight checks the capacity

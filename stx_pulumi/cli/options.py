@@ -109,6 +109,8 @@ class DeployOptions:
                     books.setdefault(name, {})["folder"] = folder
             elif setting.repeat:
                 values[setting.key] = _pairs(option, str(setting.metavar), value)
+            elif setting.listing:
+                values[setting.key] = ",".join(dict.fromkeys(v.strip() for v in value))
             elif setting.per_book_option:
                 _per_book(setting, value, values, books)
             else:
@@ -156,7 +158,7 @@ OPTION_SETTINGS = tuple(s for s in SETTINGS if s.option)
 
 def _annotation(setting: Setting) -> Any:
     """The option's Python type: repeatable ones (a map, or `[BOOK=]VALUE`) are lists."""
-    if setting.repeat or setting.per_book_option:
+    if setting.repeat or setting.per_book_option or setting.listing:
         return list[str] | None
     if "/" in str(setting.option):
         return bool | None

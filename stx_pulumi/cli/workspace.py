@@ -69,6 +69,8 @@ def status(
     rows = [board.row(info, _config_or_empty(ws, info.stack), now)
             for info in sorted(infos, key=lambda i: (i.app, i.env)) if wanted(info)]
     checks.fill(rows)
+    if not no_check:
+        board.firing(rows, os.environ)
     if json_output:
         render.print_json({"backend": engine.backend, "stacks": rows})
     else:

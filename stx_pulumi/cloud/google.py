@@ -331,6 +331,17 @@ class Google:
         return bool(self.call("GET", "cloudbilling", f"v1/projects/{project}/billingInfo")
                     .get("billingEnabled"))
 
+    def billing_account(self, project: str) -> str | None:
+        """The project's billing account id (`XXXXXX-XXXXXX-XXXXXX`), None without one."""
+        name = self.call("GET", "cloudbilling", f"v1/projects/{project}/billingInfo").get(
+            "billingAccountName")
+        return str(name).rsplit("/", 1)[-1] if name else None
+
+    def billing_currency(self, account: str) -> str:
+        """The currency a billing account bills in (billingAccounts.get's currencyCode)."""
+        return str(self.call("GET", "cloudbilling", f"v1/billingAccounts/{account}").get(
+            "currencyCode") or "")
+
     def run_quota(self, project: str, region: str) -> tuple[float, float] | None:
         """The region's Cloud Run CPU (vCPU) and memory (GiB) allocation quotas (Cloud Quotas
         API: CpuAllocPerProjectRegion in milli-vCPU, MemAllocPerProjectRegion in bytes).
@@ -413,6 +424,13 @@ class Google:
             return float(delay.removesuffix("s")) if delay.endswith("s") else None
         except ValueError:
             return None
+
+    def open_alerts(self, project: str) -> list[dict[str, Any]]:
+        """The project's alerts open now (Cloud Monitoring's alerts.list, `state = "OPEN"`),
+        each with its policy's display name and user labels."""
+        data = self.call("GET", "monitoring", f"v3/projects/{project}/alerts",
+                         [("filter", 'state = "OPEN"'), ("pageSize", "100")])
+        return [a for a in data.get("alerts") or [] if isinstance(a, dict)]
 
     def instance_counts(self, project: str, region: str, service: str, start: str, end: str
                         ) -> list[tuple[str, int]]:

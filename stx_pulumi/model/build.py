@@ -56,6 +56,12 @@ from stx_pulumi.model.spec import (
     SecretEnv,
     ServiceSpec,
 )
+from stx_pulumi.model.watch import (
+    BILLING_ACCOUNT_RE,
+    PLACEHOLDER_ACCOUNT,
+    Watch,
+    emails_problems,
+)
 
 
 def build_spec(
@@ -83,6 +89,7 @@ def build_spec(
     windows = _windows(reader, books or [base], now, problems, warnings)
     builder, build_region = _builder(reader, source, region, problems)
     pin = read_pin(settings.get("stx:pin"), problems)
+    watch = _watch(reader, is_protected(settings, env), project == PLACEHOLDER_PROJECT, problems)
     if problems or base is None:
         raise SpecError(list(dict.fromkeys(problems)))  # a base problem shows once, not per book
     return AppSpec(
@@ -96,7 +103,45 @@ def build_spec(
         expired=tuple(w.name for w in windows if w.expired(now)), pin=pin, builder=builder,
         build_region=build_region, windows=tuple(w for w in windows if not w.expired(now)),
         heavy_folders=tuple(f for f, _ in source.heavy_folders), settings_digest=digest,
+        watch=watch,
     )
+
+
+def _watch(reader: _Reader, protected: bool, offline: bool, problems: list[str]) -> Watch:
+    """Alerts (on by default in protected envs), their addresses and 5xx threshold; the
+    budget and its billing account (a placeholder offline, as for the project)."""
+    emails, bad = emails_problems(reader.text("stx:alertEmails"), option_label("stx:alertEmails"))
+    problems += bad
+    ratio = _amount(reader, "stx:alert5xxRatio", problems)
+    if ratio is not None and not 0 < ratio <= 1:
+        problems.append(f"{option_label('stx:alert5xxRatio')}: must be more than 0 and at most "
+                        f"1, got {ratio:g}")
+    budget = _amount(reader, "stx:budget", problems) if reader.given("stx:budget") else None
+    if budget is not None and budget <= 0:
+        problems.append(f"{option_label('stx:budget')}: must be more than 0 (USD a month), "
+                        f"got {budget:g}")
+    account = reader.text("stx:billingAccount").upper() or None
+    if account and not BILLING_ACCOUNT_RE.fullmatch(account):
+        problems.append(f"{option_label('stx:billingAccount')}: {shown(account)} is not a "
+                        "billing account id such as 012345-6789AB-CDEF01")
+    if budget is not None and account is None:
+        if not offline:
+            problems.append(f"{option_label('stx:budget')}: needs a billing account: pass "
+                            f"{option_label('stx:billingAccount')}, or run `stx-pulumi setup` "
+                            "(it records the project's)")
+        account = PLACEHOLDER_ACCOUNT
+    return Watch(alerts=reader.boolean("stx:alerts", protected), emails=emails,
+                 error_ratio=ratio or 0.05, budget_usd=budget, billing_account=account)
+
+
+def _amount(reader: _Reader, key: str, problems: list[str]) -> float | None:
+    text = reader.text(key)
+    try:
+        value = float(text)
+    except ValueError:
+        problems.append(f"{reader.label(key)}: {shown(text)} is not a number")
+        return None
+    return value if value == value and abs(value) != float("inf") else None
 
 
 def _place(reader: _Reader, problems: list[str]) -> tuple[str, str]:

@@ -99,6 +99,11 @@ def estimate(spec: AppSpec, prices: Prices, users: int | None = None,
         result["events"] = windows_cost(spec, prices)
     if spec.builder == "cloud":
         result["cloud_builds"] = cloud_builds(prices)
+    if spec.watch.alerts:
+        result["alerts_monthly"] = watching(spec, prices)
+    if spec.watch.budget_usd is not None:
+        result["budget"] = {"budget_usd": spec.watch.budget_usd,
+                            "monthly_estimate": monthly_estimate(spec, prices)}
     return result
 
 
@@ -176,3 +181,52 @@ def _brief(cost: dict[str, Any]) -> dict[str, Any]:
 
 def _whole(number: float) -> float | int:
     return int(number) if float(number).is_integer() else number
+
+
+UPTIME_REGIONS = 6  # an uptime check runs from every checker region unless told (Google's default)
+
+
+def watching(spec: AppSpec, prices: Prices) -> dict[str, Any]:
+    """What the alerts cost a month: each policy condition, and the uptime checks' runs (every
+    60 s from each region) beyond the project's free executions."""
+    if not spec.watch.alerts:
+        return {"total_usd": 0.0, "conditions": 0, "uptime_checks": 0}
+    services = len(spec.services)
+    checks = services * (2 if spec.serve_mode == "dual" else 1)
+    conditions = services * 3 + checks  # 5xx, 429, revision; one per uptime check
+    runs = checks * UPTIME_REGIONS * MONTH_S / 60
+    uptime = max(0.0, runs - prices.free_uptime_executions) / 1000 * prices.uptime_1000_executions
+    total = conditions * prices.alert_condition_month + uptime
+    return {"total_usd": round(total, 2), "conditions": conditions, "uptime_checks": checks,
+            "uptime_executions": int(runs)}
+
+
+def monthly_estimate(spec: AppSpec, prices: Prices) -> dict[str, Any]:
+    """A month as the budget sees it: the month scenario (20 days × 4 h) at the app's own
+    scaling (every service at its max), its idle cost, its event windows in their busiest
+    month, and the alerts."""
+    hours = dict(SCENARIOS)["month: 20 days x 4 h"]
+    busy = sum(event_cost(svc, svc.max_instances * svc.concurrency, hours, prices)["total_usd"]
+               for svc in spec.services)
+    windows = max(windows_cost(spec, prices)["months_usd"].values(), default=0.0) if (
+        spec.windows) else 0.0
+    idle = idle_monthly(spec, prices)["total_usd"]
+    alerts = watching(spec, prices)["total_usd"]
+    total = round(busy + max(windows - idle, 0.0) + idle + alerts, 2)
+    return {"total_usd": total, "scenario_usd": round(busy, 2), "windows_usd": windows,
+            "idle_usd": idle, "alerts_usd": alerts}
+
+
+def over_budget(spec: AppSpec, prices: Prices) -> str | None:
+    """Why the plan is over the app's budget (USD a month), if it is."""
+    budget = spec.watch.budget_usd
+    if budget is None:
+        return None
+    month = monthly_estimate(spec, prices)
+    if month["total_usd"] <= budget:
+        return None
+    return (f"stx:budget (--budget): the monthly estimate ${month['total_usd']:.2f} is over the "
+            f"budget ${budget:.2f} by ${month['total_usd'] - budget:.2f} (20 days × 4 h at "
+            f"max instances ${month['scenario_usd']:.2f}, windows ${month['windows_usd']:.2f}, "
+            f"idle ${month['idle_usd']:.2f}, alerts ${month['alerts_usd']:.2f}): lower --max, "
+            "raise --budget, or pass --yes to go ahead")

@@ -35,6 +35,9 @@ class Prices:
     scheduler_job_31_days: float = 0.10  # billed per day; 3 free jobs per billing account
     build_minute: float = 0.006  # Cloud Build's default pool, e2-standard-2
     free_build_minutes: float = 2_500  # per billing account per month (promotional)
+    alert_condition_month: float = 0.10  # each condition of an alerting policy, a month
+    uptime_1000_executions: float = 0.30
+    free_uptime_executions: float = 1_000_000  # per project per month
 
 
 SOURCES = {
@@ -51,6 +54,9 @@ SOURCES = {
     "scheduler_job_31_days": "cloud.google.com/scheduler/pricing",
     "build_minute": "cloud.google.com/build/pricing",
     "free_build_minutes": "cloud.google.com/build/pricing",
+    "alert_condition_month": SECONDARY,  # cloud.google.com/stackdriver/pricing: not read here
+    "uptime_1000_executions": SECONDARY,
+    "free_uptime_executions": SECONDARY,
 }
 
 

@@ -35,6 +35,7 @@ class Setting:
     book: str | None = None  # the key a book may set for itself: stx:books.NAME.<book>
     metavar: str | None = None  # N, SIZE...: "[BOOK=]N" when a book may set it
     repeat: bool = False  # K=V options given once per entry (a map setting)
+    listing: bool = False  # values given once each, kept comma-separated (a list setting)
     secret: bool = False
 
     @property
@@ -115,6 +116,20 @@ SETTINGS: tuple[Setting, ...] = (
             "removed by `up --unpin`).", ""),
     Setting("stx:protected", None, None, "true for env prod", "Deletion protection; "
             "protected envs need explicit confirmation.", "true, false"),
+    Setting("stx:alerts", "--alerts/--no-alerts", None, "on in protected envs",
+            "Alert policies (uptime, 5xx share, students turned away, a revision not ready), "
+            "an uptime check and a dashboard, per service.", "true, false"),
+    Setting("stx:alertEmails", "--alert-email", None, "none", "An address alerts and budget "
+            "alerts are emailed to (repeatable).", "email addresses (kept comma-separated)",
+            metavar="ADDR", listing=True),
+    Setting("stx:alert5xxRatio", "--alert-5xx-ratio", 0.05, "0.05 (5 %)",
+            "Share of 5xx answers over 5 minutes that alerts.", "more than 0, at most 1"),
+    Setting("stx:budget", "--budget", None, "none", "Monthly budget in USD: a Cloud Billing "
+            "budget on the app's labels with alerts at 50/90/100 %, and plans estimated over "
+            "it refused.", "an amount in USD, more than 0 (the billing account's currency "
+            "must be USD)"),
+    Setting("stx:billingAccount", "--billing-account", None, "the project's, as `setup` "
+            "recorded it", "Cloud Billing account of the budget.", "`XXXXXX-XXXXXX-XXXXXX`"),
     Setting("stx:builder", "--builder", "auto", "auto", "Where the image is built: local "
             "(this machine's Docker), cloud (Cloud Build, no Docker needed), auto (local when "
             "a Docker daemon answers, else cloud).", "`local`, `cloud`, `auto`"),

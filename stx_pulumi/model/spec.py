@@ -15,6 +15,7 @@ from stx_pulumi.model import events
 from stx_pulumi.model.names import is_apex, service_account_id, stack_name
 from stx_pulumi.model.releases import Pin
 from stx_pulumi.model.serving import Scaling, Serving, decide
+from stx_pulumi.model.watch import Watch
 
 BUILDERS = ("auto", "local", "cloud")
 
@@ -119,6 +120,7 @@ class AppSpec:
     build_region: str = ""  # where Cloud Build runs
     heavy_folders: tuple[str, ...] = ()  # .venv, .git, node_modules... in the build context
     settings_digest: str = ""  # of the settings it was built from: `up --changed` compares
+    watch: Watch = field(default_factory=Watch)  # alerts, dashboard, budget
 
     def serving(self, service: ServiceSpec) -> Serving:
         """What `service` serves now: the pin's image and revision, its active window's

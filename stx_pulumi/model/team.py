@@ -77,6 +77,8 @@ DEPLOYER_GRANTS = (
     Grant("roles/serviceusage.serviceUsageViewer", "project", "the preflight reads which APIs "
           "are enabled"),
     Grant("roles/logging.viewer", "project", "show a failed build's last log lines"),
+    Grant("roles/monitoring.editor", "project", "the alert policies, uptime checks, email "
+          "channels and dashboard of watched envs, and the alerts `status` shows"),
     Grant("roles/secretmanager.admin", "each referenced secret", "let an app's runtime account "
           "read the secrets its stack references (secret IAM needs setIamPolicy)"),
     Grant("roles/storage.objectAdmin", "state bucket", "read and write stack state and locks"),

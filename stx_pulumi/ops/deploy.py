@@ -51,9 +51,14 @@ def up(spec: AppSpec, ws: Workspace, engine: Engine, watch: Watch, request: UpRe
        overrides: Mapping[str, Any], report: Reporter, *, build_turn: Turn | None = None,
        stop: threading.Event | None = None) -> UpOutcome:
     """Checks, the update, then the settings written, then verification."""
+    from stx_pulumi.model.cost import over_budget
     from stx_pulumi.model.jobs import needs_cleaning
+    from stx_pulumi.model.prices import Prices
     from stx_pulumi.workspace import config_updates, moved_settings
 
+    budget = over_budget(spec, Prices())
+    if budget and not request.yes:
+        raise InputError(budget)
     config = ws.stack_config(spec.stack)
     moved = moved_settings(spec, config)
     if moved and not request.yes:

@@ -28,6 +28,8 @@ REQUIRED_APIS = ("run.googleapis.com", "artifactregistry.googleapis.com", "iam.g
 SECRET_API = "secretmanager.googleapis.com"
 SCHEDULER_APIS = ("cloudscheduler.googleapis.com", "workflows.googleapis.com")  # event windows
 BUILD_APIS = ("cloudbuild.googleapis.com", "storage.googleapis.com")  # the cloud builder
+MONITORING_API = "monitoring.googleapis.com"  # alerts, uptime checks, the dashboard
+BUDGET_API = "billingbudgets.googleapis.com"  # the spend guard
 ADC_FIX = ("run `gcloud auth application-default login` (or set GOOGLE_APPLICATION_CREDENTIALS), "
            "then `stx-pulumi setup`")
 
@@ -61,6 +63,9 @@ def prerequisites(ws: Workspace, spec: AppSpec | None, environ: Mapping[str, str
             spec and not spec.project_is_placeholder) else None
         building = pool.submit(build_check, client, project) if (
             spec and spec.builder == "cloud" and project) else None
+        budget = pool.submit(currency_check, client, spec) if (
+            spec and spec.watch.budget_usd is not None
+            and not spec.watch.placeholder_account) else None
         install = pool.submit(install_check, ws, environ)
         checks = [cli.result(), daemon.result(), creds]
         checks.append(Check("project", PASS, project) if project else Check(
@@ -71,6 +76,7 @@ def prerequisites(ws: Workspace, spec: AppSpec | None, environ: Mapping[str, str
         checks += [c.result() for c in (key, team) if c is not None]
         checks += [scheduling.result()] if scheduling else []
         checks += [building.result()] if building else []
+        checks += [budget.result()] if budget else []
         checks += [quota.result()] if quota else []
         checks += [c for c in [install.result()] if c is not None]
     return checks + _spec_prerequisites(spec)
@@ -170,6 +176,27 @@ def project_quota_check(ws: Workspace, spec: AppSpec, client: Google | None,
     return quota_check(demands, quota, spec.project, spec.region)
 
 
+def currency_check(client: Google | None, spec: AppSpec) -> Check:
+    """The budget compares USD estimates with a USD amount: the billing account must bill in
+    USD (its `currencyCode`, Cloud Billing's billingAccounts.get), never a EUR budget read as
+    dollars. No conversion: a rate of the day would make a budget that moves by itself."""
+    account = str(spec.watch.billing_account)
+    if client is None:
+        return Check("budget", SKIP, f"billing account {account} not checked without "
+                     "credentials")
+    try:
+        currency = client.billing_currency(account)
+    except GoogleError as err:
+        return Check("budget", FAIL, f"cannot read billing account {account}: {err}",
+                     "grant roles/billing.viewer on the account, or check --billing-account")
+    if currency != "USD":
+        return Check("budget", FAIL, f"billing account {account} bills in {currency}: stx-pulumi "
+                     "compares its USD estimates with USD budgets only",
+                     "set the budget in the Cloud Console, and leave --budget unset")
+    return Check("budget", PASS, f"${spec.watch.budget_usd:g} a month on billing account "
+                 f"{account} (USD)")
+
+
 def _spec_prerequisites(spec: AppSpec | None) -> list[Check]:
     checks: list[Check] = []
     if spec is None:
@@ -245,6 +272,8 @@ def _apis(spec: AppSpec | None) -> tuple[str, ...]:
     extra = [SECRET_API] if spec and spec.secret_env else []
     extra += list(SCHEDULER_APIS) if spec and spec.windows else []
     extra += list(BUILD_APIS) if spec and spec.builder == "cloud" else []
+    extra += [MONITORING_API] if spec and spec.watch.alerts else []
+    extra += [BUDGET_API] if spec and spec.watch.budget_usd is not None else []
     return (*REQUIRED_APIS, *extra)
 
 

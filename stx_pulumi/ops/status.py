@@ -44,6 +44,9 @@ def row(info: Any, config: Mapping[str, Any], now: datetime) -> dict[str, Any]:
         "resources": info.resource_count or 0,
         "health": None,
         "error": getattr(info, "error", None),
+        "project": out.get("project"),
+        "watched": bool(out.get("alerts")),  # alert policies deployed
+        "alerts": None,  # the open ones, when read (`firing`)
     }
 
 
@@ -84,3 +87,30 @@ class HealthChecks:
         return "ok" if response.status_code == 200 else f"HTTP {response.status_code}"
 
 
+
+
+def firing(rows: list[dict[str, Any]], environ: Mapping[str, str]) -> None:
+    """Each watched row's alerts open now (its policies carry its stx-app and stx-env labels),
+    one Monitoring call per project; `alerts` stays None where they cannot be read."""
+    from stx_pulumi.cloud.google import connect
+    from stx_pulumi.errors import GoogleError
+
+    watched = [r for r in rows if r.get("watched") and r.get("project")]
+    if not watched:
+        return
+    try:
+        client = connect(environ)
+    except GoogleError:
+        return
+    try:
+        for project in sorted({r["project"] for r in watched}):
+            try:
+                open_now = client.open_alerts(project)
+            except GoogleError:
+                continue
+            for r in (r for r in watched if r["project"] == project):
+                r["alerts"] = sorted(str((a.get("policy") or {}).get("displayName")) for a in
+                                     open_now if ((a.get("policy") or {}).get("userLabels") or {})
+                                     .items() >= {"stx-app": r["app"], "stx-env": r["env"]}.items())
+    finally:
+        client.close()

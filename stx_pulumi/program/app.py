@@ -80,6 +80,7 @@ class StreamtexApp(_Component):
         self.secret_access = self._secret_access(name, spec, dict(migration.secret_members))
         self.served = self._serve(name, spec, digest, cloudflare_token)
         self.scheduled = self._schedule(name, spec)
+        self.watched = self._watch(name, spec)
         first = self.served[0]  # the app's service (of books, the first book's)
         self.service, self.public_access = first.service, first.public_access
         self.domain_mapping, self.dns_record = first.domain_mapping, first.dns_record
@@ -127,6 +128,16 @@ class StreamtexApp(_Component):
 
         return schedule(name, spec, self.served, self.service_account, self)
 
+    def _watch(self, name: str, spec: AppSpec) -> dict[str, Any]:
+        """Alerts, dashboard and budget (`self.monitored`); the outputs they add."""
+        self.monitored: list[pulumi.Resource] = []
+        if not (spec.watch.alerts or spec.watch.budget_usd is not None):
+            return {}
+        from stx_pulumi.program.monitoring import watch
+
+        outputs, self.monitored = watch(name, spec, self.served, self)
+        return outputs
+
     def _outputs(self, spec: AppSpec, digest: pulumi.Input[str],
                  migration: Migration) -> dict[str, Any]:
         """The stack's outputs: the image, where and how it serves, the releases kept."""
@@ -149,6 +160,7 @@ class StreamtexApp(_Component):
             outputs["books"] = {s.spec.book: s.outputs() for s in self.served}
         else:
             outputs.update(self.served[0].outputs())
+        outputs.update(self.watched)
         return outputs
 
     def _secret_access(self, name: str, spec: AppSpec, legacy: Mapping[str, str]) -> list[Any]:
@@ -221,6 +233,10 @@ def load_modules(spec: AppSpec, build: Build) -> None:
     if spec.windows:
         wanted += [("cloudscheduler", "Job"), ("projects", "IAMMember"),
                    ("workflows", "Workflow")]
+    if spec.watch.alerts or spec.watch.emails:
+        wanted += [("monitoring", "AlertPolicy")]
+    if spec.watch.budget_usd is not None:
+        wanted += [("billing", "Budget"), ("organizations", "get_project")]
     with _LOADING:
         for module, name in wanted:
             getattr(importlib.import_module(f"pulumi_gcp.{module}"), name)

@@ -28,6 +28,11 @@ TYPE_LABELS = {
     "gcp:storage/bucketIAMMember:BucketIAMMember": "Build upload access",
     "gcp:projects/iAMMember:IAMMember": "Build log access",
     "gcp:workflows/workflow:Workflow": "Event workflow",
+    "gcp:monitoring/notificationChannel:NotificationChannel": "Alert email",
+    "gcp:monitoring/uptimeCheckConfig:UptimeCheckConfig": "Uptime check",
+    "gcp:monitoring/alertPolicy:AlertPolicy": "Alert policy",
+    "gcp:monitoring/dashboard:Dashboard": "Dashboard",
+    "gcp:billing/budget:Budget": "Budget",
     "gcp:cloudrun/domainMapping:DomainMapping": "Domain mapping",
     "pulumi:providers:cloudflare": "Cloudflare provider",
     "cloudflare:index/dnsRecord:DnsRecord": "Cloudflare DNS record",
@@ -76,7 +81,8 @@ _CONTROL.update({0x0A: "\\n", 0x09: "\\t", 0x0D: "\\r"})
 
 OUTPUT_ORDER = ("url", "custom_url", "service", "image", "image_tag", "region", "project",
                 "min_instances", "max_instances", "serve_mode", "port", "public", "protected",
-                "revision", "ready_revision", "traffic", "dns_records")
+                "revision", "ready_revision", "traffic", "dns_records", "dashboard_url",
+                "alerts", "budget_usd")
 
 
 def _console(**kwargs: Any) -> Console:

@@ -130,6 +130,9 @@ def status_table(backend: str, rows: list[dict[str, Any]]) -> None:
                           else "", safe(state or "-"),
                           safe(r["next_event"] or "-") if first else "")
     stdout().print(table)
+    for r in rows:
+        for alert in r.get("alerts") or []:
+            stdout().print(f"[red]alert firing[/] {safe(r['stack'])}: {safe(alert)}")
 
 
 def cost(spec: AppSpec, data: dict[str, Any]) -> None:
@@ -148,6 +151,17 @@ def cost(spec: AppSpec, data: dict[str, Any]) -> None:
         console.print(f"  cloud builds: about {builds['free_builds_monthly']:,} a month free "
                       f"({builds['minutes_per_build']} min each), then "
                       f"${builds['usd_per_build_beyond']:.3f} per build")
+    if alerts := data.get("alerts_monthly"):
+        console.print(f"  alerts, per month: ${alerts['total_usd']:.2f} ({alerts['conditions']} "
+                      f"alert conditions, {alerts['uptime_checks']} uptime checks of "
+                      f"{alerts['uptime_executions']:,} runs, within the free runs of the "
+                      "project or beyond)")
+    if budget := data.get("budget"):
+        month = budget["monthly_estimate"]
+        over = month["total_usd"] > budget["budget_usd"]
+        console.print(f"  budget ${budget['budget_usd']:g} a month; estimate "
+                      f"${month['total_usd']:.2f} (20 days × 4 h at max instances, windows, "
+                      f"idle, alerts){': OVER' if over else ''}")
     idle = data["idle_monthly"]
     console.print(f"  idle, per month: ${idle['total_usd']:.2f} (min instances "
                   f"${idle['min_instances_usd']:.2f}, {idle['stored_gb']:g} GB of images "

@@ -121,6 +121,10 @@ def with_machine_defaults(settings: Mapping[str, Any], environ: Mapping[str, str
         out["gcp:project"] = default_project(environ, ws, app_folder)
     if not out.get("gcp:region"):
         out["gcp:region"] = local_defaults(ws, app_folder).get("region")
+    if out.get("stx:budget") and not out.get("stx:billingAccount"):  # as setup recorded it
+        saved = ws.settings() if ws is not None and ws.exists else {}
+        if saved.get("billingAccount") and saved.get("project") == out.get("gcp:project"):
+            out["stx:billingAccount"] = saved["billingAccount"]
     return out
 
 

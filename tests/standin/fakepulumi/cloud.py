@@ -34,6 +34,11 @@ REPLACE_KEYS = {
     "gcp:cloudscheduler/job:Job": ("name", "region", "project"),
     "gcp:workflows/workflow:Workflow": ("name", "region", "project"),
     "gcp:projects/iAMMember:IAMMember": ("project", "role", "member", "condition"),
+    "gcp:monitoring/notificationChannel:NotificationChannel": ("type", "project"),
+    "gcp:monitoring/uptimeCheckConfig:UptimeCheckConfig": ("project", "monitoredResource"),
+    "gcp:monitoring/alertPolicy:AlertPolicy": ("project",),
+    "gcp:monitoring/dashboard:Dashboard": ("project",),
+    "gcp:billing/budget:Budget": ("billingAccount",),
 }
 SECRET_MEMBER = "gcp:secretmanager/secretIamMember:SecretIamMember"
 SERVICE = "gcp:cloudrunv2/service:Service"
@@ -190,6 +195,17 @@ def computed(res: dict[str, Any], old: dict | None, unknown: bool) -> dict[str, 
         put("name", f"projects/123456789012/locations/global/workloadIdentityPools/"
                     f"{inputs.get('workloadIdentityPoolId')}/providers/"
                     f"{inputs.get('workloadIdentityPoolProviderId')}")
+    elif typ in ("gcp:monitoring/notificationChannel:NotificationChannel",
+                 "gcp:monitoring/alertPolicy:AlertPolicy"):
+        kind = "notificationChannels" if "Channel" in typ else "alertPolicies"
+        put("name", f"projects/{inputs.get('project')}/{kind}/{uuid.uuid4().int % 10**12}"
+            if old is None else old["outputs"].get("name"))
+    elif typ == "gcp:monitoring/uptimeCheckConfig:UptimeCheckConfig":
+        put("uptimeCheckId", f"check-{uuid.uuid4().hex[:10]}" if old is None
+            else old["outputs"].get("uptimeCheckId"))
+    elif typ == "gcp:monitoring/dashboard:Dashboard":
+        put("id", f"projects/123456789012/dashboards/{uuid.uuid4().hex[:12]}" if old is None
+            else old["outputs"].get("id"))
     elif typ == "gcp:cloudrun/domainMapping:DomainMapping":
         name = inputs.get("name", "")
         record = {"name": name.split(".")[0], "type": "CNAME", "rrdata": "ghs.googlehosted.com."}

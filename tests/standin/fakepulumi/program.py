@@ -92,6 +92,9 @@ class Program:
                     result = {"accessToken": "ya29.standin-access-token",
                               "project": self_config.get("gcp:project", ""),
                               "region": self_config.get("gcp:region", ""), "id": "cc"}
+                elif request.tok == "gcp:organizations/getProject:getProject":
+                    result = {"number": "123456789012", "projectId": self_config.get(
+                        "gcp:project", ""), "id": "p"}
                 return provider_pb2.InvokeResponse(**{"return": to_struct(result)})
 
             def ReadResource(self, request: Any, context: Any) -> Any:
