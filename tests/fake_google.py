@@ -212,7 +212,9 @@ class FakeGoogle(LocalServer):
             return 200, {"projects": [{"projectId": p, "name": n, "lifecycleState": "ACTIVE"}
                                       for p, n in self.projects]}
         if method == "cloudbilling.projects.getBillingInfo":
-            return 200, {"billingEnabled": self.billing}
+            return 200, {"billingEnabled": self.billing, "name": f"{name}",
+                         **({"billingAccountName": "billingAccounts/012345-6789AB-CDEF01"}
+                            if self.billing else {})}
         if method == "cloudquotas.quotaInfos.get":
             value = self.quota[0] if "Cpu" in path else self.quota[1]
             return 200, {"dimensionsInfos": [  # europe-west1's own, and every other region's

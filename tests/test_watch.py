@@ -254,3 +254,13 @@ def test_a_protected_env_is_watched_and_status_shows_what_fires(
     rows = json.loads(stx("status", "--json").stdout)["stacks"]
     assert next(r for r in rows if r["env"] == "prod")["alerts"] == [
         "hello-course-prod: students turned away (429: no instance free)"]
+
+
+def test_setup_records_the_billing_account_a_budget_then_uses(
+        workspace: Path, google: FakeGoogle) -> None:
+    data = stx_json("setup")
+    assert {s["name"]: s for s in data["steps"]}["billing"]["detail"] == (
+        "enabled (account 012345-6789AB-CDEF01)")
+    plan = json.loads(stx("plan", "hello-course", "--budget", "500", "--json").stdout)
+    budget = next(r for r in plan["resources"] if r["type"] == "gcp:billing/budget:Budget")
+    assert budget["inputs"]["billingAccount"] == "012345-6789AB-CDEF01"

@@ -31,6 +31,7 @@ class Setup:
 
     project: str = ""
     region: str = DEFAULT_REGION
+    billing_account: str | None = None  # the project's: a budget's default
     steps: list[Check] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
 
@@ -105,6 +106,7 @@ def _region(ws: Workspace, cwd: Path, given: str | None, out: Setup) -> str:
 def _billing(client: google.Google, out: Setup) -> None:
     try:
         enabled = client.billing_enabled(out.project)
+        out.billing_account = client.billing_account(out.project) if enabled else None
     except GoogleError as err:
         raise PrerequisiteError(f"billing: cannot read the billing of {out.project}: {err}",
                                 hint="enable the Cloud Billing API, or check your access "
@@ -114,7 +116,8 @@ def _billing(client: google.Google, out: Setup) -> None:
             f"billing is not enabled on {out.project}: Cloud Run needs a billing account",
             hint=f"link one at {BILLING_URL.format(project=out.project)}; Cloud Run bills by "
             "use (`stx-pulumi cost` shows the idle cost: near zero)")
-    out.steps.append(Check("billing", PASS, "enabled"))
+    out.steps.append(Check("billing", PASS, f"enabled (account {out.billing_account})"
+                           if out.billing_account else "enabled"))
 
 
 def _apis(client: google.Google, needed: list[str], confirm: Callable[[list[str]], bool],
@@ -185,9 +188,10 @@ def _record(ws: Workspace, cwd: Path, save_env: bool, out: Setup) -> None:
     from stx_pulumi.workspace import create_workspace
 
     saved = ws.settings() if ws.exists else {}
-    if (saved.get("project"), saved.get("region")) != (out.project, out.region):
+    known = (saved.get("project"), saved.get("region"), saved.get("billingAccount"))
+    if known != (out.project, out.region, out.billing_account):
         (ws if ws.exists else create_workspace(ws.root)).save_settings(
-            project=out.project, region=out.region)
+            project=out.project, region=out.region, billingAccount=out.billing_account)
         out.changed.append(f"recorded {out.project} in {out.region} as the workspace default")
     if save_env:
         from dotenv import set_key

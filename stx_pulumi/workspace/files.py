@@ -16,6 +16,7 @@ from stx_pulumi.errors import InputError, shown
 from stx_pulumi.model.names import APP_RE, env_problem
 from stx_pulumi.model.settings import key_problems
 from stx_pulumi.model.team import TEAM_DIR, TEAM_PROJECT, TEAM_STACK
+from stx_pulumi.model.watch import BILLING_ACCOUNT_RE
 
 PROJECT_NAME = "stx-pulumi"
 SECRET = "[secret]"
@@ -128,10 +129,15 @@ class Workspace:
             raise InputError(f"{file}: not valid JSON ({err})") from None
         if not isinstance(data, dict):
             raise InputError(f"{file}: must be a JSON object such as {{\"env\": \"dev\"}}")
-        unknown = sorted(set(data) - {"env", "secretsProvider", "project", "region"})
+        unknown = sorted(set(data) - set(MACHINE_SETTINGS))
         if unknown:
-            raise InputError(f"{file}: unknown setting {shown(unknown[0])} (allowed: env, "
-                             "secretsProvider, project, region)")
+            raise InputError(f"{file}: unknown setting {shown(unknown[0])} (allowed: "
+                             f"{', '.join(MACHINE_SETTINGS)})")
+        account = data.get("billingAccount")
+        if account is not None and not (isinstance(account, str)
+                                        and BILLING_ACCOUNT_RE.fullmatch(account)):
+            raise InputError(f"{file}: billingAccount {shown(account)} is not a billing account "
+                             "id such as 012345-6789AB-CDEF01")
         env = data.get("env")
         if env is not None and (not isinstance(env, str) or env_problem(env)):
             raise InputError(f"{file}: env {shown(env)} is not an env name (1-12 lowercase "
@@ -308,6 +314,9 @@ def secrets_provider_problem(provider: str) -> str | None:
 
 
 MAIN_FILE = "__main__.py"
+# What the machine's settings file (.stx-pulumi.json) may hold: `env use`, `init
+# --secrets-provider`, and what `setup` recorded
+MACHINE_SETTINGS = ("env", "secretsProvider", "project", "region", "billingAccount")
 DEFAULT_BACKEND = "file://.pulumi-state"  # relative: resolved against the workspace
 
 
