@@ -2,11 +2,13 @@
 the part of the syntax stx-pulumi's event workflow uses, and refuses everything else (a step
 kind, a call or a name it does not know is an error, never a silent skip).
 
-Known: `main` with `params: [args]`; steps as one-key maps; `switch` (conditions tried in
-order; the first true one's `steps` run, else the next step), `call: sys.log`, `call:
-http.patch` (`url`, `query`, `auth`, `body`), `return`, `raise`. Expressions `${...}` use `args.X`,
-`sys.now()`, string and number literals, `+`, comparisons, `and`, `or` (Workflows syntax
-reference: expressions, conditions, standard library `sys.now`, `http.patch`).
+Known: `main` with one parameter; steps as one-key maps; `assign`, `switch` (conditions tried
+in order; the first true one's `steps` run, else the next step), `call: sys.log`, `call:
+http.patch` (`url`, `query`, `auth`, `body`), `return`, `raise`. Expressions `${...}` use
+variables and their keys (`args.X`, `event.data.message.data`), `sys.now()`, `json.decode`,
+`base64.decode`, `text.decode`, string and number literals, `+`, comparisons, `and`, `or`
+(Workflows syntax reference: expressions, conditions, standard library `sys.now`,
+`http.patch`, `json.decode`, `base64.decode`).
 """
 
 from __future__ import annotations
@@ -20,8 +22,14 @@ import yaml
 
 KNOWN_CALLS = ("sys.log", "http.patch")
 TOKEN_RE = re.compile(r'\s*(?:(?P<num>\d+(?:\.\d+)?)|(?P<str>"(?:[^"\\]|\\.)*")|'
-                      r"(?P<name>sys\.now\(\)|args\.[A-Za-z_]\w*|and|or|not)|"
+                      r"(?P<func>sys\.now\(\)|json\.decode|base64\.decode|text\.decode)|"
+                      r"(?P<kw>(?:and|or|not)\b)|(?P<name>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)|"
                       r"(?P<op>!=|==|>=|<=|<|>|\+|\(|\)))")
+# The standard library functions the guard workflow uses (Workflows reference: base64.decode
+# gives bytes, json.decode takes bytes or a string, text.decode bytes → string)
+FUNCTIONS = {"json.decode": lambda data: json.loads(data),
+             "base64.decode": lambda text: __import__("base64").b64decode(text),
+             "text.decode": lambda data: data.decode("utf-8")}
 
 
 class WorkflowError(Exception):
@@ -42,12 +50,13 @@ def run(source: str, argument: dict[str, Any], now: float) -> Execution:
     """Run `source` with `argument` (as a Scheduler job's execution passes it) at `now`."""
     definition = yaml.safe_load(source)
     main = definition.get("main") if isinstance(definition, dict) else None
-    if not isinstance(main, dict) or main.get("params") != ["args"]:
-        raise WorkflowError("main must take params: [args]")
+    params = main.get("params") if isinstance(main, dict) else None
+    if not isinstance(params, list) or len(params) != 1 or not isinstance(params[0], str):
+        raise WorkflowError("main must take one parameter: params: [NAME]")
     execution = Execution()
     try:
-        done, value = _steps(main.get("steps") or [], {"args": argument, "now": now},
-                             execution)
+        done, value = _steps(main.get("steps") or [], {"vars": {params[0]: argument},
+                                                       "now": now}, execution)
         execution.result = value if done else None
     except _Raised as err:
         execution.error = str(err)
@@ -93,6 +102,11 @@ def _step(body: dict[str, Any], scope: dict[str, Any], out: Execution) -> tuple[
                 raise WorkflowError("auth.type must be OAuth2 or OIDC")
             out.calls.append({"method": "PATCH", **args})
         return False, None
+    if kinds == {"assign"}:
+        for item in body["assign"]:
+            (name, expression), = item.items()
+            scope["vars"][name] = _value(expression, scope)
+        return False, None
     if kinds == {"return"}:
         return True, _value(body["return"], scope)
     if kinds == {"raise"}:
@@ -111,7 +125,9 @@ def _value(value: Any, scope: dict[str, Any]) -> Any:
 
 
 def _expression(text: str, scope: dict[str, Any]) -> Any:
-    """The expression as Python: each token checked against what Workflows has."""
+    """The expression as Python: each token checked against what Workflows has; a name is a
+    variable and its keys (`event.data.message.data`), a missing one an error as in
+    Workflows."""
     python, pos = [], 0
     while pos < len(text.rstrip()):
         match = TOKEN_RE.match(text, pos)
@@ -120,14 +136,25 @@ def _expression(text: str, scope: dict[str, Any]) -> Any:
         pos = match.end()
         if match.group("num") or match.group("str"):
             python.append(repr(json.loads(match.group("num") or match.group("str"))))
-        elif match.group("name") == "sys.now()":
+        elif match.group("func") == "sys.now()":
             python.append("__now")
-        elif (match.group("name") or "").startswith("args."):
-            key = match.group("name")[5:]
-            if key not in scope["args"]:
-                raise _Raised(f"KeyError: key not found: {key}")
-            python.append(f"__args[{key!r}]")
+        elif match.group("func"):
+            python.append(f"__call[{match.group('func')!r}]")
+        elif match.group("name"):
+            python.append(repr(_lookup(match.group("name"), scope["vars"])))
         else:
-            python.append(match.group("name") or match.group("op"))
+            python.append(match.group("kw") or match.group("op"))
     return eval(" ".join(python), {"__builtins__": {}},
-                {"__now": scope["now"], "__args": scope["args"]})
+                {"__now": scope["now"], "__call": FUNCTIONS})
+
+
+def _lookup(path: str, variables: dict[str, Any]) -> Any:
+    first, *keys = path.split(".")
+    if first not in variables:
+        raise WorkflowError(f"{first} is not defined")
+    value = variables[first]
+    for key in keys:
+        if not isinstance(value, dict) or key not in value:
+            raise _Raised(f"KeyError: key not found: {key}")
+        value = value[key]
+    return value

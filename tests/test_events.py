@@ -585,7 +585,8 @@ def test_the_program_grants_on_the_project_only_what_team_setup_lets_the_deploye
         mocks: Recorder) -> Any:
     from stx_pulumi.model.team import PROJECT_GRANTS_ONLY, PROJECT_ROLES_GRANTED
 
-    spec = spec_with({"w1": CLASS}, **{"stx:builder": "cloud"})  # the build and the windows
+    spec = spec_with({"w1": CLASS}, **{"stx:builder": "cloud", "stx:budget": "1000",  # all
+                                        "stx:billingAccount": "012345-6789AB-CDEF01"})
 
     def check(_: Any) -> None:
         roles = {r.inputs["role"] for r in mocks.of_type("gcp:projects/iAMMember:IAMMember")}

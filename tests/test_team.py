@@ -138,6 +138,7 @@ def test_the_deployer_holds_exactly_the_table_at_its_scopes(recorder: Recorder) 
             ("roles/cloudbuild.builds.editor", None),
             ("roles/storage.admin", None), ("roles/serviceusage.serviceUsageViewer", None),
             ("roles/logging.viewer", None), ("roles/monitoring.editor", None),
+            ("roles/pubsub.editor", None), ("roles/eventarc.admin", None),
             ("roles/resourcemanager.projectIamAdmin", team.PROJECT_GRANTS_ONLY)}
         bucket = {(m["bucket"], m["role"]) for m in _members(
             recorder, "gcp:storage/bucketIAMMember:BucketIAMMember") if m["member"] == deployer}

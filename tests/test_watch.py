@@ -264,3 +264,57 @@ def test_setup_records_the_billing_account_a_budget_then_uses(
     plan = json.loads(stx("plan", "hello-course", "--budget", "500", "--json").stdout)
     budget = next(r for r in plan["resources"] if r["type"] == "gcp:billing/budget:Budget")
     assert budget["inputs"]["billingAccount"] == "012345-6789AB-CDEF01"
+
+
+# -- the spend guard's automatic step ---------------------------------------------------------
+
+def notification(cost: float, budget: float) -> dict[str, Any]:
+    """What Eventarc hands the workflow for a budget notification on Pub/Sub (its `data` is
+    the notification JSON, base64: Google's "notification format")."""
+    import base64
+
+    body = {"budgetDisplayName": "stx hello-course prod", "costAmount": cost,
+            "costIntervalStart": "2026-12-01T00:00:00Z", "budgetAmount": budget,
+            "budgetAmountType": "SPECIFIED_AMOUNT", "currencyCode": "USD"}
+    return {"data": {"message": {"data": base64.b64encode(json.dumps(body).encode()).decode(),
+                                 "messageId": "1"}, "subscription": "s"},
+            "type": "google.cloud.pubsub.topic.v1.messagePublished"}
+
+
+@pulumi.runtime.test
+def test_the_budget_starts_a_workflow_that_sets_the_services_back_to_base(mocks: Recorder
+                                                                         ) -> Any:
+    import fake_workflows
+    from test_events import _patch
+
+    app = build(make_spec(env="prod", **{"stx:budget": "50", "stx:maxInstances": 4,
+                                         "stx:billingAccount": "012345-6789AB-CDEF01"}))
+
+    def check(_: Any) -> None:
+        budget = mocks.one("gcp:billing/budget:Budget")
+        assert budget["allUpdatesRule"]["pubsubTopic"] == "hello-course-prod-budget-topic-id"
+        assert budget["allUpdatesRule"]["schemaVersion"] == "1.0"
+        trigger = mocks.one("gcp:eventarc/trigger:Trigger")
+        assert trigger["matchingCriterias"] == [
+            {"attribute": "type", "value": "google.cloud.pubsub.topic.v1.messagePublished"}]
+        assert trigger["transport"]["pubsub"]["topic"] == "hello-course-prod-budget-topic-id"
+        assert trigger["destination"]["workflow"] == "hello-course-prod-guard-id"
+        source = mocks.one("gcp:workflows/workflow:Workflow")["sourceContents"]
+        over = fake_workflows.run(source, notification(50.02, 50.0), 0)
+        (call,) = over.calls
+        assert _patch(call) == "run.projects.locations.services.patch"
+        assert call["url"].endswith("/locations/europe-west1/services/hello-course-prod")
+        assert call["body"] == {"scaling": {"minInstanceCount": 0, "maxInstanceCount": 4}}
+        assert over.result == "back to base scaling"
+        under = fake_workflows.run(source, notification(12.0, 50.0), 0)
+        assert under.calls == [] and under.result == "under the budget"
+        roles = {r.inputs["role"] for r in mocks.of_type("gcp:projects/iAMMember:IAMMember")}
+        assert roles == {"roles/workflows.invoker", "roles/eventarc.eventReceiver"}
+        act_as = mocks.one("gcp:serviceaccount/iAMMember:IAMMember")
+        assert act_as["role"] == "roles/iam.serviceAccountUser"
+        update = [r.inputs for r in mocks.of_type(
+            "gcp:cloudrunv2/serviceIamMember:ServiceIamMember") if r.name.endswith("-guard-update")]
+        assert [(u["name"], u["role"]) for u in update] == [("hello-course-prod",
+                                                             "roles/run.developer")]
+
+    return made(app).apply(check)

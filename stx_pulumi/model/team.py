@@ -38,7 +38,8 @@ MEMBER_RE = re.compile(r"^(user|group|serviceAccount):[A-Za-z0-9._%+-]{1,64}"
 # the scheduler account's right to start the event windows' workflow (Workflows roles are
 # project-level only). (IAM conditions on role grants:
 # cloud.google.com/iam/docs/setting-limits-on-granting-roles)
-PROJECT_ROLES_GRANTED = ("roles/logging.logWriter", "roles/workflows.invoker")
+PROJECT_ROLES_GRANTED = ("roles/logging.logWriter", "roles/workflows.invoker",
+                         "roles/eventarc.eventReceiver")
 PROJECT_GRANTS_ONLY = ("api.getAttribute('iam.googleapis.com/modifiedGrantsByRole', [])"
                    ".hasOnly([" + ", ".join(f"'{r}'" for r in PROJECT_ROLES_GRANTED) + "])")
 
@@ -77,6 +78,10 @@ DEPLOYER_GRANTS = (
     Grant("roles/serviceusage.serviceUsageViewer", "project", "the preflight reads which APIs "
           "are enabled"),
     Grant("roles/logging.viewer", "project", "show a failed build's last log lines"),
+    Grant("roles/pubsub.editor", "project", "the topic a budget publishes to (the Budget "
+          "API needs pubsub.topics.setIamPolicy on it)"),
+    Grant("roles/eventarc.admin", "project", "the trigger that starts the spend guard on a "
+          "budget notification"),
     Grant("roles/monitoring.editor", "project", "the alert policies, uptime checks, email "
           "channels and dashboard of watched envs, and the alerts `status` shows"),
     Grant("roles/secretmanager.admin", "each referenced secret", "let an app's runtime account "

@@ -114,3 +114,45 @@ def dashboard_url(dashboard_id: str, project: str) -> str:
     """The console page of a dashboard (`projects/N/dashboards/ID`)."""
     return (f"https://console.cloud.google.com/monitoring/dashboards/builder/"
             f"{dashboard_id.rsplit('/', 1)[-1]}?project={project}")
+
+
+# -- the spend guard's automatic step ---------------------------------------------------------
+# Budget notifications reach a Pub/Sub topic several times a day whatever the thresholds, with
+# `costAmount` and `budgetAmount` (cloud.google.com/billing/docs/how-to/budgets-programmatic-
+# notifications, "notification format"); they lag the spend (actual spend "typically takes up
+# to 24 hours": the Budget API overview), so a budget is never a cap. Spend-cap budgets pause
+# new usage of an eligible service (a stopped class, not a scaled-down one) and are "available
+# for limited services" (same page): not used. An Eventarc trigger on the topic starts this
+# workflow, which PATCHes each service back to its base scaling once the cost reached the
+# budget — no code of ours running.
+EVENT_TYPE = "google.cloud.pubsub.topic.v1.messagePublished"
+RECEIVER_ROLE = "roles/eventarc.eventReceiver"
+
+
+def guard_source(project: str, region: str, services: Sequence[tuple[str, int, int]]) -> str:
+    """The guard workflow: decode the budget notification; under the budget, stop; else
+    PATCH every service (name, base min, base max) back to its base scaling."""
+    import yaml
+
+    from stx_pulumi.model.events import ADMIN_API, UPDATE_MASK
+
+    url = f"{ADMIN_API}/projects/{project}/locations/{region}/services/"
+    steps: list[dict[str, object]] = [
+        {"decode": {"assign": [
+            {"notice": "${json.decode(base64.decode(event.data.message.data))}"}]}},
+        {"check": {"switch": [{"condition": "${notice.costAmount < notice.budgetAmount}",
+                               "steps": [{"under": {"return": "under the budget"}}]}]}},
+        {"over": {"call": "sys.log", "args": {
+            "text": "${\"budget reached: \" + notice.budgetDisplayName + \", back to base "
+                    "scaling\"}", "severity": "WARNING"}}}]
+    for i, (service, low, high) in enumerate(services):
+        steps.append({f"base{i}": {"call": "http.patch", "args": {
+            "url": url + service, "query": {"updateMask": UPDATE_MASK},
+            "auth": {"type": "OAuth2"},
+            "body": {"scaling": {"minInstanceCount": low, "maxInstanceCount": high}}}}})
+    steps.append({"done": {"return": "back to base scaling"}})
+    header = ("# stx-pulumi: the spend guard of one app. Each budget notification starts it "
+              "(Eventarc); once\n# the month's cost reached the budget it sets every service "
+              "back to its base scaling.\n")
+    return header + yaml.safe_dump({"main": {"params": ["event"], "steps": steps}},
+                                   sort_keys=False, width=100)

@@ -30,6 +30,7 @@ SCHEDULER_APIS = ("cloudscheduler.googleapis.com", "workflows.googleapis.com")  
 BUILD_APIS = ("cloudbuild.googleapis.com", "storage.googleapis.com")  # the cloud builder
 MONITORING_API = "monitoring.googleapis.com"  # alerts, uptime checks, the dashboard
 BUDGET_API = "billingbudgets.googleapis.com"  # the spend guard
+GUARD_APIS = ("pubsub.googleapis.com", "eventarc.googleapis.com", "workflows.googleapis.com")
 ADC_FIX = ("run `gcloud auth application-default login` (or set GOOGLE_APPLICATION_CREDENTIALS), "
            "then `stx-pulumi setup`")
 
@@ -273,7 +274,7 @@ def _apis(spec: AppSpec | None) -> tuple[str, ...]:
     extra += list(SCHEDULER_APIS) if spec and spec.windows else []
     extra += list(BUILD_APIS) if spec and spec.builder == "cloud" else []
     extra += [MONITORING_API] if spec and spec.watch.alerts else []
-    extra += [BUDGET_API] if spec and spec.watch.budget_usd is not None else []
+    extra += [BUDGET_API, *GUARD_APIS] if spec and spec.watch.budget_usd is not None else []
     return (*REQUIRED_APIS, *extra)
 
 

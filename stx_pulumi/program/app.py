@@ -236,7 +236,9 @@ def load_modules(spec: AppSpec, build: Build) -> None:
     if spec.watch.alerts or spec.watch.emails:
         wanted += [("monitoring", "AlertPolicy")]
     if spec.watch.budget_usd is not None:
-        wanted += [("billing", "Budget"), ("organizations", "get_project")]
+        wanted += [("billing", "Budget"), ("organizations", "get_project"),
+                   ("pubsub", "Topic"), ("eventarc", "Trigger"), ("workflows", "Workflow"),
+                   ("projects", "IAMMember"), ("monitoring", "AlertPolicy")]
     with _LOADING:
         for module, name in wanted:
             getattr(importlib.import_module(f"pulumi_gcp.{module}"), name)

@@ -55,7 +55,8 @@ def watch(name: str, spec: AppSpec, served: list[Served], parent: pulumi.Resourc
         outputs["alerts"] = sorted(f"{s.spec.name}: {kind}" for s in served
                                    for kind in ("uptime", "5xx", "429", "revision"))
     if spec.watch.budget_usd is not None:
-        made.append(_budget(name, spec, channels, child))
+        guard = _guard(name, spec, served, parent, child)
+        made += [*guard, _budget(name, spec, channels, guard[0], child)]
         outputs["budget_usd"] = spec.watch.budget_usd
     return outputs, made
 
@@ -151,8 +152,55 @@ def _policy(name: str, title: str, spec: AppSpec, notify: list[Any],
                                                         condition_threshold=threshold)])
 
 
-def _budget(name: str, spec: AppSpec, channels: list[Any], child: pulumi.ResourceOptions
-            ) -> Any:
+def _guard(name: str, spec: AppSpec, served: list[Served], parent: Any,
+           child: pulumi.ResourceOptions) -> list[pulumi.Resource]:
+    """The spend guard's automatic step (model.watch): a topic the budget publishes to, an
+    Eventarc trigger on it starting a workflow that sets each service back to its base
+    scaling, and the account both run as, with only the rights that needs: update the app's
+    services, act as its runtime account, receive events and start workflows."""
+    from pulumi_gcp import cloudrunv2, eventarc, projects, pubsub, serviceaccount, workflows
+
+    from stx_pulumi.model.jobs import ACT_AS_ROLE, INVOKER_ROLE, UPDATE_ROLE
+    from stx_pulumi.model.names import service_account_id
+    from stx_pulumi.model.watch import EVENT_TYPE, RECEIVER_ROLE, guard_source
+
+    topic = pubsub.Topic(f"{name}-budget-topic", name=f"{spec.service_name}-budget",
+                         project=spec.project, labels=spec.labels, opts=child)
+    account = serviceaccount.Account(
+        f"{name}-guard-sa", account_id=service_account_id(spec.app, spec.env, "guard"),
+        display_name=f"StreamTeX {spec.app} ({spec.env}) spend guard", project=spec.project,
+        opts=child)
+    member = pulumi.Output.concat("serviceAccount:", account.email)
+    rights: list[pulumi.Resource] = [serviceaccount.IAMMember(
+        f"{name}-guard-act-as", service_account_id=parent.service_account.name,
+        role=ACT_AS_ROLE, member=member, opts=child)]
+    rights += [projects.IAMMember(f"{name}-guard-{role.rsplit('.', 1)[-1].lower()}",
+                                  project=spec.project, role=role, member=member, opts=child)
+               for role in (INVOKER_ROLE, RECEIVER_ROLE)]
+    rights += [cloudrunv2.ServiceIamMember(
+        f"{s.spec.name}-guard-update", name=s.service.name, location=spec.region,
+        project=spec.project, role=UPDATE_ROLE, member=member, opts=child) for s in served]
+    flow = workflows.Workflow(
+        f"{name}-guard", name=f"{spec.service_name}-guard", project=spec.project,
+        region=spec.region, description=f"stx-pulumi: the spend guard of {spec.app} "
+        f"({spec.env})", service_account=account.email, labels=spec.labels,
+        source_contents=guard_source(spec.project, spec.region, [
+            (s.spec.name, s.spec.min_instances, s.spec.max_instances) for s in served]),
+        call_log_level="LOG_ERRORS_ONLY", deletion_protection=False, opts=child)
+    trigger = eventarc.Trigger(
+        f"{name}-guard-trigger", name=f"{spec.service_name}-guard", location=spec.region,
+        project=spec.project, service_account=account.email, labels=spec.labels,
+        matching_criterias=[eventarc.TriggerMatchingCriteriaArgs(attribute="type",
+                                                                value=EVENT_TYPE)],
+        transport=eventarc.TriggerTransportArgs(
+            pubsub=eventarc.TriggerTransportPubsubArgs(topic=topic.id)),
+        destination=eventarc.TriggerDestinationArgs(workflow=flow.id),
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=rights))
+    return [topic, account, *rights, flow, trigger]
+
+
+def _budget(name: str, spec: AppSpec, channels: list[Any], topic: Any,
+            child: pulumi.ResourceOptions) -> Any:
     """A budget on what the app's labelled resources cost a month, in USD (the account's
     currency is checked before `up`), its alerts to the app's channels."""
     from pulumi_gcp import billing, organizations
@@ -170,6 +218,9 @@ def _budget(name: str, spec: AppSpec, channels: list[Any], child: pulumi.Resourc
             nanos=round(((spec.watch.budget_usd or 0) % 1) * 1e9))),
         threshold_rules=[billing.BudgetThresholdRuleArgs(threshold_percent=t)
                          for t in BUDGET_THRESHOLDS],
+        # every notification also goes to the guard's topic (its publishing right is the
+        # Budget API's to grant: the caller needs pubsub.topics.setIamPolicy on it)
         all_updates_rule=billing.BudgetAllUpdatesRuleArgs(
             monitoring_notification_channels=[c.name for c in channels],
-            disable_default_iam_recipients=bool(channels)) if channels else None)
+            disable_default_iam_recipients=bool(channels), pubsub_topic=topic.id,
+            schema_version="1.0"))

@@ -33,6 +33,8 @@ TYPE_LABELS = {
     "gcp:monitoring/alertPolicy:AlertPolicy": "Alert policy",
     "gcp:monitoring/dashboard:Dashboard": "Dashboard",
     "gcp:billing/budget:Budget": "Budget",
+    "gcp:pubsub/topic:Topic": "Budget topic",
+    "gcp:eventarc/trigger:Trigger": "Spend guard trigger",
     "gcp:cloudrun/domainMapping:DomainMapping": "Domain mapping",
     "pulumi:providers:cloudflare": "Cloudflare provider",
     "cloudflare:index/dnsRecord:DnsRecord": "Cloudflare DNS record",
