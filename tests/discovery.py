@@ -33,6 +33,7 @@ DOCUMENTS = {  # the API prefix the fakes route by → its discovery document
     "logging": "logging.v2.json", "monitoring": "monitoring.v3.json", "run": "run.v2.json",
     "serviceusage": "serviceusage.v1.json", "storage": "storage.v1.json",
     "workflows": "workflows.v1.json", "workflowexecutions": "workflowexecutions.v1.json",
+    "containeranalysis": "containeranalysis.v1.json",
 }
 NOT_PUBLISHED = {"cloudquotas": "Cloud Quotas is not among the discovery documents of "
                                 "google-api-python-client 2.202.0"}

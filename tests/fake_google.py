@@ -20,8 +20,10 @@ import hashlib
 import itertools
 import json
 import os
+import re
 import threading
 import time
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
@@ -64,6 +66,10 @@ class FakeGoogle(LocalServer):
         self.instance_points: list[tuple[str, int]] = []
         self.series_queries: list[dict[str, str]] = []
         self.alerts: list[dict[str, Any]] = []  # Cloud Monitoring: the alerts open now
+        # Artifact Analysis: each image's scan as it answers it (default: finished, clean)
+        self.scan_status = "FINISHED_SUCCESS"
+        self.findings: list[dict[str, Any]] = []  # VULNERABILITY occurrences' `vulnerability`
+        self.scanned: list[str] = []  # the resource URLs asked about
         self.currency = "USD"  # Cloud Billing: the billing account's currency
         self.log_queries: list[dict[str, Any]] = []
         self.policies: dict[str, dict[str, Any]] = {}
@@ -237,6 +243,19 @@ class FakeGoogle(LocalServer):
             if self.revisions is None or revision in self.revisions:
                 return 200, {"name": name}
             return 404, {"error": {"message": "Revision not found."}}
+        if method == "containeranalysis.projects.occurrences.list":
+            kind, url = re.fullmatch(r'kind="(\w+)" AND resourceUrl="([^"]+)"',
+                                     query["filter"]).groups()  # type: ignore[union-attr]
+            self.scanned.append(url)
+            if kind == "DISCOVERY":
+                found = [{"kind": "DISCOVERY", "resourceUri": url, "discovery": {
+                    "analysisStatus": self.scan_status, "continuousAnalysis": "ACTIVE",
+                    "lastScanTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}}] if (
+                    self.scan_status) else []
+            else:
+                found = [{"kind": "VULNERABILITY", "resourceUri": url, "vulnerability": v}
+                         for v in self.findings]
+            return 200, {"occurrences": found}
         if method == "monitoring.projects.alerts.list":
             assert query.get("filter") == 'state = "OPEN"', query
             return 200, {"alerts": self.alerts}

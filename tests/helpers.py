@@ -87,3 +87,16 @@ def validate_github(root: Path) -> None:
                            "--format", "plain", str(root)], capture_output=True, text=True,
                           check=False)
     assert done.returncode == 0 and "No findings" in done.stdout, done.stdout
+
+
+class Said:
+    """A Reporter (ops.report) that keeps what a use case said, in order."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def info(self, message: str) -> None:
+        self.lines.append(message)
+
+    def warning(self, message: str) -> None:
+        self.lines.append(message)

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from conftest import PulumiStandIn
 from fake_google import FakeGoogle
-from helpers import stx
+from helpers import Said, stx
 from streamlit_servers import Misbehaving, StreamlitRun
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "hello-course"
@@ -239,21 +239,14 @@ def test_instances_are_read_once_their_ingest_delay_has_passed(google: FakeGoogl
     ended = datetime.now(UTC).replace(microsecond=0)
     google.instance_points = [(ended.strftime("%Y-%m-%dT%H:%M:%SZ"), 4)]
     waited: list[float] = []
-    said: list[str] = []
-
-    class Said:
-        def info(self, message: str) -> None:
-            said.append(message)
-
-        def warning(self, message: str) -> None:
-            said.append(message)
+    said = Said()
 
     goal = Target("https://x.run.app", service="hello-course-dev", project="course-project-1",
                   region="europe-west1")
     series, note = instances(connect(os.environ), goal, ended - timedelta(seconds=60), ended,
-                             Said(), waited.append)
+                             said, waited.append)
     assert len(waited) == 1 and 140 < waited[0] <= 150
-    assert "visible 150s later" in said[0] and "read 150s after the end" in note
+    assert "visible 150s later" in said.lines[0] and "read 150s after the end" in note
     assert series == [(60.0, 4)]
 
 

@@ -11,6 +11,7 @@ import typer
 
 from stx_pulumi import render
 from stx_pulumi.cli.deploying import (
+    AcceptRiskOpt,
     NoVerifyOpt,
     PollOpt,
     WaitOpt,
@@ -158,6 +159,7 @@ def up(
     all_apps: AllOpt = False,
     yes: YesOpt = False,
     message: MessageOpt = None,
+    accept_risk: AcceptRiskOpt = None,
     unset: Annotated[list[str] | None, typer.Option(
         "--unset", help="Remove a setting from the stack config (e.g. domain); repeatable.")
     ] = None,
@@ -184,7 +186,8 @@ def up(
     unsets = (*(unset or ()), *(("pin",) if unpin else ()))
     settings: dict[str, Any] = {
         "yes": yes, "message": message, "verify": not no_verify, "skip_checks": skip_checks,
-        "wait": (wait_timeout, poll_interval), "changed_only": changed}
+        "wait": (wait_timeout, poll_interval), "changed_only": changed,
+        "accept_risk": accept_risk}
     if not several(apps, all_apps):
         deploy_app(one(apps), options, overrides, unsets, json_output=json_output, **settings)
         return

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from stx_pulumi.ops.fleet import Run, Turn
     from stx_pulumi.ops.verify import Verification
 
+AcceptRiskOpt = Annotated[str | None, typer.Option(
+    "--accept-risk", metavar="REASON", help="A protected env's image whose vulnerability scan "
+    "is not clean goes ahead; the reason is kept in the release history.")]
 NoVerifyOpt = Annotated[bool, typer.Option(
     "--no-verify", help="Skip the post-deploy checks (health, /, /html/, Streamlit, revision).")]
 WaitOpt = Annotated[float, typer.Option(

@@ -7,6 +7,7 @@ import typer
 
 from stx_pulumi import render
 from stx_pulumi.cli.deploying import (
+    AcceptRiskOpt,
     NoVerifyOpt,
     PollOpt,
     WaitOpt,
@@ -109,6 +110,8 @@ def rollback(
     if not json_output:
         render.info(f"rollback of {spec.stack} to release {target.n} ({target.tag}, "
                     f"{target.time}): {how}")
+    if spec.protected and (warning := scan_warning(target)):
+        render.warning(warning)  # from the release's record: a rollback never waits on a scan
     if not yes:
         if not interactive():
             raise InputError(f"rollback of {spec.stack} needs confirmation: pass --yes")
@@ -120,6 +123,17 @@ def rollback(
     if not json_output:
         render.info(f"back to the latest source: `stx-pulumi up {spec.app} --env {spec.env} "
                     "--unpin` (or `rollback --to latest`)")
+
+
+def scan_warning(release: "Release") -> str | None:
+    """What the release's record says of its vulnerability scan, when it was not clean."""
+    if release.scan == "clean":
+        return None
+    if release.scan is None:
+        return (f"release {release.n} has no vulnerability scan on record (deployed before the "
+                "gate, or not into a protected env)")
+    accepted = f"; accepted: {release.accepted_risk}" if release.accepted_risk else ""
+    return f"release {release.n}'s image was not clean when deployed: {release.scan}{accepted}"
 
 
 def _revisions_exist(spec: "AppSpec", target: "Release") -> bool:
@@ -149,6 +163,7 @@ def promote(
                                             "prod.")] = "",
     message: MessageOpt = None,
     yes: YesOpt = False,
+    accept_risk: AcceptRiskOpt = None,
     no_verify: NoVerifyOpt = False,
     wait_timeout: WaitOpt = 300,
     poll_interval: PollOpt = 10,
@@ -163,6 +178,7 @@ def promote(
     from stx_pulumi.errors import PrerequisiteError
     from stx_pulumi.model import releases
     from stx_pulumi.model.releases import RELEASE_TAG
+    from stx_pulumi.ops.scan import gate, noted
 
     check_wait(wait_timeout, poll_interval)
     if not source or not target_env or source == target_env:
@@ -193,7 +209,8 @@ def promote(
     except registry.RegistryError as err:
         raise PrerequisiteError(f"the registry refused the copy: {err}") from None
     pin = {"release": number, "digest": digest, "revisions": {}, "tag": serving.tag}
+    judged = gate(target, digest, accept_risk, render) if target.protected else None
     deploy_app(app_name, DeployOptions(env=target_env), {"stx:pin": pin}, ("pin",), yes=True,
                message=message or f"promote release {serving.n} from {source}",
                json_output=json_output, kind="promote", verify=not no_verify,
-               wait=(wait_timeout, poll_interval))
+               wait=(wait_timeout, poll_interval), noted=noted(judged, accept_risk))

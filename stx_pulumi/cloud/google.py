@@ -52,6 +52,7 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
     "iam": ("https://iam.googleapis.com", "STX_IAM_ENDPOINT"),
     "logging": ("https://logging.googleapis.com", "STX_LOGGING_ENDPOINT"),
     "monitoring": ("https://monitoring.googleapis.com", "STX_MONITORING_ENDPOINT"),
+    "containeranalysis": ("https://containeranalysis.googleapis.com", "STX_ANALYSIS_ENDPOINT"),
     "run": ("https://run.googleapis.com", "STX_RUN_ENDPOINT"),
     "serviceusage": ("https://serviceusage.googleapis.com", "STX_SERVICEUSAGE_ENDPOINT"),
     # as Google's own storage clients honour it (a host, or a URL)
@@ -424,6 +425,23 @@ class Google:
             return float(delay.removesuffix("s")) if delay.endswith("s") else None
         except ValueError:
             return None
+
+    def occurrences(self, project: str, kind: str, resource_url: str
+                    ) -> list[dict[str, Any]]:
+        """Artifact Analysis occurrences of `kind` (DISCOVERY, VULNERABILITY) for one image
+        (Container Analysis API occurrences.list), every page."""
+        query = f'kind="{kind}" AND resourceUrl="{resource_url}"'
+        found: list[dict[str, Any]] = []
+        token = ""
+        for _ in range(50):
+            data = self.call("GET", "containeranalysis", f"v1/projects/{project}/occurrences",
+                             [("filter", query), ("pageSize", "1000")]
+                             + ([("pageToken", token)] if token else []))
+            found += [o for o in data.get("occurrences") or [] if isinstance(o, dict)]
+            token = str(data.get("nextPageToken") or "")
+            if not token:
+                break
+        return found
 
     def open_alerts(self, project: str) -> list[dict[str, Any]]:
         """The project's alerts open now (Cloud Monitoring's alerts.list, `state = "OPEN"`),

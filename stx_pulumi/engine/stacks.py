@@ -45,7 +45,8 @@ class Engine(Backend):
 
     def up(self, spec: AppSpec, build: Build, updates: list[tuple[str, str]],
            unset: list[str], message: str | None = None, cloudflare_token: str | None = None,
-           kind: str = "up", build_turn: Any = None) -> OperationResult:
+           kind: str = "up", build_turn: Any = None,
+           noted: Mapping[str, str] | None = None) -> OperationResult:
         """Deploy the spec; only when that succeeded, write the settings it was given.
 
         The program receives the spec itself, so the stack file stays as it was until the
@@ -57,9 +58,9 @@ class Engine(Backend):
         migration = self._migration(resources, spec)
         served = spec.pin.served_tag(migration.releases, spec.image_tag) if spec.pin else (
             spec.image_tag)
-        carried["migration"] = replace(migration, record=releases.record(
+        carried["migration"] = replace(migration, record={**releases.record(
             list(migration.releases), served, message, kind, self.environ, spec.now,
-            spec.settings_digest))
+            spec.settings_digest), **(noted or {})})
         self._state.pop(spec.stack, None)  # the update changes it
         # Scheduled jobs change the services' scaling behind Pulumi's back: with event windows,
         # read the cloud first, so a job that failed is corrected rather than hidden.
@@ -121,6 +122,27 @@ class Engine(Backend):
         return self._run(spec.stack, "up", lambda: stack.up(
             on_event=self._event, target=urns, message="stx-pulumi: registry and build "
             "account for the first cloud build", color="never"))
+
+    def push_image(self, spec: AppSpec, build: Build) -> str:
+        """The image built and pushed alone — a targeted update of the component, its
+        registry and its image, the services untouched — so it can be scanned before it
+        serves (the vulnerability gate of protected envs); its digest."""
+        carried: dict[str, Migration] = {}
+        resources = self._selected(spec.stack)[1]
+        stack = self._ready(spec, _program(spec, build, None, carried))
+        carried["migration"] = self._migration(resources, spec)
+        base = f"urn:pulumi:{spec.stack}::{PROJECT_NAME}::{COMPONENT}"
+        urns = [f"{base}::{spec.service_name}",  # the parent too (error 2013, as above)
+                f"{base}$gcp:artifactregistry/repository:Repository::{spec.service_name}-repo",
+                f"{base}$docker:index/image:Image::{spec.service_name}-image"]
+        self._state.pop(spec.stack, None)
+        self._run(spec.stack, "up", lambda: stack.up(
+            on_event=self._event, target=urns, message="stx-pulumi: the image, pushed to be "
+            "scanned before it serves", color="never"))
+        self._state.pop(spec.stack, None)
+        image = next((r for r in self._selected(spec.stack)[1]
+                      if r.get("type") == "docker:index/image:Image"), {})
+        return str((image.get("outputs") or {}).get("repoDigest") or "")
 
     def _ready(self, spec: AppSpec, program: Callable[[], None]) -> auto.Stack:
         """The stack (made if new) set to run `program`. The settings reach the stack file

@@ -103,7 +103,7 @@ def build_spec(
         expired=tuple(w.name for w in windows if w.expired(now)), pin=pin, builder=builder,
         build_region=build_region, windows=tuple(w for w in windows if not w.expired(now)),
         heavy_folders=tuple(f for f, _ in source.heavy_folders), settings_digest=digest,
-        watch=watch,
+        watch=watch, scan_block=_scan_block(reader, problems),
     )
 
 
@@ -132,6 +132,17 @@ def _watch(reader: _Reader, protected: bool, offline: bool, problems: list[str])
         account = PLACEHOLDER_ACCOUNT
     return Watch(alerts=reader.boolean("stx:alerts", protected), emails=emails,
                  error_ratio=ratio or 0.05, budget_usd=budget, billing_account=account)
+
+
+def _scan_block(reader: _Reader, problems: list[str]) -> str:
+    from stx_pulumi.model.scan import SEVERITIES
+
+    level = reader.text("stx:scanBlock").upper()
+    if level not in SEVERITIES:
+        problems.append(f"{option_label('stx:scanBlock')}: {shown(level)} is not one of "
+                        f"{', '.join(reversed(SEVERITIES))}")
+        return "CRITICAL"
+    return level
 
 
 def _amount(reader: _Reader, key: str, problems: list[str]) -> float | None:

@@ -101,6 +101,8 @@ def estimate(spec: AppSpec, prices: Prices, users: int | None = None,
         result["cloud_builds"] = cloud_builds(prices)
     if spec.watch.alerts:
         result["alerts_monthly"] = watching(spec, prices)
+    if spec.protected:  # its repository is scanned: each image pushed there is billed
+        result["scanning"] = {"usd_per_image": prices.scan_image}
     if spec.watch.budget_usd is not None:
         result["budget"] = {"budget_usd": spec.watch.budget_usd,
                             "monthly_estimate": monthly_estimate(spec, prices)}

@@ -38,6 +38,7 @@ class Prices:
     alert_condition_month: float = 0.10  # each condition of an alerting policy, a month
     uptime_1000_executions: float = 0.30
     free_uptime_executions: float = 1_000_000  # per project per month
+    scan_image: float = 0.26  # Artifact Analysis: each new digest in a scanned repository
 
 
 SOURCES = {
@@ -57,6 +58,7 @@ SOURCES = {
     "alert_condition_month": SECONDARY,  # cloud.google.com/stackdriver/pricing: not read here
     "uptime_1000_executions": SECONDARY,
     "free_uptime_executions": SECONDARY,
+    "scan_image": SECONDARY,  # cloud.google.com/artifact-analysis/pricing: not read here
 }
 
 

@@ -46,6 +46,8 @@ class Release:
     message: str | None = None
     kind: str = "up"  # or "rollback"
     verified: str | None = None  # "passed" | "failed" | None (not verified)
+    scan: str | None = None  # the vulnerability gate's judgement (protected envs)
+    accepted_risk: str | None = None  # why it went ahead anyway (--accept-risk)
 
     @property
     def good(self) -> bool:
@@ -83,7 +85,8 @@ def history(outputs: Mapping[str, Any], tags: Mapping[str, str]) -> list[Release
             n=n, time=str(record.get("time", "")), who=str(record.get("who", "")),
             tag=str(record.get("tag", "")), digest=str(record.get("digest") or ""),
             revisions=dict(record.get("revisions") or {}), message=record.get("message"),
-            kind=str(record.get("kind", "up")), verified=tags.get(f"{VERIFY_TAG}{n}")))
+            kind=str(record.get("kind", "up")), verified=tags.get(f"{VERIFY_TAG}{n}"),
+            scan=record.get("scan"), accepted_risk=record.get("accepted_risk")))
     return out
 
 

@@ -130,6 +130,9 @@ SETTINGS: tuple[Setting, ...] = (
             "must be USD)"),
     Setting("stx:billingAccount", "--billing-account", None, "the project's, as `setup` "
             "recorded it", "Cloud Billing account of the budget.", "`XXXXXX-XXXXXX-XXXXXX`"),
+    Setting("stx:scanBlock", "--scan-block", "CRITICAL", "CRITICAL", "In protected envs, "
+            "the severity of a finding with a fix that keeps an image out (Artifact Registry "
+            "scans the protected envs' repositories).", "`CRITICAL`, `HIGH`, `MEDIUM`, `LOW`"),
     Setting("stx:builder", "--builder", "auto", "auto", "Where the image is built: local "
             "(this machine's Docker), cloud (Cloud Build, no Docker needed), auto (local when "
             "a Docker daemon answers, else cloud).", "`local`, `cloud`, `auto`"),

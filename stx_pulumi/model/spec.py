@@ -121,6 +121,7 @@ class AppSpec:
     heavy_folders: tuple[str, ...] = ()  # .venv, .git, node_modules... in the build context
     settings_digest: str = ""  # of the settings it was built from: `up --changed` compares
     watch: Watch = field(default_factory=Watch)  # alerts, dashboard, budget
+    scan_block: str = "CRITICAL"  # the vulnerability gate of protected envs
 
     def serving(self, service: ServiceSpec) -> Serving:
         """What `service` serves now: the pin's image and revision, its active window's

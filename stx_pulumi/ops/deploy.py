@@ -14,10 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from stx_pulumi.errors import InputError, StxError
 from stx_pulumi.model.spec import AppSpec, Build
+from stx_pulumi.ops.scan import gate, noted
 
 if TYPE_CHECKING:
     from stx_pulumi.engine.stacks import Engine
     from stx_pulumi.engine.state import Deployed, OperationResult
+    from stx_pulumi.model.scan import Judgement
     from stx_pulumi.ops.fleet import Turn
     from stx_pulumi.ops.report import Reporter, Watch
     from stx_pulumi.ops.verify import Verification
@@ -31,6 +33,8 @@ class UpRequest:
     release (up, rollback, promote)."""
 
     yes: bool = False
+    accept_risk: str | None = None  # a protected env's image that is not clean goes ahead
+    noted: Mapping[str, str] | None = None  # kept in the release record (promote's gate)
     message: str | None = None
     verify: bool = True
     skip_checks: bool = False
@@ -82,7 +86,9 @@ def up(spec: AppSpec, ws: Workspace, engine: Engine, watch: Watch, request: UpRe
     for notice in notices:
         report.info(notice)
     build = _image(engine, ws, spec, deployed, build, watch, report, stop, request.kind)
-    result = _update(engine, spec, build, updates, request, config, watch, build_turn)
+    judged = _gated(engine, spec, deployed, build, request, watch, report, stop)
+    result = _update(engine, spec, build, updates, request, config, watch, build_turn,
+                     {**(request.noted or {}), **noted(judged, request.accept_risk)})
     for notice in result.notices:
         report.info(notice)
     if not request.verify:
@@ -132,9 +138,31 @@ def _image(engine: Engine, ws: Workspace, spec: AppSpec, deployed: Deployed, bui
     return build
 
 
+def _gated(engine: Engine, spec: AppSpec, deployed: Deployed, build: Build,
+           request: UpRequest, watch: Watch, report: Reporter,
+           stop: threading.Event | None) -> Judgement | None:
+    """A protected env's new image scanned before it serves (ops.scan): Cloud Build's as
+    built, a local build's pushed alone first. None when nothing new would serve (a pin, or
+    the tag of the release serving: it was judged when it was deployed) or the env is not
+    protected. An image pushed by a refused `up` is judged again: being in the registry is not
+    serving."""
+    serving = (deployed.last_release or {}).get("tag")
+    if not spec.protected or spec.pin is not None or serving == spec.image_tag:
+        return None
+    if build.builder == "cloud" and build.image:
+        image = build.image
+    else:
+        report.info("protected env: the image is pushed first and scanned before it serves")
+        with watch:
+            image = engine.push_image(spec, build)
+        watch.clear()
+    return gate(spec, image, request.accept_risk, report, stop)
+
+
 def _update(engine: Engine, spec: AppSpec, build: Build, updates: list[tuple[str, str]],
             request: UpRequest, config: Mapping[str, Any], watch: Watch,
-            build_turn: Turn | None) -> OperationResult:
+            build_turn: Turn | None, noted: Mapping[str, str] | None = None
+            ) -> OperationResult:
     from stx_pulumi.workspace import drop_setting, unset_keys
 
     token = os.environ.get("CLOUDFLARE_API_TOKEN") if spec.cloudflare_dns else None
@@ -142,7 +170,7 @@ def _update(engine: Engine, spec: AppSpec, build: Build, updates: list[tuple[str
     removed += [f"stx:events.{name}" for name in spec.expired]  # windows over
     with watch:
         return engine.up(spec, build, updates, removed, request.message, token, request.kind,
-                         build_turn)
+                         build_turn, noted)
 
 
 def preview_build(spec: AppSpec, ws: Workspace, engine: Engine, report: Reporter) -> Build:

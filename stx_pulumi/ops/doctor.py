@@ -19,6 +19,7 @@ from stx_pulumi.cloud.google import Google, connect
 from stx_pulumi.errors import GoogleError, InputError, PrerequisiteError, SpecError
 from stx_pulumi.model import capacity
 from stx_pulumi.model.checks import FAIL, PASS, SKIP, WARN, Check
+from stx_pulumi.model.scan import ANALYSIS_API, SCANNING_API
 from stx_pulumi.model.spec import DOMAIN_MAPPING_REGIONS, AppSpec
 from stx_pulumi.model.team import TEAM_STACK
 from stx_pulumi.source import has_uncommitted_changes
@@ -274,6 +275,7 @@ def _apis(spec: AppSpec | None) -> tuple[str, ...]:
     extra += list(SCHEDULER_APIS) if spec and spec.windows else []
     extra += list(BUILD_APIS) if spec and spec.builder == "cloud" else []
     extra += [MONITORING_API] if spec and spec.watch.alerts else []
+    extra += [SCANNING_API, ANALYSIS_API] if spec and spec.protected else []
     extra += [BUDGET_API, *GUARD_APIS] if spec and spec.watch.budget_usd is not None else []
     return (*REQUIRED_APIS, *extra)
 

@@ -11,8 +11,10 @@ from pathlib import Path
 
 from stx_pulumi.cloud import google
 from stx_pulumi.errors import GoogleError, InputError, PrerequisiteError
+from stx_pulumi.model.build import is_protected
 from stx_pulumi.model.checks import PASS, WARN, Check
-from stx_pulumi.model.names import PROJECT_RE, REGION_RE
+from stx_pulumi.model.names import PROJECT_RE, REGION_RE, split_stack_name
+from stx_pulumi.model.scan import ANALYSIS_API, SCANNING_API
 from stx_pulumi.workspace import (
     DEFAULT_REGION,
     DEPLOY_ENV,
@@ -153,6 +155,10 @@ def needed_apis(ws: Workspace) -> list[str]:
         for api in ("cloudscheduler.googleapis.com", "workflows.googleapis.com"):
             if config.get("stx:events") and api not in apis:
                 apis.append(api)
+    if any(is_protected(config, split_stack_name(stack)[1]) for stack, config in
+           stack_configs(ws)):  # the vulnerability gate: scans of protected envs' images
+        apis += [a for a in (SCANNING_API, ANALYSIS_API, "monitoring.googleapis.com")
+                 if a not in apis]
     return apis
 
 

@@ -43,6 +43,12 @@ class _Component(pulumi.ComponentResource):
             labels=spec.labels,
             cleanup_policy_dry_run=False,
             cleanup_policies=_cleanup_policies(),
+            # scanned where the vulnerability gate needs it (each new digest is billed):
+            # a protected env's repository follows the project's Container Scanning API
+            # (`setup` enables it), every other one is off
+            vulnerability_scanning_config=artifactregistry
+            .RepositoryVulnerabilityScanningConfigArgs(
+                enablement_config="INHERITED" if spec.protected else "DISABLED"),
             opts=pulumi.ResourceOptions(parent=self),
         )
 

@@ -156,6 +156,9 @@ def cost(spec: AppSpec, data: dict[str, Any]) -> None:
                       f"alert conditions, {alerts['uptime_checks']} uptime checks of "
                       f"{alerts['uptime_executions']:,} runs, within the free runs of the "
                       "project or beyond)")
+    if scanning := data.get("scanning"):
+        console.print(f"  vulnerability scans: ${scanning['usd_per_image']:.2f} per image "
+                      "pushed to this protected env's registry")
     if budget := data.get("budget"):
         month = budget["monthly_estimate"]
         over = month["total_usd"] > budget["budget_usd"]
