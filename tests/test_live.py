@@ -89,6 +89,10 @@ class Target:
         """Google's view of the app's service: its scaling and newest revision."""
         raise NotImplementedError
 
+    def policies(self, env: str) -> list[str]:
+        """The display names of the app's alert policies in that env, as Monitoring has them."""
+        raise NotImplementedError
+
     def until(self, when: datetime) -> None:
         """Let time pass up to `when` (scheduled jobs fire)."""
         raise NotImplementedError
@@ -144,6 +148,11 @@ class Local(Target):
         revision = resources(self.root, f"{self.app}.{env}")[name]["outputs"][
             "latestCreatedRevision"]
         return {"scaling": scaling, "latestCreatedRevision": revision}
+
+    def policies(self, env: str) -> list[str]:
+        return sorted(r["inputs"]["displayName"] for r in resources(
+            self.root, f"{self.app}.{env}").values()
+            if r["type"] == "gcp:monitoring/alertPolicy:AlertPolicy")
 
     def until(self, when: datetime) -> None:
         """Cloud Scheduler, locally: every job of the stack whose cron falls before `when`
@@ -212,6 +221,13 @@ class Live(Target):
 
     def service(self, env: str = "dev") -> dict[str, Any]:
         return self.client.call("GET", "run", self._service_path(env))
+
+    def policies(self, env: str) -> list[str]:
+        found = self.client.call("GET", "monitoring", f"v3/projects/{self.project}/"
+                                 "alertPolicies", [("filter", f'user_labels."stx-app"="'
+                                                   f'{self.app}" AND user_labels."stx-env"='
+                                                   f'"{env}"')])
+        return sorted(p["displayName"] for p in found.get("alertPolicies") or [])
 
     def until(self, when: datetime) -> None:
         time.sleep(max(0.0, (when - datetime.now(UTC)).total_seconds()))
@@ -404,3 +420,18 @@ def test_a_rehearsal_has_real_sessions_and_reads_the_instances(
                          "--think", "2s")
     assert report["served"] == 20 and report["errors"] == {}, report
     assert report["instances"]["peak"] >= 1 and report["cost_usd"] > 0
+
+
+def test_a_protected_env_is_watched_and_its_image_was_scanned(target: Target) -> None:
+    """prod: the alert policies of each kind exist as Monitoring has them, the dashboard's URL
+    is an output, and the release kept its image's scan (the gate waited for it; the risk is
+    accepted so that a base image's finding of the day does not fail the suite)."""
+    data = target.up("--no-verify", "--alert-email", "stx-live@example.com", "--accept-risk",
+                     "the live suite's scratch deploy", env="prod")
+    kinds = ("fails its uptime check", "5xx over 5 minutes", "students turned away",
+             "does not become ready")
+    names = target.policies("prod")
+    assert all(any(kind in n for n in names) for kind in kinds), names
+    assert data["outputs"]["dashboard_url"].startswith("https://console.cloud.google.com/")
+    history = target.json("history", target.app, "--env", "prod")["releases"]
+    assert history[0]["scan"], history[0]  # judged: clean, or the findings, as Google said

@@ -128,6 +128,7 @@ def test_a_stack_of_the_last_release_upgrades_changing_only_the_registrys_cleanu
     assert data["outputs"]["url"] == before[service]["outputs"]["uri"]
 
 
+REPOSITORY = "hello-course-dev-repo"
 WINDOWS_RELEASE = "693b669"  # the last release before windows started a workflow (issue 22)
 NOW = "2026-11-23T12:00Z"
 CLASS = ("--start", "2026-12-01 08:00", "--end", "2026-12-01 10:00", "--tz", "Europe/Paris",
@@ -162,7 +163,8 @@ def test_a_window_the_last_release_failed_to_schedule_upgrades_with_one_up(
     assert after["hello-course-dev"]["outputs"]["latestCreatedRevision"] == before[
         "hello-course-dev"]["outputs"]["latestCreatedRevision"]
     assert {n for n in before if n in after and after[n]["inputs"] != before[n]["inputs"]} <= {
-        "hello-course-dev"}  # the window's scaling is not in force yet: the service is as it was
+        "hello-course-dev", REPOSITORY}  # the window's scaling is not in force yet: the service
+    # is as it was; the repository's scanning is said off (issue 27)
     assert {"hello-course-dev-events", "hello-course-dev-sched-update",
             "hello-course-dev-w20261201-0800-warm"} <= set(after)
     assert stx_json("up", "hello-course", "--yes", "--no-verify")["changes"]["update"] == 0
@@ -175,8 +177,16 @@ def test_a_stack_of_the_last_release_upgrades_with_nothing_changed(
     assert old.returncode == 0, old.stderr
     before = resources(workspace, "hello-course.dev")
     data = stx_json("up", "hello-course", "--yes", "--no-verify")
-    assert data["changes"] == {"create": 0, "update": 0, "replace": 0, "delete": 0,
-                               "same": len(before) + 1}
+    # one in-place update since: the dev repository's scanning is said off (issue 27: every
+    # scanned digest is billed, and only protected envs' images are gated)
+    assert data["changes"] == {"create": 0, "update": 1, "replace": 0, "delete": 0,
+                               "same": len(before)}
+    after = resources(workspace, "hello-course.dev")
+    assert {n for n in before if after[n]["inputs"] != before[n]["inputs"]} == {REPOSITORY}
+    assert after[REPOSITORY]["inputs"]["vulnerabilityScanningConfig"] == {
+        "enablementConfig": "DISABLED"}
+    again = stx_json("up", "hello-course", "--yes", "--no-verify")
+    assert {k: n for k, n in again["changes"].items() if n and k != "same"} == {}
 
 
 WATCH_RELEASE = "e0ed235"  # the last release before alerts, dashboards and budgets (issue 27)
@@ -184,9 +194,9 @@ WATCH_RELEASE = "e0ed235"  # the last release before alerts, dashboards and budg
 
 def test_a_protected_stack_of_the_last_release_gains_alerts_with_one_up(
         workspace: Path, pulumi_cli: PulumiStandIn, tmp_path: Path) -> None:
-    """Its policies, uptime checks and dashboard are created; nothing is replaced or deleted,
-    and a dev stack of that release changes nothing (alerts are on by default in protected
-    envs only)."""
+    """Its policies, uptime checks and dashboard are created and its repository's scanning
+    turned on; nothing is replaced or deleted. A dev stack of that release gains no alert (on
+    by default in protected envs only): its repository's scanning is said off, nothing else."""
     previous = release(WATCH_RELEASE, tmp_path)
     for env in ("prod", "dev"):
         old = run_previous(previous, workspace, "up", "hello-course", "--env", env, "--yes",
@@ -198,6 +208,8 @@ def test_a_protected_stack_of_the_last_release_gains_alerts_with_one_up(
     after = resources(workspace, "hello-course.prod")
     added = {r["type"].rsplit(":", 1)[1] for name, r in after.items() if name not in before}
     assert added == {"UptimeCheckConfig", "AlertPolicy", "Dashboard"}
+    changed = {n for n in before if after[n]["inputs"] != before[n]["inputs"]}
+    assert changed == {"hello-course-prod-repo"}  # its scanning on, for the gate
     assert set(before) <= set(after)  # every resource of the last release is still there
     dev = stx_json("up", "hello-course", "--yes", "--no-verify")
-    assert {k: n for k, n in dev["changes"].items() if n and k != "same"} == {}
+    assert {k: n for k, n in dev["changes"].items() if n and k != "same"} == {"update": 1}
