@@ -187,3 +187,21 @@ def test_the_project_is_picked_from_a_list_at_a_real_terminal(
     assert "1. course-project-1 (Course project)" in text and "2. other-project-2" in text
     assert json.loads((workspace / ".stx-pulumi.json").read_text())["project"] == (
         "other-project-2")
+
+
+def test_a_protected_env_gets_scanning_and_monitoring_enabled(
+        workspace: Path, ready: FakeGoogle) -> None:
+    """The vulnerability gate and the alerts of a protected env need Container Scanning,
+    Container Analysis and Monitoring; a workspace of dev stacks only does not enable them
+    (each scanned image is billed)."""
+    ready.disabled = {"containerscanning.googleapis.com", "containeranalysis.googleapis.com",
+                      "monitoring.googleapis.com"}
+    assert stx_json("setup", "--yes")["changed"] == [
+        "recorded course-project-1 in europe-west1 as the workspace default"]
+    assert ready.enabled_now == []  # dev stacks only
+    (workspace / "stacks" / "Pulumi.hello-course.prod.yaml").write_text(
+        "config:\n  stx:path: examples/hello-course\n")
+    stx_json("setup", "--yes")
+    assert ready.enabled_now == ["containerscanning.googleapis.com",
+                                 "containeranalysis.googleapis.com",
+                                 "monitoring.googleapis.com"]
