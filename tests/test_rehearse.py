@@ -270,3 +270,58 @@ def test_the_verdict_names_the_max_for_the_class() -> None:
     assert "p95 latency 5.00s is over 3s" in judged.lines
     assert "for 10 students set `--concurrency 40 --max 2`" in judged.lines
     assert capacity_warning(200, 2, 80) is not None and capacity_warning(160, 2, 80) is None
+
+
+def test_the_target_is_the_stacks_book_and_its_own_address() -> None:
+    from stx_pulumi.errors import InputError
+    from stx_pulumi.ops.rehearse import target
+
+    books = {"project": "p", "region": "europe-west1", "protected": True, "books": {
+        "intro": {"url": "https://course-intro-dev-x.a.run.app", "service": "course-intro-dev",
+                  "custom_url": "https://intro.school.edu", "max_instances": 5},
+        "advanced": {"url": "https://course-advanced-dev-x.a.run.app",
+                     "service": "course-advanced-dev"}}}
+    with pytest.raises(InputError, match=r"--book: course\.dev serves advanced, intro: name one"):
+        target("course.dev", {}, books, None, None)
+    with pytest.raises(InputError, match=r"--book: course\.dev has no book 'exam'"):
+        target("course.dev", {}, books, "exam", None)
+    intro = target("course.dev", {}, books, "intro", None)
+    assert intro.url == "https://intro.school.edu" and intro.service == "course-intro-dev"
+    assert intro.protected and intro.known
+    assert target("course.dev", {}, books, "intro", "https://course-intro-dev-x.a.run.app/"
+                  ).known
+    assert not target("course.dev", {}, books, "intro", "https://elsewhere.example/").known
+    assert target("course.dev", {}, books, "intro", "http://127.0.0.1:8501").known
+
+
+def test_on_a_terminal_the_progress_is_redrawn_in_place(tmp_path: Path) -> None:
+    """On a real terminal (a pty) the live line (students connected, runs/s, p95, errors)
+    is redrawn while the students run, and the report follows."""
+    import pty
+    import select
+
+    with Misbehaving("ok") as server:
+        primary, secondary = pty.openpty()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "stx_pulumi", "rehearse", "--url", server.url, "--users",
+             "3", "--ramp", "0s", "--duration", "3s", "--think", "0.5s"],
+            stdin=secondary, stdout=secondary, stderr=secondary,
+            env={**os.environ, "COLUMNS": "160", "TERM": "xterm"})
+        os.close(secondary)
+        seen = b""
+        while True:
+            ready, _, _ = select.select([primary], [], [], 60)
+            assert ready, seen.decode(errors="replace")
+            try:
+                chunk = os.read(primary, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+        os.close(primary)
+        assert proc.wait(timeout=30) == 0
+    text = seen.decode(errors="replace")
+    assert "students 3/3 connected" in text and "p95" in text and "errors 0" in text
+    assert text.count("\r") + text.count("\x1b[") > 2  # redrawn in place, not printed anew
+    assert "verdict: ready" in text
