@@ -100,3 +100,40 @@ class Said:
 
     def warning(self, message: str) -> None:
         self.lines.append(message)
+
+
+def on_terminal(args: list[str], cwd: Path | None = None,
+                answers: dict[bytes, bytes] | None = None,
+                env: dict[str, str] | None = None, timeout: float = 60
+                ) -> tuple[int, str]:
+    """`stx-pulumi ARGS` on a real terminal (a pty): each prompt in `answers` (the text it
+    shows → what is typed) answered once; (exit code, everything it showed)."""
+    import os
+    import pty
+    import select
+    import time
+
+    leader, follower = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "stx_pulumi", *args], cwd=cwd,
+                               stdin=follower, stdout=follower, stderr=follower,
+                               env={**os.environ, "COLUMNS": "160", **(env or {})})
+    os.close(follower)
+    seen, pending = b"", dict(answers or {})
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([leader], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+        for prompt in [p for p in pending if p in seen]:
+            os.write(leader, pending.pop(prompt))
+        if process.poll() is not None and not ready:
+            break
+    code = process.wait(timeout=30)
+    os.close(leader)
+    return code, seen.decode(errors="replace")

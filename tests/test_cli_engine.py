@@ -12,7 +12,7 @@ import pytest
 import yaml
 from conftest import PulumiStandIn
 from fake_app import FakeApp
-from helpers import resources, state, stx, stx_json
+from helpers import on_terminal, resources, state, stx, stx_json
 
 ZONE = "0123456789abcdef0123456789abcdef"
 
@@ -378,33 +378,11 @@ def test_a_fresh_app_gets_a_streamtex_dockerignore_when_asked_and_never_unasked(
 
 def test_on_a_terminal_plan_offers_to_write_the_dockerignore(workspace: Path) -> None:
     """On a real terminal (a pty), the author is asked; a yes writes it and the plan goes on."""
-    import pty
-    import select
-    import subprocess
-    import sys
-
     app = workspace / "examples" / "hello-course"
     (app / ".dockerignore").unlink()
     (app / ".venv").mkdir()
-    primary, secondary = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "stx_pulumi", "plan", "hello-course"],
-                            stdin=secondary, stdout=secondary, stderr=secondary, cwd=workspace)
-    os.close(secondary)
-    seen = b""
-    answered = False
-    while True:
-        ready, _, _ = select.select([primary], [], [], 60)
-        assert ready, f"no output for 60 s: {seen.decode(errors='replace')}"
-        try:
-            chunk = os.read(primary, 4096)
-        except OSError:  # the child closed the terminal
-            break
-        if not chunk:
-            break
-        seen += chunk
-        if not answered and b"Write a StreamTeX .dockerignore there?" in seen:
-            os.write(primary, b"y\n")
-            answered = True
-    os.close(primary)
-    assert proc.wait(timeout=60) == 0, seen.decode(errors="replace")
-    assert answered and ".venv" in (app / ".dockerignore").read_text().splitlines()
+    code, shown = on_terminal(["plan", "hello-course"], workspace,
+                              {b"Write a StreamTeX .dockerignore there?": b"y\n"})
+    assert code == 0, shown
+    assert "Write a StreamTeX .dockerignore there?" in shown
+    assert ".venv" in (app / ".dockerignore").read_text().splitlines()

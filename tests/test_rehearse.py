@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from conftest import PulumiStandIn
 from fake_google import FakeGoogle
-from helpers import Said, stx
+from helpers import Said, on_terminal, stx
 from streamlit_servers import Misbehaving, StreamlitRun
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "hello-course"
@@ -297,31 +297,11 @@ def test_the_target_is_the_stacks_book_and_its_own_address() -> None:
 def test_on_a_terminal_the_progress_is_redrawn_in_place(tmp_path: Path) -> None:
     """On a real terminal (a pty) the live line (students connected, runs/s, p95, errors)
     is redrawn while the students run, and the report follows."""
-    import pty
-    import select
-
     with Misbehaving("ok") as server:
-        primary, secondary = pty.openpty()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "stx_pulumi", "rehearse", "--url", server.url, "--users",
-             "3", "--ramp", "0s", "--duration", "3s", "--think", "0.5s"],
-            stdin=secondary, stdout=secondary, stderr=secondary,
-            env={**os.environ, "COLUMNS": "160", "TERM": "xterm"})
-        os.close(secondary)
-        seen = b""
-        while True:
-            ready, _, _ = select.select([primary], [], [], 60)
-            assert ready, seen.decode(errors="replace")
-            try:
-                chunk = os.read(primary, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            seen += chunk
-        os.close(primary)
-        assert proc.wait(timeout=30) == 0
-    text = seen.decode(errors="replace")
+        code, text = on_terminal(["rehearse", "--url", server.url, "--users", "3", "--ramp",
+                                  "0s", "--duration", "3s", "--think", "0.5s"],
+                                 env={"TERM": "xterm"})
+    assert code == 0, text
     assert "students 3/3 connected" in text and "p95" in text and "errors 0" in text
     assert text.count("\r") + text.count("\x1b[") > 2  # redrawn in place, not printed anew
     assert "verdict: ready" in text

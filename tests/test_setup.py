@@ -5,17 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import pty
-import select
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 from fake_google import FakeGoogle
-from helpers import snapshot, stx, stx_json
+from helpers import on_terminal, snapshot, stx, stx_json
 
 from stx_pulumi.model.capacity import limit
 
@@ -157,33 +152,9 @@ def test_the_project_is_picked_from_a_list_at_a_real_terminal(
     assert refused.exit_code == 2
     assert "--project: no project known on this machine; pass one of: course-project-1, " \
            "other-project-2" in refused.output
-    leader, follower = pty.openpty()
-    process = subprocess.Popen([sys.executable, "-m", "stx_pulumi", "setup", "--json"],
-                               cwd=workspace, stdin=follower, stdout=follower,
-                               stderr=follower, env={**os.environ, "COLUMNS": "100"})
-    os.close(follower)
-    seen = b""
-    deadline = time.monotonic() + 60
-    answered = False
-    while time.monotonic() < deadline:
-        ready_fds, _, _ = select.select([leader], [], [], 0.5)
-        if ready_fds:
-            try:
-                chunk = os.read(leader, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            seen += chunk
-        if not answered and b"Project number" in seen:
-            os.write(leader, b"2\n")
-            answered = True
-        if process.poll() is not None and not ready_fds:
-            break
-    process.wait(timeout=30)
-    os.close(leader)
-    text = seen.decode(errors="replace")
-    assert process.returncode == 0, text
+    code, text = on_terminal(["setup", "--json"], workspace, {b"Project number": b"2\n"},
+                             {"COLUMNS": "100"})
+    assert code == 0, text
     assert "1. course-project-1 (Course project)" in text and "2. other-project-2" in text
     assert json.loads((workspace / ".stx-pulumi.json").read_text())["project"] == (
         "other-project-2")
