@@ -302,6 +302,8 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "team": team,
     "team-grants": team_grants,
     "rehearse": rehearse,
+    "watched": run_block(False, "stx-pulumi plan examples/hello-course --env prod --alert-email "
+                         "ana@school.edu --budget 80 --billing-account 012345-6789AB-CDEF01"),
 }
 
 

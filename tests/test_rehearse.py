@@ -126,12 +126,17 @@ def test_ctrl_c_stops_cleanly_with_a_partial_report(tmp_path: Path) -> None:
             [sys.executable, "-m", "stx_pulumi", "rehearse", "--url", server.url, "--users",
              "5", "--ramp", "0s", "--duration", "60s", "--think", "0.5s", "--json"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 120  # a loaded machine imports slowly
-        while server.reruns < 10 and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.1)
-        assert server.reruns >= 10, proc.stderr.read() if proc.stderr else ""
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=20)
+        try:
+            deadline = time.monotonic() + 120  # a loaded machine imports slowly
+            while server.reruns < 10 and time.monotonic() < deadline and proc.poll() is None:
+                time.sleep(0.1)
+            assert server.reruns >= 10, proc.stderr.read() if proc.stderr else ""
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=20)
+        finally:  # never an orphan rehearsal left running after a failure
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     assert proc.returncode == 1, err
     report = json.loads(out)
     assert report["interrupted"] is True and report["runs"] >= 5

@@ -92,7 +92,8 @@ def estimate(spec: AppSpec, prices: Prices, users: int | None = None,
                                                              "concurrency")})
     result["free_tier_monthly"] = {"vcpu_seconds": prices.free_vcpu_seconds,
                                    "gib_seconds": prices.free_gib_seconds,
-                                   "requests": prices.free_requests}
+                                   "requests": prices.free_requests,
+                                   "uptime_executions": prices.free_uptime_executions}
     result["price_sources"] = {k: "--prices file" if k in (overridden or []) else v
                                for k, v in SOURCES.items()}
     if spec.windows:

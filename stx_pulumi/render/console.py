@@ -47,6 +47,13 @@ TYPE_LABELS = {
 }
 
 
+# The spend guard's account, rights and workflow (of types the event windows use too)
+GUARD_LABELS = {
+    "gcp:serviceaccount/account:Account": "Service account",
+    "gcp:workflows/workflow:Workflow": "Spend guard workflow",
+}
+
+
 # The team stack's grants and bucket (of types an app's cloud builder uses too)
 TEAM_LABELS = {
     "gcp:storage/bucket:Bucket": "State bucket",
@@ -66,6 +73,8 @@ UNKNOWN = "(known after deploy)"
 def label(type_: str, name: str) -> str:
     """How a resource is named in output; the scheduler's rights on a service are no public
     access, though of the same type."""
+    if "-guard" in name and type_ != "gcp:eventarc/trigger:Trigger":
+        return GUARD_LABELS.get(type_, "Spend guard")
     if type_ == "gcp:cloudrunv2/serviceIamMember:ServiceIamMember" and name.endswith("-update"):
         return "Scheduler rights"
     if type_ == "gcp:projects/iAMMember:IAMMember" and name.endswith("-sched-invoke"):

@@ -45,7 +45,7 @@ def plan_tree(plan: Plan) -> None:
     console = stdout()
     project = spec.project + (" (placeholder)" if spec.project_is_placeholder else "")
     tree = Tree(f"[bold]{spec.stack}[/]  project {safe(project)}, region {spec.region}")
-    for resource in plan.resources:
+    for resource in _in_order(plan.resources):
         if resource.custom:
             _resource_node(tree, resource)
     console.print(tree)
@@ -63,6 +63,24 @@ def plan_tree(plan: Plan) -> None:
                   "`stx-pulumi up` deploys it.[/]")
 
 
+WATCH_ORDER = ("gcp:monitoring/notificationChannel:NotificationChannel",
+               "gcp:monitoring/uptimeCheckConfig:UptimeCheckConfig",
+               "gcp:monitoring/alertPolicy:AlertPolicy", "gcp:monitoring/dashboard:Dashboard",
+               "gcp:billing/budget:Budget", "gcp:pubsub/topic:Topic")
+
+
+def _is_watch(r: PlannedResource) -> bool:
+    return r.type in WATCH_ORDER or "-guard" in r.name or r.type.startswith("gcp:eventarc/")
+
+
+def _in_order(resources: list[PlannedResource]) -> list[PlannedResource]:
+    """The app's resources as the program registered them, then what watches it, in a fixed
+    order (they register from many callbacks at once: their order would vary)."""
+    watch = sorted((r for r in resources if _is_watch(r)), key=lambda r: (
+        WATCH_ORDER.index(r.type) if r.type in WATCH_ORDER else len(WATCH_ORDER), r.name))
+    return [r for r in resources if not _is_watch(r)] + watch
+
+
 def _resource_node(tree: Tree, r: PlannedResource) -> None:
     node = tree.add(f"[cyan]{label(r.type, r.name)}[/] {safe(r.name)}")
     for line in _details(r):
@@ -71,14 +89,20 @@ def _resource_node(tree: Tree, r: PlannedResource) -> None:
 
 def _details(r: PlannedResource) -> list[str]:
     i = r.inputs
+    if "-guard" in r.name or r.type.startswith(("gcp:monitoring/", "gcp:billing/",
+                                                 "gcp:pubsub/", "gcp:eventarc/")):
+        return _watch_details(r)
     if r.type == "gcp:artifactregistry/repository:Repository":
         keep = [p for p in i.get("cleanupPolicies") or [] if p.get("mostRecentVersions")]
         count = keep[0]["mostRecentVersions"].get("keepCount") if keep else None
         tagged = [t for p in i.get("cleanupPolicies") or [] if p.get("action") == "KEEP"
                   for t in (p.get("condition") or {}).get("tagPrefixes") or []]
         kept = f" and every image tagged {', '.join(t + '*' for t in tagged)}" if tagged else ""
+        scanned = (i.get("vulnerabilityScanningConfig") or {}).get("enablementConfig")
         return [f"{i.get('repositoryId')} in {i.get('location')}, Docker format",
-                f"cleanup: keeps the {count} newest images{kept}, deletes older ones"]
+                f"cleanup: keeps the {count} newest images{kept}, deletes older ones",
+                "vulnerability scanning on (the project's): the gate before prod" if
+                scanned == "INHERITED" else "vulnerability scanning off"]
     if r.type == "docker:index/image:Image":
         build = i.get("build") or {}
         return [f"{i.get('imageName') or UNKNOWN}",
@@ -125,6 +149,36 @@ def _details(r: PlannedResource) -> list[str]:
     if r.type == "pulumi:providers:cloudflare":
         return [f"API token {i.get('apiToken')}"]
     return []
+
+
+def _watch_details(r: PlannedResource) -> list[str]:
+    """Alerts, dashboard, budget and the spend guard, as a course author reads them."""
+    i = r.inputs
+    if r.type == "gcp:monitoring/notificationChannel:NotificationChannel":
+        return [f"email to {(i.get('labels') or {}).get('email_address')}"]
+    if r.type == "gcp:monitoring/uptimeCheckConfig:UptimeCheckConfig":
+        return [f"GET {(i.get('httpCheck') or {}).get('path')} every {i.get('period')}"]
+    if r.type == "gcp:monitoring/alertPolicy:AlertPolicy":
+        notify = len(i.get("notificationChannels") or [])
+        return [f"{i.get('displayName')} → {notify} address(es)" if notify
+                else f"{i.get('displayName')} (no address: console and status only)"]
+    if r.type == "gcp:monitoring/dashboard:Dashboard":
+        return ["requests, 5xx, 429s, active instances against the max, billable time"]
+    if r.type == "gcp:billing/budget:Budget":
+        amount = ((i.get("amount") or {}).get("specifiedAmount") or {})
+        rules = ", ".join(f"{r['thresholdPercent']:.0%}" for r in i.get("thresholdRules") or [])
+        return [f"${amount.get('units')} {amount.get('currencyCode')} a month on billing "
+                f"account {i.get('billingAccount')}, alerts at {rules}"]
+    if r.type == "gcp:pubsub/topic:Topic":
+        return [f"{i.get('name')}: the budget's notifications"]
+    if r.type == "gcp:eventarc/trigger:Trigger":
+        return ["on each budget notification, starts the spend guard workflow"]
+    if r.type == "gcp:workflows/workflow:Workflow":
+        return [f"{i.get('name')}: once the month's cost reached the budget, every service "
+                "back to its base scaling"]
+    if r.type == "gcp:serviceaccount/account:Account":
+        return [f"{i.get('accountId')}: spend guard identity"]
+    return [f"{i.get('member')} → {i.get('role')}"] if i.get("role") else []
 
 
 def _job_details(i: dict[str, Any]) -> list[str]:

@@ -153,9 +153,9 @@ def cost(spec: AppSpec, data: dict[str, Any]) -> None:
                       f"${builds['usd_per_build_beyond']:.3f} per build")
     if alerts := data.get("alerts_monthly"):
         console.print(f"  alerts, per month: ${alerts['total_usd']:.2f} ({alerts['conditions']} "
-                      f"alert conditions, {alerts['uptime_checks']} uptime checks of "
-                      f"{alerts['uptime_executions']:,} runs, within the free runs of the "
-                      "project or beyond)")
+                      f"alert conditions; {alerts['uptime_checks']} uptime checks, "
+                      f"{alerts['uptime_executions']:,} runs, billed past the project's free "
+                      f"{data['free_tier_monthly']['uptime_executions']:,.0f})")
     if scanning := data.get("scanning"):
         console.print(f"  vulnerability scans: ${scanning['usd_per_image']:.2f} per image "
                       "pushed to this protected env's registry")
