@@ -310,3 +310,22 @@ def test_on_a_terminal_the_progress_is_redrawn_in_place(tmp_path: Path) -> None:
     assert "students 3/3 connected" in text and "p95" in text and "errors 0" in text
     assert text.count("\r") + text.count("\x1b[") > 2  # redrawn in place, not printed anew
     assert "verdict: ready" in text
+
+
+def test_an_address_is_the_stack_that_answers_on_its_host() -> None:
+    from stx_pulumi.errors import StxError
+    from stx_pulumi.ops.rehearse import whose
+
+    class Outputs:
+        def outputs(self, stack: str) -> dict:
+            if stack == "draft.dev":
+                raise StxError("never deployed")
+            return {"course.prod": {"url": "https://course-prod-x.a.run.app",
+                                    "custom_url": "https://course.school.edu"},
+                    "books.dev": {"books": {"intro": {"url": "https://books-intro-dev-x.a.run.app"}}}
+                    }[stack]
+
+    stacks = ["draft.dev", "course.prod", "books.dev"]
+    assert whose("https://course.school.edu/", Outputs(), stacks) == "course.prod"
+    assert whose("https://books-intro-dev-x.a.run.app", Outputs(), stacks) == "books.dev"
+    assert whose("https://elsewhere.example", Outputs(), stacks) is None

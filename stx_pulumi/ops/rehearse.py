@@ -132,7 +132,6 @@ def target(stack: str, config: Mapping[str, Any], outputs: Mapping[str, Any],
 def whose(url: str, engine: Any, stacks: list[str]) -> str | None:
     """The workspace's stack that answers on `url`'s host (a service or custom URL)."""
     from stx_pulumi.errors import StxError
-    from stx_pulumi.model.outputs import urls
 
     for stack in stacks:
         try:
@@ -140,10 +139,9 @@ def whose(url: str, engine: Any, stacks: list[str]) -> str | None:
         except StxError:  # never deployed
             continue
         served = outputs.get("books") if isinstance(outputs.get("books"), Mapping) else None
-        own = list(served.values()) if served else [outputs]
-        known = {f"{k}:{i}": o.get(k) for i, o in enumerate(own) if isinstance(o, Mapping)
-                 for k in ("url", "custom_url")}
-        if same_site(url, {**urls(outputs), **known}):
+        own = [o for o in (served.values() if served else [outputs]) if isinstance(o, Mapping)]
+        if same_site(url, {f"{i}:{k}": o.get(k) for i, o in enumerate(own)
+                           for k in ("url", "custom_url")}):
             return stack
     return None
 
