@@ -56,6 +56,7 @@ def rehearse(
     interact until the duration ends; latencies, errors, instances, cost and a verdict."""
     from stx_pulumi.model.rehearsal import seconds
     from stx_pulumi.ops import rehearse as ops
+    from stx_pulumi.render.rehearsal import RehearsalLive
 
     request = ops.RehearseRequest(users, seconds("--ramp", ramp), seconds("--duration", duration),
                                   seconds("--think", think), seconds("--timeout", timeout),
@@ -68,7 +69,7 @@ def rehearse(
         _confirm_address(goal.url)
     for note in ops.before(goal, request):
         render.warning(note)
-    with render.RehearsalLive(goal.url, request.duration_s) as live:
+    with RehearsalLive(goal.url, request.duration_s) as live:
         report = ops.run(goal.url, request, live)
     verdict, notes = ops.after(report, goal, request, render, keep)
     _show(report, verdict, goal, notes, report_file, json_output)
@@ -116,10 +117,12 @@ def _confirm_address(url: str) -> None:
 
 def _show(report: "Rehearsal", verdict: "Verdict", goal: "Target", notes: list[str],
           report_file: Path | None, json_output: bool) -> None:
+    from stx_pulumi.render.rehearsal import html_report, rehearsal
+
     if report_file is not None:
         label = ("rehearsal on loopback (a local streamlit run)" if goal.stack is None
                  else f"rehearsal of {goal.stack}")
-        report_file.write_text(render.rehearsal_html(report, verdict, goal.url, label),
+        report_file.write_text(html_report(report, verdict, goal.url, label),
                                encoding="utf-8")
         render.info(f"report written to {report_file}")
     if json_output:
@@ -128,5 +131,5 @@ def _show(report: "Rehearsal", verdict: "Verdict", goal: "Target", notes: list[s
                                        "suggested_max": verdict.suggested_max},
                            "notes": notes, "result": "passed" if verdict.ok else "failed"})
     else:
-        render.rehearsal(report, verdict, goal.url, notes)
+        rehearsal(report, verdict, goal.url, notes)
 

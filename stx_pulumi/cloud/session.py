@@ -119,7 +119,11 @@ class _Cookies:
     took: float  # seconds the page and its endpoints took (part of the first render)
 
     def header(self) -> str:
-        return "; ".join(f"{k}={v}" for k, v in self.jar.items())
+        return _cookie_header(self.jar)
+
+
+def _cookie_header(jar: dict[str, str]) -> str:
+    return "; ".join(f"{k}={v}" for k, v in jar.items())
 
 
 async def _open_page(plan: Plan, http: Any) -> _Cookies:
@@ -133,7 +137,7 @@ async def _open_page(plan: Plan, http: Any) -> _Cookies:
     for path in ("", "/_stcore/health", "/_stcore/host-config"):
         try:
             answer = await http.get(base + (path or "/"), timeout=plan.timeout_s,
-                                    headers={"Cookie": _Cookies(jar, 0).header()} if jar
+                                    headers={"Cookie": _cookie_header(jar)} if jar
                                     else None)
         except httpx.TimeoutException:
             raise Turned(TIMEOUT, f"GET {path or '/'}") from None

@@ -115,9 +115,8 @@ class Engine(Backend):
         # Their parent too: the engine targets only providers and the stack implicitly, and a
         # targeted resource whose parent is an untargeted new one fails (error 2013,
         # pulumi/pulumi pkg/resource/deploy/step_generator.go, validateSteps).
-        urns = [f"urn:pulumi:{spec.stack}::{PROJECT_NAME}::{COMPONENT}::{spec.service_name}"]
-        urns += [f"urn:pulumi:{spec.stack}::{PROJECT_NAME}::{COMPONENT}${t}::{n}"
-                 for t, n in zip(BUILD_BASE_TYPES, spec.build_base_names, strict=True)]
+        urns = [_urn(spec), *(_urn(spec, t, n) for t, n in zip(
+            BUILD_BASE_TYPES, spec.build_base_names, strict=True))]
         self._state.pop(spec.stack, None)
         return self._run(spec.stack, "up", lambda: stack.up(
             on_event=self._event, target=urns, message="stx-pulumi: registry and build "
@@ -131,10 +130,9 @@ class Engine(Backend):
         resources = self._selected(spec.stack)[1]
         stack = self._ready(spec, _program(spec, build, None, carried))
         carried["migration"] = self._migration(resources, spec)
-        base = f"urn:pulumi:{spec.stack}::{PROJECT_NAME}::{COMPONENT}"
-        urns = [f"{base}::{spec.service_name}",  # the parent too (error 2013, as above)
-                f"{base}$gcp:artifactregistry/repository:Repository::{spec.service_name}-repo",
-                f"{base}$docker:index/image:Image::{spec.service_name}-image"]
+        urns = [_urn(spec),  # the parent too (error 2013, as above)
+                _urn(spec, BUILD_BASE_TYPES[0], f"{spec.service_name}-repo"),
+                _urn(spec, "docker:index/image:Image", f"{spec.service_name}-image")]
         self._state.pop(spec.stack, None)
         self._run(spec.stack, "up", lambda: stack.up(
             on_event=self._event, target=urns, message="stx-pulumi: the image, pushed to be "
@@ -256,8 +254,7 @@ class Engine(Backend):
     def unprotect(self, spec: AppSpec) -> OperationResult:
         """Lift deletion protection with an update of the services alone (no image build)."""
         stack = self._stack(spec.stack, _program(spec, Build.of(spec)))
-        urns = [f"urn:pulumi:{spec.stack}::{PROJECT_NAME}::{COMPONENT}${SERVICE_TYPE}::{svc.name}"
-                for svc in spec.services]
+        urns = [_urn(spec, SERVICE_TYPE, svc.name) for svc in spec.services]
         return self._run(spec.stack, "up", lambda: stack.up(
             on_event=self._event, target=urns, message="stx-pulumi: lift deletion "
             "protection before destroy", color="never"))
@@ -412,6 +409,12 @@ class Engine(Backend):
                          for r in resources if r.get("type") == "pulumi:pulumi:Stack"), [])
         return Migration(tuple(sorted(aliases.items())), context, tuple(previous),
                          deployed_tag=deployed_of(resources).image_tag)
+
+
+def _urn(spec: AppSpec, type_: str = "", name: str = "") -> str:
+    """The URN of the app's component, or of a resource `type_` `name` it is the parent of."""
+    base = f"urn:pulumi:{spec.stack}::{PROJECT_NAME}::{COMPONENT}"
+    return f"{base}${type_}::{name}" if type_ else f"{base}::{spec.service_name}"
 
 
 def _program(spec: AppSpec, build: Build, cloudflare_token: str | None = None,

@@ -211,11 +211,11 @@ def monthly_estimate(spec: AppSpec, prices: Prices) -> dict[str, Any]:
     hours = dict(SCENARIOS)["month: 20 days x 4 h"]
     busy = sum(event_cost(svc, svc.max_instances * svc.concurrency, hours, prices)["total_usd"]
                for svc in spec.services)
-    windows = max(windows_cost(spec, prices)["months_usd"].values(), default=0.0) if (
-        spec.windows) else 0.0
     idle = idle_monthly(spec, prices)["total_usd"]
+    months = windows_cost(spec, prices)["months_usd"] if spec.windows else {}
+    windows = max(months.values(), default=idle)  # a month with windows holds the idle one
     alerts = watching(spec, prices)["total_usd"]
-    total = round(busy + max(windows - idle, 0.0) + idle + alerts, 2)
+    total = round(busy + windows + alerts, 2)
     return {"total_usd": total, "scenario_usd": round(busy, 2), "windows_usd": windows,
             "idle_usd": idle, "alerts_usd": alerts}
 

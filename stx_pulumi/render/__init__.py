@@ -17,8 +17,6 @@ from stx_pulumi.render.console import (
 )
 from stx_pulumi.render.live import FleetBoard, Progress, fleet_summary
 from stx_pulumi.render.plan import plan_json, plan_tree
-from stx_pulumi.render.rehearsal import RehearsalLive, rehearsal
-from stx_pulumi.render.rehearsal import html_report as rehearsal_html
 from stx_pulumi.render.tables import (
     checks_table,
     cost,
@@ -34,9 +32,8 @@ from stx_pulumi.render.tables import (
 )
 
 __all__ = [
-    "REPORTER", "FleetBoard", "Progress", "RehearsalLive", "checks_table", "cost", "error",
-    "fleet_summary", "history", "info", "log_lines", "operation", "ordered_outputs",
-    "outputs_table", "plan_json", "plan_tree", "print_json", "rehearsal", "rehearsal_html",
-    "safe", "stacks_table", "status_table", "stderr", "stdout", "team_outcome", "verification",
-    "warning", "windows",
+    "REPORTER", "FleetBoard", "Progress", "checks_table", "cost", "error", "fleet_summary",
+    "history", "info", "log_lines", "operation", "ordered_outputs", "outputs_table",
+    "plan_json", "plan_tree", "print_json", "safe", "stacks_table", "status_table", "stderr",
+    "stdout", "team_outcome", "verification", "warning", "windows",
 ]

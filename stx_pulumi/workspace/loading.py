@@ -52,15 +52,22 @@ DockerignoreOffer = Callable[[Path, tuple[str, ...]], bool]
 
 def _offer_dockerignore(ws: Workspace, path: Path, offer: DockerignoreOffer) -> None:
     from stx_pulumi.source import missing_dockerignore, write_dockerignore
-    from stx_pulumi.workspace.files import WORKSPACE_FILES
 
     found = missing_dockerignore(path)
     if found and offer(path, found):
-        entries: list[str] = []
-        if ws.root == path or path in ws.root.parents:  # the workspace is in the context
-            prefix = ws.root.relative_to(path).as_posix()
-            entries = [("" if prefix == "." else prefix + "/") + f for f in WORKSPACE_FILES]
-        write_dockerignore(path, entries)
+        write_dockerignore(path, list(_workspace_entries(ws, path)))
+
+
+def _workspace_entries(ws: Workspace, context: Path) -> dict[str, str]:
+    """The workspace's own files as paths of the build context `context` (entry → path), when
+    the workspace is inside it; else none."""
+    from stx_pulumi.workspace.files import WORKSPACE_FILES
+
+    if ws.root != context and context not in ws.root.parents:
+        return {}
+    prefix = ws.root.relative_to(context).as_posix()
+    prefix = "" if prefix == "." else prefix + "/"
+    return {prefix + f: f for f in WORKSPACE_FILES}
 
 
 def _check_not_shipped(ws: Workspace, context: Path) -> None:
@@ -68,15 +75,13 @@ def _check_not_shipped(ws: Workspace, context: Path) -> None:
     state, stack files and passphrase ship in the image, and every `up` builds anew (they
     move the content tag)."""
     from stx_pulumi.source import dockerignore_spec
-    from stx_pulumi.workspace.files import WORKSPACE_FILES
 
-    if ws.root != context and context not in ws.root.parents:
+    entries = _workspace_entries(ws, context)
+    if not entries:
         return
-    prefix = ws.root.relative_to(context).as_posix()
-    prefix = "" if prefix == "." else prefix + "/"
     ignore = dockerignore_spec(context)
-    shipped = [f for f in WORKSPACE_FILES if (ws.root / f.rstrip("/")).exists()
-               and not ignore.match_file(prefix + f)]
+    shipped = [f for entry, f in entries.items() if (ws.root / f.rstrip("/")).exists()
+               and not ignore.match_file(entry)]
     if shipped:
         raise InputError(f"{context / '.dockerignore'}: the workspace {ws.root} is inside the "
                          f"build context and its {', '.join(shipped)} would ship in the image "
